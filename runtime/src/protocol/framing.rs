@@ -1,0 +1,113 @@
+//! Record framing over a byte stream.
+//!
+//! Transport frames and hub messages do not line up: one WebSocket frame, POST body or poll
+//! response may hold several records, and one record may be split over several frames. The
+//! connection appends whatever arrives to a buffer and splits complete records off its front.
+//!
+//! - Text (JSON and the handshake): each record ends with the record separator `0x1E`.
+//! - Binary (MessagePack): each record is preceded by its length as a VarInt: 7 bits a byte,
+//!   least significant group first, high bit set on every byte but the last, at most 5 bytes.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use super::ProtocolError;
+
+/// The record separator that ends every text record.
+pub const RECORD_SEPARATOR: u8 = 0x1e;
+
+/// The largest length a VarInt prefix may carry (2 GiB - 1).
+pub const MAX_BINARY_RECORD: usize = i32::MAX as usize;
+
+/// Splits the next `0x1E`-terminated record off `buf`, without its separator.
+pub fn split_text_record(buf: &mut BytesMut, max_size: Option<usize>) -> Result<Option<Bytes>, ProtocolError> {
+    let limit = max_size.map_or(buf.len(), |max| buf.len().min(max.saturating_add(1)));
+    match buf[..limit].iter().position(|b| *b == RECORD_SEPARATOR) {
+        Some(end) => {
+            let record = buf.split_to(end + 1).freeze();
+            Ok(Some(record.slice(..end)))
+        }
+        None => match max_size {
+            Some(max) if buf.len() > max => Err(ProtocolError::MessageTooLarge { max }),
+            _ => Ok(None),
+        },
+    }
+}
+
+/// Splits the next VarInt-length-prefixed record off `buf`, without its prefix.
+pub fn split_binary_record(buf: &mut BytesMut, max_size: Option<usize>) -> Result<Option<Bytes>, ProtocolError> {
+    let Some((length, prefix)) = read_varint(buf)? else {
+        return Ok(None);
+    };
+    if let Some(max) = max_size
+        && length > max
+    {
+        return Err(ProtocolError::MessageTooLarge { max });
+    }
+    if buf.len() - prefix < length {
+        return Ok(None);
+    }
+    buf.advance(prefix);
+    Ok(Some(buf.split_to(length).freeze()))
+}
+
+/// Reads a VarInt length from the front of `bytes`: `(length, bytes used)`, or `None` when
+/// more bytes are needed.
+pub fn read_varint(bytes: &[u8]) -> Result<Option<(usize, usize)>, ProtocolError> {
+    let mut length: u64 = 0;
+    for (index, byte) in bytes.iter().take(5).enumerate() {
+        length |= u64::from(byte & 0x7f) << (7 * index);
+        if byte & 0x80 == 0 {
+            if length > MAX_BINARY_RECORD as u64 {
+                return Err(ProtocolError::invalid("Messages over 2GB in size are not supported."));
+            }
+            return Ok(Some((length as usize, index + 1)));
+        }
+        if index == 4 {
+            return Err(ProtocolError::invalid("Messages over 2GB in size are not supported."));
+        }
+    }
+    Ok(None)
+}
+
+/// Appends `length` as a VarInt.
+pub fn write_varint(out: &mut Vec<u8>, mut length: usize) {
+    loop {
+        let byte = (length & 0x7f) as u8;
+        length >>= 7;
+        if length == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// Appends a binary record whose body `write_body` produces, preceded by its VarInt length.
+///
+/// The body is written in place after room for the longest prefix, and moved back over the
+/// unused part of that room, so no second buffer is needed.
+pub(crate) fn write_binary_framed(
+    out: &mut Vec<u8>,
+    write_body: impl FnOnce(&mut Vec<u8>) -> Result<(), ProtocolError>,
+) -> Result<(), ProtocolError> {
+    let start = out.len();
+    out.extend_from_slice(&[0; 5]);
+    if let Err(error) = write_body(out) {
+        out.truncate(start);
+        return Err(error);
+    }
+    let length = out.len() - start - 5;
+    let mut prefix = Vec::with_capacity(5);
+    write_varint(&mut prefix, length);
+    let shift = 5 - prefix.len();
+    out.copy_within(start + 5.., start + prefix.len());
+    out.truncate(out.len() - shift);
+    out[start..start + prefix.len()].copy_from_slice(&prefix);
+    Ok(())
+}
+
+/// Appends a text record: the JSON `body` and the record separator.
+pub fn write_text_record(out: &mut Vec<u8>, body: &[u8]) {
+    out.extend_from_slice(body);
+    out.push(RECORD_SEPARATOR);
+}

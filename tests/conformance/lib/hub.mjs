@@ -1,0 +1,201 @@
+// Helpers around the official @microsoft/signalr client.
+
+import { afterEach } from "node:test";
+import { createRequire } from "node:module";
+import { HttpTransportType, HubConnectionBuilder, HubConnectionState, LogLevel } from "@microsoft/signalr";
+import { MessagePackHubProtocol } from "@microsoft/signalr-protocol-msgpack";
+import { DEBUG } from "./server.mjs";
+
+const require = createRequire(import.meta.url);
+/** [headerName, headerValue] of the client's default user agent header (Node: "User-Agent"). */
+export const { getUserAgentHeader } = require("@microsoft/signalr/dist/cjs/Utils.js");
+
+/** Default per-test timeout (ms). */
+export const TEST_TIMEOUT = 10_000;
+/** Default time to wait for one expected message (ms). */
+export const WAIT_MS = 5_000;
+
+export const PROTOCOLS = ["json", "messagepack"];
+
+/** protocol × skipNegotiation, all on WebSockets. */
+export const VARIANTS = PROTOCOLS.flatMap((protocol) => [false, true].map((skipNegotiation) => ({
+    protocol,
+    skipNegotiation,
+    name: `WebSockets, ${protocol}, ${skipNegotiation ? "skipNegotiation" : "negotiate"}`,
+})));
+
+const openConnections = new Set();
+
+/**
+ * Builds (does not start) a HubConnection.
+ * @param {string} url full hub URL
+ * @param {{protocol?: string, skipNegotiation?: boolean, transport?: number,
+ *          accessTokenFactory?: () => string | Promise<string>, headers?: Record<string,string>,
+ *          logLevel?: number}} [options]
+ */
+export function buildConnection(url, options = {}) {
+    const {
+        protocol = "json",
+        skipNegotiation = false,
+        transport = HttpTransportType.WebSockets,
+        accessTokenFactory,
+        headers,
+        logLevel = LogLevel.Warning,
+    } = options;
+    const httpOptions = { transport, skipNegotiation, logMessageContent: DEBUG };
+    if (accessTokenFactory) {
+        httpOptions.accessTokenFactory = accessTokenFactory;
+    }
+    if (headers) {
+        httpOptions.headers = headers;
+    }
+    let builder = new HubConnectionBuilder()
+        .withUrl(url, httpOptions)
+        .configureLogging(DEBUG ? LogLevel.Trace : logLevel);
+    if (protocol === "messagepack") {
+        builder = builder.withHubProtocol(new MessagePackHubProtocol());
+    } else if (protocol !== "json") {
+        throw new Error(`unknown protocol ${protocol}`);
+    }
+    const connection = builder.build();
+    openConnections.add(connection);
+    return connection;
+}
+
+/** Builds and starts a HubConnection (see buildConnection). */
+export async function connect(url, options = {}) {
+    const connection = buildConnection(url, options);
+    await withTimeout(connection.start(), WAIT_MS, `start() of ${url}`);
+    return connection;
+}
+
+/** Stops every connection built by this module that is still open. */
+export async function stopAll() {
+    const connections = [...openConnections];
+    openConnections.clear();
+    await Promise.all(connections.map(async (c) => {
+        if (c.state !== HubConnectionState.Disconnected) {
+            try {
+                await withTimeout(c.stop(), WAIT_MS, "stop()");
+            } catch {
+                // best effort
+            }
+        }
+    }));
+}
+
+/** Registers an afterEach hook that stops all connections the test left open. */
+export function useConnectionCleanup() {
+    afterEach(stopAll);
+}
+
+/** Rejects with a descriptive error if `promise` does not settle within `ms`. */
+export function withTimeout(promise, ms, what) {
+    let timer;
+    const timeout = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+    });
+    return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+export function delay(ms) {
+    return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Returns a promise for the first onclose of the connection: resolves with the error argument. */
+export function closed(connection) {
+    return new Promise((resolve) => connection.onclose((error) => resolve(error)));
+}
+
+/** Awaits a promise that must reject; returns the rejection reason. */
+export async function rejection(promise, what = "promise") {
+    try {
+        const value = await promise;
+        throw new RejectionExpected(`${what} resolved with ${JSON.stringify(value)} but a rejection was expected`);
+    } catch (err) {
+        if (err instanceof RejectionExpected) {
+            throw err;
+        }
+        return err;
+    }
+}
+
+class RejectionExpected extends Error {}
+
+/**
+ * Records client-method calls of a connection, in arrival order, across several method names.
+ * Each record is `{ method, args }` where `method` is the name given to the constructor.
+ */
+export class Inbox {
+    constructor(connection, methods) {
+        this.items = [];
+        this.waiters = [];
+        for (const method of methods) {
+            connection.on(method, (...args) => {
+                this.items.push({ method, args });
+                this._wake();
+            });
+        }
+    }
+
+    _wake() {
+        for (const waiter of [...this.waiters]) {
+            waiter();
+        }
+    }
+
+    /**
+     * Waits until a record matching `predicate` has arrived; removes and returns every record up to
+     * and including it (`{ before, match }`).
+     */
+    async takeUntil(predicate, ms = WAIT_MS, what = "a matching client call") {
+        const find = () => this.items.findIndex(predicate);
+        let index = find();
+        if (index < 0) {
+            let wake;
+            const arrived = new Promise((resolve) => {
+                wake = () => {
+                    if (find() >= 0) {
+                        resolve();
+                    }
+                };
+                this.waiters.push(wake);
+            });
+            try {
+                await withTimeout(arrived, ms, `${what} (received so far: ${JSON.stringify(this.items)})`);
+            } finally {
+                this.waiters = this.waiters.filter((w) => w !== wake);
+            }
+            index = find();
+        }
+        const taken = this.items.splice(0, index + 1);
+        return { before: taken.slice(0, -1), match: taken[taken.length - 1] };
+    }
+
+    /** Waits for the next call of `method` (skipping and keeping nothing else); returns its args. */
+    async next(method, ms = WAIT_MS) {
+        const { match } = await this.takeUntil((i) => i.method === method, ms, `a call of client method '${method}'`);
+        return match.args;
+    }
+}
+
+/** A unique token for one test, to tell its messages from anyone else's. */
+let nonceCounter = 0;
+export function nonce(prefix = "t") {
+    nonceCounter += 1;
+    return `${prefix}-${process.pid}-${Date.now().toString(36)}-${nonceCounter}`;
+}
+
+/** Fetches a bearer token from the server's token endpoint. */
+export async function fetchToken(baseUrl, user) {
+    const url = user === undefined ? `${baseUrl}/generateJwtToken` : `${baseUrl}/generateJwtToken/${encodeURIComponent(user)}`;
+    const res = await fetch(url);
+    const body = await res.text();
+    if (res.status !== 200) {
+        throw new Error(`GET ${url} answered ${res.status}: ${body}`);
+    }
+    if (body.length === 0) {
+        throw new Error(`GET ${url} returned an empty token`);
+    }
+    return body;
+}

@@ -1,0 +1,264 @@
+// A raw WebSocket client (package `ws`) that records frames and parses hub-protocol records.
+
+import WebSocket from "ws";
+import { decode as msgpackDecode, encode as msgpackEncode } from "@msgpack/msgpack";
+import { WAIT_MS, withTimeout } from "./hub.mjs";
+
+export const RS = "\x1e";
+
+/** Error for a refused WebSocket upgrade: carries the HTTP status and body. */
+export class UpgradeRefused extends Error {
+    constructor(statusCode, body) {
+        super(`WebSocket upgrade refused with HTTP ${statusCode}: ${JSON.stringify(body)}`);
+        this.statusCode = statusCode;
+        this.body = body;
+    }
+}
+
+export class RawSocket {
+    /**
+     * Opens a WebSocket. Rejects with UpgradeRefused when the server answers the upgrade with a
+     * non-101 status.
+     */
+    static open(url, { headers } = {}) {
+        return withTimeout(new Promise((resolve, reject) => {
+            const ws = new WebSocket(url, { headers });
+            const raw = new RawSocket(ws);
+            ws.on("open", () => resolve(raw));
+            ws.on("unexpected-response", (req, res) => {
+                const chunks = [];
+                res.on("data", (c) => chunks.push(c));
+                res.on("end", () => {
+                    reject(new UpgradeRefused(res.statusCode, Buffer.concat(chunks).toString("utf8")));
+                    req.destroy();
+                });
+                res.on("error", () => reject(new UpgradeRefused(res.statusCode, "")));
+            });
+            ws.on("error", (err) => reject(err));
+        }), WAIT_MS, `WebSocket open of ${url}`);
+    }
+
+    constructor(ws) {
+        this.ws = ws;
+        /** Received frames: { data: Buffer, binary: boolean } */
+        this.frames = [];
+        this.waiters = [];
+        this.text = "";
+        this.bytes = Buffer.alloc(0);
+        this.closeInfo = null;
+        this.closed = new Promise((resolve) => {
+            ws.on("close", (code, reason) => {
+                this.closeInfo = { code, reason: reason ? reason.toString() : "" };
+                resolve(this.closeInfo);
+                this._wake();
+            });
+        });
+        // ws 7: text frames arrive as strings, binary frames as Buffers.
+        ws.on("message", (data) => {
+            const binary = typeof data !== "string";
+            this.frames.push({ data: binary ? Buffer.from(data) : Buffer.from(data, "utf8"), binary });
+            this._wake();
+        });
+        ws.on("error", () => {
+            // surfaced through "close"
+        });
+    }
+
+    _wake() {
+        for (const waiter of [...this.waiters]) {
+            waiter();
+        }
+    }
+
+    async _waitFor(check, ms, what) {
+        let result = check();
+        if (result !== undefined) {
+            return result;
+        }
+        let wake;
+        const done = new Promise((resolve, reject) => {
+            wake = () => {
+                try {
+                    const r = check();
+                    if (r !== undefined) {
+                        resolve(r);
+                    } else if (this.closeInfo) {
+                        reject(new Error(`socket closed (code ${this.closeInfo.code}, reason ${JSON.stringify(this.closeInfo.reason)}) while waiting for ${what}`));
+                    }
+                } catch (err) {
+                    reject(err);
+                }
+            };
+            this.waiters.push(wake);
+            wake();
+        });
+        try {
+            return await withTimeout(done, ms, what);
+        } finally {
+            this.waiters = this.waiters.filter((w) => w !== wake);
+        }
+    }
+
+    /** Next raw frame: { data: Buffer, binary: boolean }. */
+    nextFrame(ms = WAIT_MS) {
+        return this._waitFor(() => this.frames.shift(), ms, "a WebSocket frame");
+    }
+
+    send(data, { binary = false } = {}) {
+        return new Promise((resolve, reject) => {
+            this.ws.send(data, { binary }, (err) => (err ? reject(err) : resolve()));
+        });
+    }
+
+    /** Sends JSON records (objects or preformatted strings), all in one text frame. */
+    sendJson(...records) {
+        const text = records.map((r) => (typeof r === "string" ? r : JSON.stringify(r)) + RS).join("");
+        return this.send(text);
+    }
+
+    /** Sends MessagePack hub messages (arrays), VarInt-framed, all in one binary frame. */
+    sendMsgpack(...messages) {
+        return this.send(Buffer.concat(messages.map(frameMsgpack)), { binary: true });
+    }
+
+    /** Sends the handshake request and returns the raw handshake response frame. */
+    async handshake(protocol = "json", version = 1) {
+        await this.send(JSON.stringify({ protocol, version }) + RS);
+        return await this.nextFrame();
+    }
+
+    /**
+     * Next JSON hub-protocol record (parsed). Records may be split or batched across frames.
+     * Pings (type 6) are skipped unless `keepPings`.
+     */
+    nextJson(ms = WAIT_MS, { keepPings = false } = {}) {
+        return this._waitFor(() => {
+            for (;;) {
+                const idx = this.text.indexOf(RS);
+                if (idx >= 0) {
+                    const record = this.text.slice(0, idx);
+                    this.text = this.text.slice(idx + 1);
+                    const msg = JSON.parse(record);
+                    if (!keepPings && msg.type === 6) {
+                        continue;
+                    }
+                    return msg;
+                }
+                const frame = this.frames.shift();
+                if (!frame) {
+                    return undefined;
+                }
+                this.text += frame.data.toString("utf8");
+            }
+        }, ms, "a JSON hub message");
+    }
+
+    /**
+     * Next MessagePack hub message (decoded array) and the `binary` flag of the frame it came in.
+     * Pings ([6]) are skipped unless `keepPings`.
+     */
+    nextMsgpack(ms = WAIT_MS, { keepPings = false } = {}) {
+        return this._waitFor(() => {
+            for (;;) {
+                const parsed = parseVarIntFrame(this.bytes);
+                if (parsed) {
+                    this.bytes = this.bytes.subarray(parsed.end);
+                    const msg = msgpackDecode(parsed.body);
+                    if (!keepPings && Array.isArray(msg) && msg[0] === 6) {
+                        continue;
+                    }
+                    return { msg, binary: this.lastBinary };
+                }
+                const frame = this.frames.shift();
+                if (!frame) {
+                    return undefined;
+                }
+                this.lastBinary = frame.binary;
+                this.bytes = Buffer.concat([this.bytes, frame.data]);
+            }
+        }, ms, "a MessagePack hub message");
+    }
+
+    /** Resolves once no frame has arrived for `ms`; returns the frames received meanwhile. */
+    async quiet(ms = 300) {
+        await new Promise((resolve) => setTimeout(resolve, ms));
+        return this.frames.splice(0);
+    }
+
+    close(code = 1000, reason) {
+        try {
+            this.ws.close(code, reason);
+        } catch {
+            // ignore
+        }
+        return withTimeout(this.closed, WAIT_MS, "the close handshake");
+    }
+
+    terminate() {
+        this.ws.terminate();
+    }
+}
+
+/** Encodes one MessagePack hub message with its VarInt length prefix. */
+export function frameMsgpack(message) {
+    const body = Buffer.from(msgpackEncode(message));
+    const prefix = [];
+    let len = body.length;
+    do {
+        let byte = len & 0x7f;
+        len >>>= 7;
+        if (len > 0) {
+            byte |= 0x80;
+        }
+        prefix.push(byte);
+    } while (len > 0);
+    return Buffer.concat([Buffer.from(prefix), body]);
+}
+
+/** Parses one VarInt-prefixed record from the start of `buf`; undefined if incomplete. */
+export function parseVarIntFrame(buf) {
+    let len = 0;
+    let shift = 0;
+    let i = 0;
+    for (;;) {
+        if (i >= buf.length) {
+            return undefined;
+        }
+        if (i >= 5) {
+            throw new Error("VarInt length prefix longer than 5 bytes");
+        }
+        const byte = buf[i];
+        len |= (byte & 0x7f) << shift;
+        shift += 7;
+        i += 1;
+        if ((byte & 0x80) === 0) {
+            break;
+        }
+    }
+    if (buf.length < i + len) {
+        return undefined;
+    }
+    return { body: buf.subarray(i, i + len), end: i + len };
+}
+
+/** POSTs a negotiate request; returns { status, headers, text, json }. */
+export async function negotiate(baseUrl, path, { query = "?negotiateVersion=1", method = "POST", headers } = {}) {
+    const res = await fetch(`${baseUrl}${path}/negotiate${query}`, { method, headers });
+    const text = await res.text();
+    let json;
+    try {
+        json = JSON.parse(text);
+    } catch {
+        json = undefined;
+    }
+    return { status: res.status, headers: res.headers, text, json };
+}
+
+/** Asserts a JSON Completion with a result (extra properties such as `headers` are tolerated). */
+export function assertJsonCompletion(assert, msg, invocationId, result) {
+    assert.equal(msg.type, 3, `expected a Completion, got ${JSON.stringify(msg)}`);
+    assert.equal(msg.invocationId, invocationId, `wrong invocationId in ${JSON.stringify(msg)}`);
+    assert.ok(msg.error === undefined || msg.error === null, `unexpected error in ${JSON.stringify(msg)}`);
+    assert.ok("result" in msg, `Completion without a result: ${JSON.stringify(msg)}`);
+    assert.deepEqual(msg.result, result);
+}

@@ -1,0 +1,47 @@
+"""TestHub (/testhub) with every client library x hub protocol x transport."""
+
+import pytest
+
+from signalr_clients import HubInvocationError, unique
+
+THROW_EXCEPTION_ERROR = (
+    "An unexpected error occurred invoking 'ThrowException' on the server. "
+    "InvalidOperationException: An error occurred."
+)
+
+
+def test_echo(connect):
+    client = connect("/testhub")
+    message = "Hello, 世界! " + unique("echo")
+    assert client.invoke("Echo", [message]) == message
+
+
+def test_invoke_with_string_calls_client_method_message(connect):
+    client = connect("/testhub")
+    calls = client.on("Message")
+    message = unique("message")
+    # InvokeWithString is a void method: its completion carries no result.
+    assert client.invoke("InvokeWithString", [message]) is None
+    assert calls.wait_for(lambda args: args == [message]) == [message]
+
+
+def test_send_custom_object_calls_client_method_custom_object(connect):
+    client = connect("/testhub")
+    calls = client.on("CustomObject")
+    obj = {"Name": "x", "Value": 1}
+    client.invoke("SendCustomObject", [obj])
+    assert calls.wait_for() == [obj]
+
+
+def test_throw_exception_reports_detailed_error(connect):
+    client = connect("/testhub")
+    with pytest.raises(HubInvocationError) as excinfo:
+        client.invoke("ThrowException", ["An error occurred."])
+    assert excinfo.value.error == THROW_EXCEPTION_ERROR
+    # A failed invocation does not affect the connection.
+    assert client.invoke("Echo", ["still connected"]) == "still connected"
+
+
+def test_get_active_transport_name(connect, client_config):
+    client = connect("/testhub")
+    assert client.invoke("GetActiveTransportName", []) == client_config.transport
