@@ -1,5 +1,25 @@
 //! Switchboard: SignalR-compatible real-time hubs for Rust.
+//!
+//! Map a [`Hub`] at a path, serve the [`Switchboard::router`] with axum, and point any
+//! official SignalR client (JavaScript, .NET, Java, Python…) at it: the JSON and MessagePack
+//! hub protocols, negotiate and the transports are SignalR's own.
 #![deny(missing_docs)]
 
+mod connection;
+mod error;
+pub mod hub;
+mod lifetime;
+mod options;
 pub mod protocol;
+mod server;
+pub mod transport;
 pub mod types;
+
+pub use error::{BuildError, HubError};
+pub use hub::{ClientProxy, Clients, Groups, Hub, HubClients, HubContext, HubHandle, Methods};
+pub use lifetime::{OutboundMessage, Target};
+pub use options::{HubOptions, TransportType};
+pub use server::{Switchboard, SwitchboardBuilder};
+pub use transport::SwitchboardService;
+pub use transport::auth::{Authenticator, Claims, JwtBearer};
+pub use transport::request::RequestInfo;

@@ -1,1 +1,229 @@
-fn main(){}
+//! `conformance-server`: the test server behind Switchboard's conformance suites.
+//!
+//! It exposes the surface of the app behind the official TypeScript client's functional
+//! tests, plus hubs for groups, users and broadcast (see `CONFORMANCE.md` in the shared
+//! docs). Routes and method names are a contract other test suites rely on.
+//!
+//! ```text
+//! conformance-server [--port N] [--service "<connection string>"] [--app-name NAME]
+//!                    [--stop-when-stdin-closes]
+//! ```
+
+mod chat_hub;
+mod test_hub;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, Request, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Map, Value, json};
+use switchboard::transport::auth::sign_hs256;
+use switchboard::{HubError, HubOptions, JwtBearer, Switchboard, TransportType};
+
+use chat_hub::{ChatHub, Stats};
+use test_hub::TestHub;
+
+struct Args {
+    port: u16,
+    service: Option<String>,
+    stop_when_stdin_closes: bool,
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: conformance-server [--port N] [--service \"<connection string>\"] [--app-name NAME] [--stop-when-stdin-closes]"
+    );
+    std::process::exit(2);
+}
+
+fn parse_args() -> Args {
+    let mut args = Args { port: 0, service: None, stop_when_stdin_closes: false };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--port" => args.port = it.next().and_then(|p| p.parse().ok()).unwrap_or_else(|| usage()),
+            "--service" => args.service = Some(it.next().unwrap_or_else(|| usage())),
+            "--app-name" => {
+                it.next().unwrap_or_else(|| usage());
+            }
+            "--stop-when-stdin-closes" => args.stop_when_stdin_closes = true,
+            "--help" | "-h" => usage(),
+            other => {
+                eprintln!("unknown argument: {other}");
+                usage()
+            }
+        }
+    }
+    args
+}
+
+#[derive(Clone)]
+struct AppState {
+    secret: Arc<Vec<u8>>,
+    stats: Arc<Stats>,
+    redirects: Arc<AtomicU64>,
+}
+
+fn token_for(state: &AppState, user: &str, lifetime: Duration) -> Response {
+    let mut claims = Map::new();
+    claims.insert("nameid".into(), Value::from(user));
+    match sign_hs256(&state.secret, claims, lifetime) {
+        Ok(token) => token.into_response(),
+        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
+    }
+}
+
+async fn generate_token(State(state): State<AppState>) -> Response {
+    token_for(&state, "testuser", Duration::from_secs(5))
+}
+
+async fn generate_token_for(State(state): State<AppState>, Path(user): Path<String>) -> Response {
+    token_for(&state, &user, Duration::from_secs(60))
+}
+
+async fn stats(State(state): State<AppState>) -> Response {
+    axum::Json(json!({
+        "connected": state.stats.connected.load(Ordering::Relaxed),
+        "disconnected": state.stats.disconnected.load(Ordering::Relaxed),
+    }))
+    .into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct RedirectQuery {
+    #[serde(rename = "baseUrl")]
+    base_url: Option<String>,
+}
+
+async fn redirect(State(state): State<AppState>, Query(query): Query<RedirectQuery>) -> Response {
+    let n = state.redirects.fetch_add(1, Ordering::Relaxed) + 1;
+    let base = query.base_url.unwrap_or_default();
+    axum::Json(json!({ "url": format!("{base}/testHub?numRedirects={n}") })).into_response()
+}
+
+/// Every negotiate also sets two cookies and an expired one, as the reference app does.
+async fn negotiate_cookies(request: Request<axum::body::Body>, next: Next) -> Response {
+    let is_negotiate = request.uri().path().to_ascii_lowercase().contains("/negotiate");
+    let mut response = next.run(request).await;
+    if is_negotiate {
+        let headers = response.headers_mut();
+        for cookie in [
+            "testCookie=testValue; Path=/",
+            "testCookie2=testValue2; Path=/",
+            "expiredCookie=doesntmatter; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
+        ] {
+            headers.append(header::SET_COOKIE, HeaderValue::from_static(cookie));
+        }
+    }
+    response
+}
+
+fn build(state: &AppState) -> Result<axum::Router, switchboard::BuildError> {
+    let detailed = |options: &mut HubOptions| options.enable_detailed_errors = true;
+    let app = Switchboard::builder()
+        .hub_options(detailed)
+        .authenticator(JwtBearer::hs256(&state.secret))
+        .user_id_provider(|user| {
+            user.claims
+                .and_then(|c| c.name_identifier())
+                .map(str::to_owned)
+                .or_else(|| user.request.query("user").map(str::to_owned))
+        })
+        .hub("/testhub", TestHub)
+        .hub_with("/testhub-nowebsockets", TestHub, |o| {
+            o.transports = vec![TransportType::ServerSentEvents, TransportType::LongPolling];
+        })
+        .hub_with("/authorizedhub", test_hub::AuthorizedHub, |o| o.require_authorization = true)
+        .hub("/chathub", ChatHub { stats: state.stats.clone() })
+        .connection_handler("/echo", |mut conn| async move {
+            while let Some(bytes) = conn.recv().await {
+                conn.send(bytes);
+            }
+        })
+        .build()?;
+    Ok(app
+        .router()
+        .route("/generateJwtToken", get(generate_token))
+        .route("/generateJwtToken/{user}", get(generate_token_for))
+        .route("/stats", get(stats))
+        .route("/redirect/negotiate", post(redirect))
+        .layer(middleware::from_fn(negotiate_cookies))
+        .with_state(state.clone()))
+}
+
+fn random_secret() -> Vec<u8> {
+    let mut secret = vec![0u8; 32];
+    if getrandom::fill(&mut secret).is_err() {
+        eprintln!("the operating system's random source is unavailable");
+        std::process::exit(1);
+    }
+    secret
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let args = parse_args();
+    if args.service.is_some() {
+        eprintln!("--service: service mode is not available in this build yet");
+        std::process::exit(2);
+    }
+    let state = AppState {
+        secret: Arc::new(random_secret()),
+        stats: Arc::new(Stats::default()),
+        redirects: Arc::new(AtomicU64::new(0)),
+    };
+    let router = match build(&state) {
+        Ok(router) => router,
+        Err(error) => {
+            eprintln!("configuration error: {error}");
+            std::process::exit(1);
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!("cannot listen on 127.0.0.1:{}: {error}", args.port);
+            std::process::exit(1);
+        }
+    };
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(args.port);
+    println!("Now listening on: http://127.0.0.1:{port}");
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    let shutdown = async move {
+        if args.stop_when_stdin_closes {
+            stdin_closed().await;
+        } else {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    };
+    if let Err(error) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
+        eprintln!("server error: {error}");
+        std::process::exit(1);
+    }
+}
+
+/// Resolves when standard input reaches its end (the parent process has gone).
+async fn stdin_closed() {
+    let _ = tokio::task::spawn_blocking(|| {
+        use std::io::Read as _;
+        let mut sink = [0u8; 256];
+        let mut stdin = std::io::stdin();
+        while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+    })
+    .await;
+}
+
+/// Fails like a .NET `InvalidOperationException`.
+fn invalid_operation(message: String) -> HubError {
+    HubError::exception("InvalidOperationException", message)
+}

@@ -1,0 +1,244 @@
+//! One SignalR connection: its identity, what the connecting request carried, its bounded
+//! outbound queue, and how it closes. [`driver`] runs its life: handshake, reading,
+//! dispatching, keep-alive and timeouts.
+
+pub(crate) mod driver;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::options::TransportType;
+use crate::protocol::{Protocol, TransferFormat};
+use crate::transport::auth::Claims;
+use crate::transport::request::RequestInfo;
+
+/// Why and how a connection closes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CloseReason {
+    /// The error for the Close message, if the connection closes because of one.
+    pub error: Option<String>,
+    /// The `allowReconnect` flag of the Close message.
+    pub allow_reconnect: bool,
+    /// Whether to send a Close message at all (not when the transport is already gone).
+    pub send_close_message: bool,
+    /// The error handed to `on_disconnected`, if any.
+    pub disconnect_error: Option<crate::HubError>,
+}
+
+impl CloseReason {
+    /// The client or the app ended the connection normally.
+    pub fn graceful() -> Self {
+        Self { error: None, allow_reconnect: false, send_close_message: true, disconnect_error: None }
+    }
+
+    /// The transport went away; nothing more can be sent.
+    pub fn transport_closed() -> Self {
+        Self { error: None, allow_reconnect: false, send_close_message: false, disconnect_error: None }
+    }
+
+    /// The connection fails: the client is told `client_text`, the hub sees `error`.
+    pub fn error(client_text: String, error: crate::HubError) -> Self {
+        Self { error: Some(client_text), allow_reconnect: true, send_close_message: true, disconnect_error: Some(error) }
+    }
+}
+
+/// The shared state of one connection. The lifetime manager, hub contexts and the
+/// transport hold it through an `Arc`.
+pub(crate) struct Connection {
+    id: Arc<str>,
+    started: Instant,
+    protocol: OnceLock<Protocol>,
+    /// Whether the transport should send binary frames (raw connections follow the client).
+    binary: AtomicBool,
+    user_id: Option<Arc<str>>,
+    request: RequestInfo,
+    claims: Option<Claims>,
+    transport: TransportType,
+    outbound: mpsc::Sender<Bytes>,
+    closing: CancellationToken,
+    close_reason: Mutex<Option<CloseReason>>,
+    items: Mutex<http::Extensions>,
+    groups: Mutex<HashSet<String>>,
+    /// Milliseconds since `started` of the last message received and sent.
+    last_received: AtomicU64,
+    last_sent: AtomicU64,
+    client_pinged: AtomicBool,
+}
+
+/// What a connection is created from.
+pub(crate) struct ConnectionParts {
+    pub id: Arc<str>,
+    pub user_id: Option<Arc<str>>,
+    pub request: RequestInfo,
+    pub claims: Option<Claims>,
+    pub transport: TransportType,
+    pub queue_capacity: usize,
+}
+
+impl Connection {
+    /// Creates a connection and the receiving end of its outbound queue, which the
+    /// transport drains.
+    pub fn new(parts: ConnectionParts) -> (Arc<Self>, mpsc::Receiver<Bytes>) {
+        let (outbound, receiver) = mpsc::channel(parts.queue_capacity);
+        let connection = Arc::new(Self {
+            id: parts.id,
+            started: Instant::now(),
+            protocol: OnceLock::new(),
+            binary: AtomicBool::new(false),
+            user_id: parts.user_id,
+            request: parts.request,
+            claims: parts.claims,
+            transport: parts.transport,
+            outbound,
+            closing: CancellationToken::new(),
+            close_reason: Mutex::new(None),
+            items: Mutex::new(http::Extensions::new()),
+            groups: Mutex::new(HashSet::new()),
+            last_received: AtomicU64::new(0),
+            last_sent: AtomicU64::new(0),
+            client_pinged: AtomicBool::new(false),
+        });
+        (connection, receiver)
+    }
+
+    pub fn id(&self) -> &Arc<str> {
+        &self.id
+    }
+
+    /// The hub protocol, once the handshake chose it.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol.get().copied().unwrap_or(Protocol::Json)
+    }
+
+    /// The hub protocol, if the handshake has chosen one.
+    pub fn protocol_chosen(&self) -> Option<Protocol> {
+        self.protocol.get().copied()
+    }
+
+    pub(crate) fn set_protocol(&self, protocol: Protocol) {
+        let _ = self.protocol.set(protocol);
+        self.set_binary(protocol.transfer_format() == TransferFormat::Binary);
+    }
+
+    /// Whether frames to the client are binary rather than text.
+    pub fn binary(&self) -> bool {
+        self.binary.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_binary(&self, binary: bool) {
+        self.binary.store(binary, Ordering::Relaxed);
+    }
+
+    pub fn user_id(&self) -> Option<&Arc<str>> {
+        self.user_id.as_ref()
+    }
+
+    pub fn request(&self) -> &RequestInfo {
+        &self.request
+    }
+
+    pub fn claims(&self) -> Option<&Claims> {
+        self.claims.as_ref()
+    }
+
+    pub fn transport(&self) -> TransportType {
+        self.transport
+    }
+
+    pub fn items(&self) -> &Mutex<http::Extensions> {
+        &self.items
+    }
+
+    pub fn groups(&self) -> &Mutex<HashSet<String>> {
+        &self.groups
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    pub(crate) fn mark_received(&self) {
+        self.last_received.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    pub(crate) fn mark_sent(&self) {
+        self.last_sent.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    pub(crate) fn mark_client_pinged(&self) {
+        self.client_pinged.store(true, Ordering::Relaxed);
+    }
+
+    /// Milliseconds since the last message was received, and whether the client ever
+    /// pinged (which arms the client timeout).
+    pub(crate) fn idle_receiving_ms(&self) -> (u64, bool) {
+        let idle = self.now_ms().saturating_sub(self.last_received.load(Ordering::Relaxed));
+        (idle, self.client_pinged.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn idle_sending_ms(&self) -> u64 {
+        self.now_ms().saturating_sub(self.last_sent.load(Ordering::Relaxed))
+    }
+
+    /// Queues one framed message for the transport.
+    ///
+    /// The queue is bounded: when it is full the client is not reading fast enough, and the
+    /// connection is closed with an error rather than buffering without limit. Messages to a
+    /// closing connection are dropped.
+    pub fn send_frame(&self, frame: Bytes) {
+        if self.closing.is_cancelled() {
+            return;
+        }
+        match self.outbound.try_send(frame) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!(connection = %self.id, "outbound queue full; closing the connection");
+                let text = "Connection closed with an error. The client did not read its messages fast enough: its outbound queue is full.";
+                self.close(CloseReason::error(
+                    text.to_owned(),
+                    crate::HubError::exception("InvalidOperationException", "The outbound queue is full."),
+                ));
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.close(CloseReason::transport_closed());
+            }
+        }
+    }
+
+    /// Queues a keep-alive frame if there is room; a full queue already has data to send.
+    pub(crate) fn try_send_ping(&self, frame: Bytes) {
+        let _ = self.outbound.try_send(frame);
+    }
+
+    /// Starts closing the connection. The first reason given wins.
+    pub fn close(&self, reason: CloseReason) {
+        {
+            let mut slot = self.close_reason.lock().unwrap_or_else(|e| e.into_inner());
+            if slot.is_none() {
+                *slot = Some(reason);
+            }
+        }
+        self.closing.cancel();
+    }
+
+    /// Resolves once the connection starts closing.
+    pub fn closing(&self) -> &CancellationToken {
+        &self.closing
+    }
+
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.close_reason.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection").field("id", &self.id).field("transport", &self.transport).finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,194 @@
+//! Hubs: the [`Hub`] trait, the caller's [`HubContext`], the out-of-hub [`HubHandle`], and
+//! sending to clients.
+
+mod clients;
+pub(crate) mod dispatch;
+mod methods;
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+pub use clients::{ClientProxy, Clients, Groups, HubClients};
+pub use methods::{BindError, IntoHubResult, InvocationArgs, Methods};
+
+use crate::HubError;
+use crate::connection::{CloseReason, Connection};
+use crate::lifetime::LifetimeManager;
+use crate::options::TransportType;
+use crate::protocol::Protocol;
+use crate::transport::auth::Claims;
+use crate::transport::request::RequestInfo;
+
+/// A hub: methods that clients call, and hooks for connections coming and going.
+///
+/// One value of the hub type serves every connection (it holds the app's state); each call
+/// gets the caller's [`HubContext`].
+///
+/// ```
+/// use std::sync::Arc;
+/// use switchboard::{Hub, HubContext, HubError, Methods};
+///
+/// struct Chat;
+///
+/// impl Hub for Chat {
+///     fn methods(methods: &mut Methods<Self>) {
+///         methods.method("Send", |_hub: Arc<Chat>, cx: HubContext<Chat>, (name, text): (String, String)| async move {
+///             cx.clients().all().send("Send", (name, text)).await
+///         });
+///         methods.method("Echo", |_hub, _cx, (text,): (String,)| async move { Ok::<_, HubError>(text) });
+///     }
+/// }
+/// ```
+pub trait Hub: Send + Sync + Sized + 'static {
+    /// Registers the hub's methods.
+    fn methods(methods: &mut Methods<Self>);
+
+    /// Runs after a client's handshake, before any of its invocations. An error closes the
+    /// connection (the client may not reconnect automatically).
+    fn on_connected(self: Arc<Self>, cx: HubContext<Self>) -> impl Future<Output = Result<(), HubError>> + Send {
+        let _ = cx;
+        async { Ok(()) }
+    }
+
+    /// Runs once a connection has ended; `error` says why, when it ended with one.
+    fn on_disconnected(
+        self: Arc<Self>,
+        cx: HubContext<Self>,
+        error: Option<HubError>,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (cx, error);
+        async {}
+    }
+}
+
+/// What every connection of one hub type shares.
+pub(crate) struct HubShared {
+    pub manager: Arc<dyn LifetimeManager>,
+}
+
+/// The caller of a hub method or hook: who it is, what its request carried, and the way to
+/// reach clients and groups.
+pub struct HubContext<H> {
+    conn: Arc<Connection>,
+    shared: Arc<HubShared>,
+    hub: PhantomData<fn() -> H>,
+}
+
+impl<H> Clone for HubContext<H> {
+    fn clone(&self) -> Self {
+        Self { conn: self.conn.clone(), shared: self.shared.clone(), hub: PhantomData }
+    }
+}
+
+impl<H> std::fmt::Debug for HubContext<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubContext").field("connection_id", &self.connection_id()).finish_non_exhaustive()
+    }
+}
+
+impl<H> HubContext<H> {
+    pub(crate) fn new(conn: Arc<Connection>, shared: Arc<HubShared>) -> Self {
+        Self { conn, shared, hub: PhantomData }
+    }
+
+    /// The connection's id (what [`Clients::client`] takes).
+    pub fn connection_id(&self) -> &str {
+        self.conn.id()
+    }
+
+    /// The user id of the connection, from the user id provider.
+    pub fn user_id(&self) -> Option<&str> {
+        self.conn.user_id().map(|u| &**u)
+    }
+
+    /// The claims of the bearer token the connection presented, if it presented a valid one.
+    pub fn claims(&self) -> Option<&Claims> {
+        self.conn.claims()
+    }
+
+    /// The request that opened the connection's transport: headers, query and cookies.
+    pub fn request(&self) -> &RequestInfo {
+        self.conn.request()
+    }
+
+    /// The transport the connection uses.
+    pub fn transport(&self) -> TransportType {
+        self.conn.transport()
+    }
+
+    /// The hub protocol the connection chose.
+    pub fn protocol(&self) -> Protocol {
+        self.conn.protocol()
+    }
+
+    /// Stores a per-connection value (one per type), returning the previous one.
+    pub fn insert_item<T: Clone + Send + Sync + 'static>(&self, value: T) -> Option<T> {
+        self.conn.items().lock().unwrap_or_else(|e| e.into_inner()).insert(value)
+    }
+
+    /// A per-connection value stored with [`HubContext::insert_item`].
+    pub fn item<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        self.conn.items().lock().unwrap_or_else(|e| e.into_inner()).get::<T>().cloned()
+    }
+
+    /// Closes the connection: the client gets a Close message without an error and does not
+    /// reconnect automatically.
+    pub fn abort(&self) {
+        self.conn.close(CloseReason::graceful());
+    }
+
+    /// The clients of the hub, including the caller-relative targets.
+    pub fn clients(&self) -> HubClients {
+        HubClients::new(Clients::new(self.shared.manager.clone()), self.conn.id().clone())
+    }
+
+    /// Group membership.
+    pub fn groups(&self) -> Groups {
+        Groups::new(self.shared.manager.clone())
+    }
+
+    /// A handle to the hub that outlives this call.
+    pub fn handle(&self) -> HubHandle<H> {
+        HubHandle::new(self.shared.clone())
+    }
+}
+
+/// Reaches a hub's clients from anywhere in the app (like .NET's `IHubContext`).
+pub struct HubHandle<H> {
+    shared: Arc<HubShared>,
+    hub: PhantomData<fn() -> H>,
+}
+
+impl<H> Clone for HubHandle<H> {
+    fn clone(&self) -> Self {
+        Self { shared: self.shared.clone(), hub: PhantomData }
+    }
+}
+
+impl<H> std::fmt::Debug for HubHandle<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubHandle").finish_non_exhaustive()
+    }
+}
+
+impl<H> HubHandle<H> {
+    pub(crate) fn new(shared: Arc<HubShared>) -> Self {
+        Self { shared, hub: PhantomData }
+    }
+
+    /// The clients of the hub.
+    pub fn clients(&self) -> Clients {
+        Clients::new(self.shared.manager.clone())
+    }
+
+    /// Group membership.
+    pub fn groups(&self) -> Groups {
+        Groups::new(self.shared.manager.clone())
+    }
+
+    /// Whether a connection with this id is connected to the hub here.
+    pub fn is_connected(&self, connection_id: &str) -> bool {
+        self.shared.manager.connection(connection_id).is_some()
+    }
+}

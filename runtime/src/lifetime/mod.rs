@@ -1,0 +1,92 @@
+//! Lifetime managers: who is connected, who is in which group, and how a send reaches its
+//! targets. This is the one seam where hosting modes differ; hub code is the same in all.
+//!
+//! A send is prepared once as an [`OutboundMessage`], which encodes itself at most once per
+//! protocol; every target connection gets a clone of the same `Bytes`.
+
+mod local;
+
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+
+pub(crate) use local::LocalLifetimeManager;
+
+use crate::HubError;
+use crate::connection::Connection;
+use crate::protocol::{Protocol, ProtocolError};
+
+type Encoder = Box<dyn Fn(Protocol, &mut Vec<u8>) -> Result<(), ProtocolError> + Send + Sync>;
+
+/// A message on its way to one or many connections, encoded lazily, once per protocol.
+pub struct OutboundMessage {
+    encode: Encoder,
+    frames: [OnceLock<Result<Bytes, ProtocolError>>; 2],
+}
+
+impl OutboundMessage {
+    /// An Invocation of `target` on clients, with `arguments` (a tuple or another value that
+    /// serializes as a sequence), sent without an invocation id.
+    pub fn invocation<A: serde::Serialize + Send + Sync + 'static>(target: impl Into<String>, arguments: A) -> Arc<Self> {
+        let target = target.into();
+        Arc::new(Self {
+            encode: Box::new(move |protocol, out| protocol.write_invocation(out, false, None, &target, &arguments, &[])),
+            frames: [OnceLock::new(), OnceLock::new()],
+        })
+    }
+
+    /// The framed bytes for `protocol`, encoded on first use.
+    pub fn frame(&self, protocol: Protocol) -> Result<Bytes, HubError> {
+        let slot = match protocol {
+            Protocol::Json => &self.frames[0],
+            Protocol::MessagePack => &self.frames[1],
+        };
+        slot.get_or_init(|| {
+            let mut out = Vec::new();
+            (self.encode)(protocol, &mut out).map(|()| Bytes::from(out))
+        })
+        .clone()
+        .map_err(HubError::encode)
+    }
+}
+
+impl std::fmt::Debug for OutboundMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboundMessage").finish_non_exhaustive()
+    }
+}
+
+/// Which connections a send reaches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Every connection of the hub.
+    All,
+    /// Every connection but these.
+    AllExcept(Vec<String>),
+    /// One connection.
+    Connection(String),
+    /// Several connections.
+    Connections(Vec<String>),
+    /// The members of a group.
+    Group(String),
+    /// The members of any of these groups, each once.
+    Groups(Vec<String>),
+    /// The members of a group but these connections.
+    GroupExcept(String, Vec<String>),
+    /// Every connection of a user.
+    User(String),
+    /// Every connection of any of these users.
+    Users(Vec<String>),
+}
+
+/// Tracks connections and groups and delivers sends. One per hub type.
+pub(crate) trait LifetimeManager: Send + Sync + 'static {
+    fn on_connected(&self, conn: &Arc<Connection>);
+    fn on_disconnected(&self, conn: &Arc<Connection>);
+    fn send(&self, target: Target, message: Arc<OutboundMessage>) -> BoxFuture<'_, Result<(), HubError>>;
+    fn add_to_group(&self, connection_id: &str, group: &str) -> BoxFuture<'_, Result<(), HubError>>;
+    fn remove_from_group(&self, connection_id: &str, group: &str) -> BoxFuture<'_, Result<(), HubError>>;
+    /// The connection with this id, if it is connected here.
+    fn connection(&self, connection_id: &str) -> Option<Arc<Connection>>;
+}

@@ -1,0 +1,195 @@
+//! Building an app: map hubs at paths, set options and authentication, get an axum `Router`
+//! or a tower `Service`.
+
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::error::BuildError;
+use crate::hub::dispatch::{Dispatcher, HubEndpoint};
+use crate::hub::{Hub, HubHandle, HubShared, Methods};
+use crate::lifetime::LocalLifetimeManager;
+use crate::options::HubOptions;
+use crate::transport::auth::{self, Authenticator, UserContext, UserIdProvider};
+use crate::transport::registry::Registry;
+use crate::transport::raw::{RawConnection, RawHandler};
+use crate::transport::{AppState, Endpoint, EndpointKind, SwitchboardService};
+
+type EndpointFactory = Box<dyn FnOnce(&mut SharedByType, HubOptions) -> Result<EndpointKind, BuildError>>;
+type SharedByType = HashMap<TypeId, Arc<HubShared>>;
+
+/// A built app: every mapped hub, ready to serve.
+///
+/// ```no_run
+/// # use switchboard::{Hub, Methods, Switchboard};
+/// # struct Chat;
+/// # impl Hub for Chat { fn methods(_: &mut Methods<Self>) {} }
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let app = Switchboard::builder().hub("/chat", Chat).build()?;
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:5000").await?;
+/// axum::serve(listener, app.router()).await?;
+/// # Ok(()) }
+/// ```
+pub struct Switchboard {
+    state: Arc<AppState>,
+    shared: SharedByType,
+}
+
+impl std::fmt::Debug for Switchboard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Switchboard").field("hubs", &self.state.endpoints.keys().collect::<Vec<_>>()).finish()
+    }
+}
+
+impl Switchboard {
+    /// Starts building an app.
+    pub fn builder() -> SwitchboardBuilder {
+        SwitchboardBuilder::default()
+    }
+
+    /// An axum router serving the hubs; add the app's own routes (with any state) to it.
+    pub fn router<S: Clone + Send + Sync + 'static>(&self) -> axum::Router<S> {
+        axum::Router::new().fallback_service(self.service())
+    }
+
+    /// The hubs as a tower service.
+    pub fn service(&self) -> SwitchboardService {
+        SwitchboardService::new(self.state.clone())
+    }
+
+    /// A handle to reach the clients of hub type `H` from anywhere (`None` if no hub of that
+    /// type is mapped).
+    pub fn hub_handle<H: Hub>(&self) -> Option<HubHandle<H>> {
+        self.shared.get(&TypeId::of::<H>()).map(|shared| HubHandle::new(shared.clone()))
+    }
+}
+
+/// Configures an app; see [`Switchboard::builder`].
+pub struct SwitchboardBuilder {
+    defaults: HubOptions,
+    endpoints: Vec<(String, EndpointFactory, Option<Box<dyn FnOnce(&mut HubOptions)>>)>,
+    authenticator: Option<Arc<dyn Authenticator>>,
+    user_id_provider: UserIdProvider,
+}
+
+impl Default for SwitchboardBuilder {
+    fn default() -> Self {
+        Self {
+            defaults: HubOptions::default(),
+            endpoints: Vec::new(),
+            authenticator: None,
+            user_id_provider: Arc::new(auth::default_user_id),
+        }
+    }
+}
+
+impl std::fmt::Debug for SwitchboardBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SwitchboardBuilder").field("defaults", &self.defaults).finish_non_exhaustive()
+    }
+}
+
+impl SwitchboardBuilder {
+    /// Maps `hub` at `path` with the default options.
+    pub fn hub<H: Hub>(self, path: &str, hub: H) -> Self {
+        self.add(path, hub, None)
+    }
+
+    /// Maps `hub` at `path`, adjusting its options after the defaults are applied.
+    pub fn hub_with<H: Hub>(self, path: &str, hub: H, configure: impl FnOnce(&mut HubOptions) + 'static) -> Self {
+        self.add(path, hub, Some(Box::new(configure)))
+    }
+
+    fn add<H: Hub>(mut self, path: &str, hub: H, configure: Option<Box<dyn FnOnce(&mut HubOptions)>>) -> Self {
+        let factory: EndpointFactory = Box::new(move |shared, options| {
+            let methods = Methods::<H>::collect().map_err(|errors| BuildError::new(errors.join("; ")))?;
+            let shared = shared
+                .entry(TypeId::of::<H>())
+                .or_insert_with(|| Arc::new(HubShared { manager: Arc::new(LocalLifetimeManager::default()) }))
+                .clone();
+            let endpoint = HubEndpoint { hub: Arc::new(hub), methods: Arc::new(methods), shared, options };
+            Ok(EndpointKind::Hub(Arc::new(endpoint) as Arc<dyn Dispatcher>))
+        });
+        self.endpoints.push((path.to_owned(), factory, configure));
+        self
+    }
+
+    /// Maps a raw connection handler at `path`: clients negotiate and connect as to a hub,
+    /// but there is no handshake or hub protocol; `handler` gets the bytes and sends bytes.
+    pub fn connection_handler<F, Fut>(mut self, path: &str, handler: F) -> Self
+    where
+        F: Fn(RawConnection) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let handler: RawHandler = Arc::new(move |conn| Box::pin(handler(conn)));
+        let factory: EndpointFactory = Box::new(move |_, _| Ok(EndpointKind::Raw(handler)));
+        self.endpoints.push((path.to_owned(), factory, None));
+        self
+    }
+
+    /// Sets the options every hub starts from.
+    pub fn hub_options(mut self, configure: impl FnOnce(&mut HubOptions)) -> Self {
+        configure(&mut self.defaults);
+        self
+    }
+
+    /// Validates bearer tokens (from the `Authorization` header or the `access_token` query
+    /// parameter) with `authenticator`.
+    pub fn authenticator(mut self, authenticator: impl Authenticator) -> Self {
+        self.authenticator = Some(Arc::new(authenticator));
+        self
+    }
+
+    /// Picks each connection's user id (by default, the token's name identifier claim).
+    pub fn user_id_provider(
+        mut self,
+        provider: impl Fn(&UserContext<'_>) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.user_id_provider = Arc::new(provider);
+        self
+    }
+
+    /// Checks the configuration and builds the app.
+    pub fn build(self) -> Result<Switchboard, BuildError> {
+        let mut endpoints = HashMap::new();
+        let mut shared = SharedByType::new();
+        for (path, factory, configure) in self.endpoints {
+            validate_path(&path)?;
+            let mut options = self.defaults.clone();
+            if let Some(configure) = configure {
+                configure(&mut options);
+            }
+            options.validate().map_err(|e| BuildError::new(format!("hub '{path}': {e}")))?;
+            if options.require_authorization && self.authenticator.is_none() {
+                return Err(BuildError::new(format!(
+                    "hub '{path}' requires authorization, but no authenticator is configured"
+                )));
+            }
+            let kind = factory(&mut shared, options.clone()).map_err(|e| BuildError::new(format!("hub '{path}': {e}")))?;
+            let key = path.trim_end_matches('/').to_ascii_lowercase();
+            let endpoint = Endpoint { path: path.clone(), kind, options, registry: Registry::default() };
+            if endpoints.insert(key, Arc::new(endpoint)).is_some() {
+                return Err(BuildError::new(format!("two hubs are mapped at '{path}' (paths are matched ignoring case)")));
+            }
+        }
+        let state = AppState { endpoints, authenticator: self.authenticator, user_id_provider: self.user_id_provider };
+        Ok(Switchboard { state: Arc::new(state), shared })
+    }
+}
+
+fn validate_path(path: &str) -> Result<(), BuildError> {
+    let bad = |why: &str| Err(BuildError::new(format!("invalid hub path '{path}': {why}")));
+    if !path.starts_with('/') {
+        return bad("it must start with '/'");
+    }
+    if path.trim_end_matches('/').is_empty() {
+        return bad("a hub cannot be mapped at the root");
+    }
+    if path.contains(['?', '#', ' ']) || path.contains("//") {
+        return bad("it must be a plain path without query, fragment, spaces or empty segments");
+    }
+    if path.trim_end_matches('/').to_ascii_lowercase().ends_with("/negotiate") {
+        return bad("it must not end with '/negotiate'");
+    }
+    Ok(())
+}

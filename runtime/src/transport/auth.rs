@@ -1,0 +1,152 @@
+//! Bearer tokens and users.
+//!
+//! A token travels in the `Authorization: Bearer …` header or, where clients cannot set
+//! headers (browser WebSockets, Server-Sent Events), in the `access_token` query parameter.
+//! An [`Authenticator`] turns a token into [`Claims`]; a user id provider picks the user id
+//! from them. Tokens never appear in logs or error messages.
+
+use std::sync::Arc;
+
+use http::request::Parts;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde_json::{Map, Value};
+
+use super::request::RequestInfo;
+
+/// The claim type .NET maps a JWT's `nameid` claim to.
+pub const NAME_IDENTIFIER_CLAIM: &str = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/nameidentifier";
+
+/// The claims of a validated bearer token.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Claims(pub Map<String, Value>);
+
+impl Claims {
+    /// A claim's value.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.0.get(name)
+    }
+
+    /// A claim's value if it is a string.
+    pub fn get_str(&self, name: &str) -> Option<&str> {
+        self.get(name).and_then(Value::as_str)
+    }
+
+    /// The name identifier: the `nameid` claim, else the full .NET claim type, else `sub`.
+    pub fn name_identifier(&self) -> Option<&str> {
+        self.get_str("nameid").or_else(|| self.get_str(NAME_IDENTIFIER_CLAIM)).or_else(|| self.get_str("sub"))
+    }
+}
+
+/// Why a token was refused. Deliberately says nothing about the token itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthError {
+    reason: String,
+}
+
+impl AuthError {
+    /// A refusal with a reason that is safe to log.
+    pub fn new(reason: impl Into<String>) -> Self {
+        Self { reason: reason.into() }
+    }
+}
+
+impl std::fmt::Display for AuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl std::error::Error for AuthError {}
+
+/// Validates bearer tokens.
+pub trait Authenticator: Send + Sync + 'static {
+    /// The token's claims, or why it is not valid.
+    fn authenticate(&self, token: &str) -> Result<Claims, AuthError>;
+}
+
+/// JSON Web Tokens signed with a shared secret (HS256, HS384 or HS512).
+#[derive(Clone)]
+pub struct JwtBearer {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for JwtBearer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtBearer").field("algorithms", &self.validation.algorithms).finish_non_exhaustive()
+    }
+}
+
+impl JwtBearer {
+    /// Accepts tokens signed with `secret` by HS256 (and, with [`JwtBearer::algorithms`],
+    /// others), checking expiry with no leeway, and neither issuer nor audience.
+    pub fn hs256(secret: &[u8]) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.validate_aud = false;
+        validation.required_spec_claims.clear();
+        Self { key: DecodingKey::from_secret(secret), validation }
+    }
+
+    /// The signature algorithms accepted.
+    pub fn algorithms(mut self, algorithms: &[Algorithm]) -> Self {
+        self.validation.algorithms = algorithms.to_vec();
+        self
+    }
+
+    /// Requires this audience.
+    pub fn audience(mut self, audience: &str) -> Self {
+        self.validation.set_audience(&[audience]);
+        self.validation.validate_aud = true;
+        self
+    }
+}
+
+impl Authenticator for JwtBearer {
+    fn authenticate(&self, token: &str) -> Result<Claims, AuthError> {
+        jsonwebtoken::decode::<Map<String, Value>>(token, &self.key, &self.validation)
+            .map(|data| Claims(data.claims))
+            .map_err(|e| AuthError::new(format!("invalid bearer token: {:?}", e.kind())))
+    }
+}
+
+/// Signs a token with `secret` by HS256, carrying `claims` and expiring in `lifetime`.
+pub fn sign_hs256(secret: &[u8], mut claims: Map<String, Value>, lifetime: std::time::Duration) -> Result<String, AuthError> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    claims.insert("exp".into(), Value::from((now + lifetime).as_secs()));
+    claims.insert("nbf".into(), Value::from(now.as_secs()));
+    claims.insert("iat".into(), Value::from(now.as_secs()));
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret))
+        .map_err(|e| AuthError::new(format!("could not sign a token: {:?}", e.kind())))
+}
+
+/// The bearer token of a request, from the header or the `access_token` query parameter.
+pub(crate) fn bearer_token(parts: &Parts) -> Option<String> {
+    if let Some(value) = parts.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let mut words = value.splitn(2, ' ');
+        if words.next().is_some_and(|s| s.eq_ignore_ascii_case("bearer")) {
+            if let Some(token) = words.next().map(str::trim).filter(|t| !t.is_empty()) {
+                return Some(token.to_owned());
+            }
+        }
+    }
+    let query = parts.uri.query()?;
+    super::request::parse_query(query).into_iter().find(|(k, _)| k == "access_token").map(|(_, v)| v).filter(|v| !v.is_empty())
+}
+
+/// What a user id provider sees of a connecting client.
+#[derive(Debug)]
+pub struct UserContext<'a> {
+    /// The claims of its bearer token, if it presented a valid one.
+    pub claims: Option<&'a Claims>,
+    /// Its request.
+    pub request: &'a RequestInfo,
+}
+
+/// Picks the user id of a connection.
+pub type UserIdProvider = Arc<dyn Fn(&UserContext<'_>) -> Option<String> + Send + Sync>;
+
+/// The default user id: the name identifier claim.
+pub(crate) fn default_user_id(user: &UserContext<'_>) -> Option<String> {
+    user.claims.and_then(Claims::name_identifier).map(str::to_owned)
+}

@@ -1,0 +1,369 @@
+//! The HTTP face of hubs: negotiate, the transports, and routing, as a tower `Service`
+//! ([`SwitchboardService`]) that also serves as an axum fallback.
+//!
+//! For a hub mapped at `/chat`:
+//!
+//! | request | answer |
+//! |---|---|
+//! | `POST /chat/negotiate[?negotiateVersion=1]` | a new connection id (and token) and the transports |
+//! | `GET /chat[?id=<token>]` + WebSocket upgrade | the WebSockets transport; without `id`, a connection is made on the spot (skip negotiation) |
+//! | anything else on `/chat` | the reference server's status codes and texts |
+//!
+//! Paths are matched ignoring case, as ASP.NET Core does.
+
+pub mod auth;
+pub mod raw;
+pub(crate) mod registry;
+pub mod request;
+mod websocket;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use futures_util::stream::{SplitStream, StreamExt};
+use http::request::Parts;
+use http::{HeaderValue, Method, Request, StatusCode, header};
+use tokio::sync::mpsc;
+
+use self::auth::{Authenticator, Claims, UserContext, UserIdProvider};
+use self::registry::{Claim, Registry};
+use crate::hub::dispatch::Dispatcher;
+use crate::options::{HubOptions, TransportType};
+use crate::protocol::TransferFormat;
+use crate::protocol::negotiate::{self, AvailableTransport, NegotiateResponse};
+
+/// Incoming bytes of a connection, from whichever transport carries them.
+pub(crate) enum Inbound {
+    WebSocket(SplitStream<axum::extract::ws::WebSocket>),
+    #[allow(dead_code)]
+    Channel(mpsc::Receiver<Bytes>),
+}
+
+impl Inbound {
+    /// The next chunk of bytes, or `None` once the transport has ended.
+    pub async fn next(&mut self) -> Option<Bytes> {
+        self.next_frame().await.map(|(bytes, _)| bytes)
+    }
+
+    /// The next chunk of bytes and whether it came as binary.
+    pub async fn next_frame(&mut self) -> Option<(Bytes, bool)> {
+        use axum::extract::ws::Message;
+        match self {
+            Inbound::WebSocket(stream) => loop {
+                match stream.next().await? {
+                    Ok(Message::Text(text)) => return Some((Bytes::from(text), false)),
+                    Ok(Message::Binary(bytes)) => return Some((bytes, true)),
+                    Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+                    Ok(Message::Close(_)) | Err(_) => return None,
+                }
+            },
+            Inbound::Channel(receiver) => receiver.recv().await.map(|bytes| (bytes, true)),
+        }
+    }
+}
+
+/// What serves an endpoint's connections.
+pub(crate) enum EndpointKind {
+    /// A hub: handshake, hub protocol, dispatch.
+    Hub(Arc<dyn Dispatcher>),
+    /// A raw connection handler: bytes in, bytes out.
+    Raw(raw::RawHandler),
+}
+
+/// One hub (or raw connection handler) mapped at one path.
+pub(crate) struct Endpoint {
+    pub path: String,
+    pub kind: EndpointKind,
+    pub options: HubOptions,
+    pub registry: Registry,
+}
+
+impl Endpoint {
+    fn options(&self) -> &HubOptions {
+        &self.options
+    }
+}
+
+/// Everything the HTTP face needs, shared by all requests.
+pub(crate) struct AppState {
+    pub endpoints: HashMap<String, Arc<Endpoint>>,
+    pub authenticator: Option<Arc<dyn Authenticator>>,
+    pub user_id_provider: UserIdProvider,
+}
+
+/// Serves every mapped hub; a tower `Service` for `Request<axum::body::Body>`.
+///
+/// Requests for paths that are not hubs get 404, so the service can be an axum router's
+/// fallback (which is what [`Switchboard::router`](crate::Switchboard::router) does).
+#[derive(Clone)]
+pub struct SwitchboardService {
+    state: Arc<AppState>,
+}
+
+impl std::fmt::Debug for SwitchboardService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SwitchboardService").field("hubs", &self.state.endpoints.keys().collect::<Vec<_>>()).finish()
+    }
+}
+
+impl SwitchboardService {
+    pub(crate) fn new(state: Arc<AppState>) -> Self {
+        Self { state }
+    }
+}
+
+impl tower::Service<Request<Body>> for SwitchboardService {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let state = self.state.clone();
+        Box::pin(async move { Ok(handle(state, request).await) })
+    }
+}
+
+enum Route {
+    Negotiate(Arc<Endpoint>),
+    Connection(Arc<Endpoint>),
+}
+
+fn route(state: &AppState, path: &str) -> Option<Route> {
+    let path = path.trim_end_matches('/').to_ascii_lowercase();
+    if let Some(endpoint) = state.endpoints.get(&path) {
+        return Some(Route::Connection(endpoint.clone()));
+    }
+    let hub = path.strip_suffix("/negotiate")?;
+    state.endpoints.get(hub).map(|endpoint| Route::Negotiate(endpoint.clone()))
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response {
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    response
+}
+
+fn empty(status: StatusCode) -> Response {
+    let mut response = status.into_response();
+    response.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    response
+}
+
+fn json(body: Vec<u8>) -> Response {
+    let mut response = Response::new(Body::from(body));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+async fn handle(state: Arc<AppState>, request: Request<Body>) -> Response {
+    let Some(route) = route(&state, request.uri().path()) else {
+        return empty(StatusCode::NOT_FOUND);
+    };
+    let (parts, _body) = request.into_parts();
+    let endpoint = match &route {
+        Route::Negotiate(e) | Route::Connection(e) => e.clone(),
+    };
+    // Authorization applies to every request of the endpoint, negotiate included.
+    let claims = match authenticate(&state, &endpoint, &parts) {
+        Ok(claims) => claims,
+        Err(response) => return response,
+    };
+    match route {
+        Route::Negotiate(_) if parts.method == Method::POST => negotiate(&endpoint, &parts),
+        Route::Negotiate(_) => empty(StatusCode::METHOD_NOT_ALLOWED),
+        Route::Connection(_) => connect(state, endpoint, parts, claims).await,
+    }
+}
+
+/// The claims of the request's token; an error response when the endpoint needs a valid
+/// token and the request has none.
+fn authenticate(state: &AppState, endpoint: &Endpoint, parts: &Parts) -> Result<Option<Claims>, Response> {
+    let claims = match (auth::bearer_token(parts), &state.authenticator) {
+        (Some(token), Some(authenticator)) => match authenticator.authenticate(&token) {
+            Ok(claims) => Some(claims),
+            Err(error) => {
+                tracing::debug!(path = %endpoint.path, %error, "bearer token refused");
+                None
+            }
+        },
+        _ => None,
+    };
+    if endpoint.options().require_authorization && claims.is_none() {
+        return Err(empty(StatusCode::UNAUTHORIZED));
+    }
+    Ok(claims)
+}
+
+/// A new random id: 16 bytes, base64url without padding (22 characters).
+pub(crate) fn new_id() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // The OS random source is unavailable: fall back to a time-and-counter id, which is
+        // unique but guessable, and say so.
+        tracing::error!("the operating system's random source failed; connection ids are not secret");
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos() as u64;
+        bytes[..8].copy_from_slice(&t.to_le_bytes());
+        bytes[8..].copy_from_slice(&n.to_le_bytes());
+    }
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn transfer_formats(transport: TransportType) -> &'static [TransferFormat] {
+    match transport {
+        TransportType::WebSockets | TransportType::LongPolling => &[TransferFormat::Text, TransferFormat::Binary],
+        TransportType::ServerSentEvents => &[TransferFormat::Text],
+    }
+}
+
+fn query_value(parts: &Parts, name: &str) -> Option<String> {
+    request::parse_query(parts.uri.query()?).into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+}
+
+fn negotiate(endpoint: &Endpoint, parts: &Parts) -> Response {
+    let version = match negotiate::select_version(query_value(parts, "negotiateVersion").as_deref(), 0) {
+        Ok(version) => version,
+        Err(error) => return json(serde_json::to_vec(&error).unwrap_or_default()),
+    };
+    let options = endpoint.options();
+    let connection_id = new_id();
+    let connection_token = if version > 0 { Some(new_id()) } else { None };
+    let token = connection_token.clone().unwrap_or_else(|| connection_id.clone());
+    endpoint.registry.insert_pending(token, connection_id.clone().into(), options.disconnect_timeout);
+    let body = NegotiateResponse {
+        connection_id,
+        connection_token,
+        negotiate_version: version,
+        available_transports: options
+            .transports
+            .iter()
+            .map(|t| AvailableTransport::new(t.as_str(), transfer_formats(*t)))
+            .collect(),
+        use_stateful_reconnect: false,
+    };
+    json(serde_json::to_vec(&body).unwrap_or_default())
+}
+
+fn is_websocket_request(parts: &Parts) -> bool {
+    parts.method == Method::CONNECT
+        || parts
+            .headers
+            .get(header::UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case("websocket")))
+}
+
+fn not_supported(transport: TransportType) -> Response {
+    let body = match transport {
+        TransportType::WebSockets => "WebSockets transport not supported by this end point type",
+        TransportType::ServerSentEvents => "ServerSentEvents transport not supported by this end point type",
+        TransportType::LongPolling => "LongPolling transport not supported by this end point type",
+    };
+    text(StatusCode::NOT_FOUND, body)
+}
+
+async fn connect(state: Arc<AppState>, endpoint: Arc<Endpoint>, parts: Parts, claims: Option<Claims>) -> Response {
+    let id = query_value(&parts, "id");
+    match parts.method {
+        Method::GET | Method::CONNECT if is_websocket_request(&parts) => {
+            if !endpoint.options().transports.contains(&TransportType::WebSockets) {
+                return not_supported(TransportType::WebSockets);
+            }
+            websocket_request(state, endpoint, parts, id, claims).await
+        }
+        Method::GET => {
+            let accepts_events = parts
+                .headers
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.contains("text/event-stream"));
+            let transport = if accepts_events { TransportType::ServerSentEvents } else { TransportType::LongPolling };
+            if id.is_none() {
+                return text(StatusCode::BAD_REQUEST, "Connection ID required");
+            }
+            not_supported(transport)
+        }
+        Method::POST | Method::DELETE => match id {
+            None => text(StatusCode::BAD_REQUEST, "Connection ID required"),
+            Some(token) => match endpoint.registry.lookup(&token) {
+                None => text(StatusCode::NOT_FOUND, "No Connection with that ID"),
+                Some(_) if parts.method == Method::POST => {
+                    text(StatusCode::METHOD_NOT_ALLOWED, "POST requests are not allowed for WebSocket connections.")
+                }
+                Some(_) => text(StatusCode::BAD_REQUEST, "Cannot terminate this connection using the DELETE endpoint."),
+            },
+        },
+        _ => empty(StatusCode::METHOD_NOT_ALLOWED),
+    }
+}
+
+async fn websocket_request(
+    state: Arc<AppState>,
+    endpoint: Arc<Endpoint>,
+    mut parts: Parts,
+    token: Option<String>,
+    claims: Option<Claims>,
+) -> Response {
+    use axum::extract::FromRequestParts;
+    use axum::extract::ws::WebSocketUpgrade;
+
+    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let connection_id: Arc<str> = match &token {
+        Some(token) => match endpoint.registry.claim(token) {
+            Claim::Claimed(id) => id,
+            Claim::InUse => return empty(StatusCode::CONFLICT),
+            Claim::Unknown => return text(StatusCode::NOT_FOUND, "No Connection with that ID"),
+        },
+        None => new_id().into(),
+    };
+    let request = request::RequestInfo::from_parts(&parts);
+    let user_id = (state.user_id_provider)(&UserContext { claims: claims.as_ref(), request: &request });
+    let options = endpoint.options();
+    let (conn, outbound) = crate::connection::Connection::new(crate::connection::ConnectionParts {
+        id: connection_id,
+        user_id: user_id.map(Into::into),
+        request,
+        claims,
+        transport: TransportType::WebSockets,
+        queue_capacity: options.max_queued_messages,
+    });
+    // A frame may carry several messages, so the frame limit is a few message sizes.
+    let max_frame = options.maximum_receive_message_size.map_or(64 << 20, |max| max.saturating_mul(4).max(1 << 20));
+    let failed_endpoint = endpoint.clone();
+    let failed_token = token.clone();
+    upgrade
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
+        .max_message_size(max_frame)
+        .max_frame_size(max_frame)
+        .on_failed_upgrade(move |error| {
+            tracing::debug!(%error, "WebSocket upgrade failed");
+            if let Some(token) = failed_token {
+                failed_endpoint.registry.remove(&token);
+            }
+        })
+        .on_upgrade(move |socket| async move {
+            if let Some(token) = &token {
+                endpoint.registry.attach(token, conn.clone());
+            }
+            websocket::run(socket, conn, outbound, endpoint.clone()).await;
+            if let Some(token) = &token {
+                endpoint.registry.remove(token);
+            }
+        })
+}

@@ -1,0 +1,68 @@
+//! Raw connections: negotiate and the transports without the hub protocol, for apps that
+//! speak their own bytes (like .NET's `ConnectionHandler`).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+
+use super::Inbound;
+use super::request::RequestInfo;
+use crate::connection::{CloseReason, Connection};
+
+pub(crate) type RawHandler = Arc<dyn Fn(RawConnection) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// One raw connection: receive the bytes the client sends, send bytes back.
+///
+/// Over WebSockets, what is sent goes out in frames of the kind (text or binary) the client
+/// last sent.
+pub struct RawConnection {
+    conn: Arc<Connection>,
+    inbound: Inbound,
+}
+
+impl std::fmt::Debug for RawConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawConnection").field("id", self.conn.id()).finish_non_exhaustive()
+    }
+}
+
+impl RawConnection {
+    pub(crate) fn new(conn: Arc<Connection>, inbound: Inbound) -> Self {
+        Self { conn, inbound }
+    }
+
+    /// The connection's id.
+    pub fn connection_id(&self) -> &str {
+        self.conn.id()
+    }
+
+    /// The request that opened the transport.
+    pub fn request(&self) -> &RequestInfo {
+        self.conn.request()
+    }
+
+    /// The next bytes from the client; `None` once it has gone.
+    pub async fn recv(&mut self) -> Option<Bytes> {
+        let closing = self.conn.closing().clone();
+        tokio::select! {
+            biased;
+            _ = closing.cancelled() => None,
+            frame = self.inbound.next_frame() => {
+                let (bytes, binary) = frame?;
+                self.conn.set_binary(binary);
+                Some(bytes)
+            }
+        }
+    }
+
+    /// Sends bytes to the client (dropped if the connection has closed).
+    pub fn send(&self, bytes: Bytes) {
+        self.conn.send_frame(bytes);
+    }
+
+    /// Closes the connection.
+    pub fn close(&self) {
+        self.conn.close(CloseReason::graceful());
+    }
+}
