@@ -61,7 +61,33 @@ pub(crate) async fn run(conn: Arc<Connection>, mut input: Inbound, format_suppor
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let closing = conn.closing().clone();
 
+    // Bytes that came with the handshake are already hub messages.
+    let mut unread = !buf.is_empty();
     'read: loop {
+        while unread {
+            let record = match protocol.split_record(&mut buf, options.maximum_receive_message_size) {
+                Ok(Some(record)) => record,
+                Ok(None) => {
+                    unread = false;
+                    break;
+                }
+                Err(error) => {
+                    protocol_failure(&conn, error, detailed);
+                    break 'read;
+                }
+            };
+            let message = match protocol.parse_record(record) {
+                Ok(Some(message)) => message,
+                Ok(None) => continue,
+                Err(error) => {
+                    protocol_failure(&conn, error, detailed);
+                    break 'read;
+                }
+            };
+            if !handle(&conn, message, &*dispatcher, &permits, &mut ticker, &options, &ping).await {
+                break 'read;
+            }
+        }
         tokio::select! {
             biased;
             _ = closing.cancelled() => break,
@@ -73,27 +99,7 @@ pub(crate) async fn run(conn: Arc<Connection>, mut input: Inbound, format_suppor
                 };
                 conn.mark_received();
                 buf.extend_from_slice(&chunk);
-                loop {
-                    let record = match protocol.split_record(&mut buf, options.maximum_receive_message_size) {
-                        Ok(Some(record)) => record,
-                        Ok(None) => break,
-                        Err(error) => {
-                            protocol_failure(&conn, error, detailed);
-                            break 'read;
-                        }
-                    };
-                    let message = match protocol.parse_record(record) {
-                        Ok(Some(message)) => message,
-                        Ok(None) => continue,
-                        Err(error) => {
-                            protocol_failure(&conn, error, detailed);
-                            break 'read;
-                        }
-                    };
-                    if !handle(&conn, message, &*dispatcher, &permits, &mut ticker, &options, &ping).await {
-                        break 'read;
-                    }
-                }
+                unread = true;
             }
         }
     }
