@@ -62,7 +62,7 @@ impl Hub for Probe {
 #[tokio::test]
 async fn websocket_invocations_and_completions() {
     let app = Switchboard::builder().hub("/probe", Probe::default()).build().unwrap();
-    let addr = serve(app).await;
+    let addr = serve(&app).await;
     let mut ws = connect_json(&addr, "/probe").await;
     assert_eq!(invoke(&mut ws, "1", "Echo", json!(["héllo"])).await, json!({"type":3,"invocationId":"1","result":"héllo"}));
     // Case-insensitive method names.
@@ -76,7 +76,7 @@ async fn websocket_invocations_and_completions() {
 #[tokio::test]
 async fn websocket_error_texts_match_the_reference_server() {
     let app = Switchboard::builder().hub("/probe", Probe::default()).build().unwrap();
-    let addr = serve(app).await;
+    let addr = serve(&app).await;
     let mut ws = connect_json(&addr, "/probe").await;
     let error = |c: serde_json::Value| c["error"].as_str().unwrap().to_owned();
     assert_eq!(
@@ -113,7 +113,7 @@ async fn websocket_detailed_errors_show_details() {
         .hub_with("/probe", Probe::default(), |o| o.enable_detailed_errors = true)
         .build()
         .unwrap();
-    let addr = serve(app).await;
+    let addr = serve(&app).await;
     let mut ws = connect_json(&addr, "/probe").await;
     let error = |c: serde_json::Value| c["error"].as_str().unwrap().to_owned();
     assert_eq!(
@@ -133,7 +133,7 @@ async fn websocket_detailed_errors_show_details() {
 #[tokio::test]
 async fn websocket_sends_without_invocation_id_are_never_answered() {
     let app = Switchboard::builder().hub("/probe", Probe::default()).build().unwrap();
-    let addr = serve(app).await;
+    let addr = serve(&app).await;
     let mut ws = connect_json(&addr, "/probe").await;
     for message in [
         json!({"type":1,"target":"Echo","arguments":["x"]}),
@@ -151,7 +151,7 @@ async fn websocket_sends_without_invocation_id_are_never_answered() {
 #[tokio::test]
 async fn websocket_records_split_and_batched_across_frames() {
     let app = Switchboard::builder().hub("/probe", Probe::default()).build().unwrap();
-    let addr = serve(app).await;
+    let addr = serve(&app).await;
     let mut ws = open(&addr, "/probe").await;
     // The handshake and the first invocation in one frame.
     send_text(&mut ws, "{\"protocol\":\"json\",\"version\":1}\u{1e}{\"type\":1,\"invocationId\":\"1\",\"target\":\"Echo\",\"arguments\":[\"a\"]}\u{1e}").await;
@@ -170,7 +170,7 @@ async fn websocket_records_split_and_batched_across_frames() {
 #[tokio::test]
 async fn websocket_messagepack_round_trip() {
     let app = Switchboard::builder().hub("/probe", Probe::default()).build().unwrap();
-    let addr = serve(app).await;
+    let addr = serve(&app).await;
     let mut ws = open(&addr, "/probe").await;
     send_text(&mut ws, "{\"protocol\":\"messagepack\",\"version\":1}\u{1e}").await;
     assert_eq!(next_event(&mut ws).await, Event::Binary(b"{}\x1e".to_vec()), "MessagePack frames are binary");
@@ -192,7 +192,7 @@ async fn websocket_handshake_errors() {
         })
         .build()
         .unwrap();
-    let addr = serve(app).await;
+    let addr = serve(&app).await;
     let cases = [
         ("{\"protocol\":\"foo\",\"version\":1}\u{1e}", "The protocol 'foo' is not supported."),
         ("{\"protocol\":\"json\",\"version\":3}\u{1e}", "The server does not support version 3 of the 'json' protocol."),
@@ -223,7 +223,7 @@ async fn websocket_handshake_errors() {
 async fn websocket_malformed_messages_close_only_that_connection() {
     let hub = Probe::default();
     let app = Switchboard::builder().hub_with("/probe", hub, |o| o.enable_detailed_errors = true).build().unwrap();
-    let addr = serve(app).await;
+    let addr = serve(&app).await;
     let mut bystander = connect_json(&addr, "/probe").await;
     let cases = [
         ("{\"type\":1,\"target\":\"Echo\"\u{1e}", "Connection closed with an error. InvalidDataException: Error reading JSON."),
@@ -267,7 +267,7 @@ async fn websocket_oversized_message_closes_with_the_reference_error() {
         })
         .build()
         .unwrap();
-    let addr = serve(app).await;
+    let addr = serve(&app).await;
     let mut ws = connect_json(&addr, "/probe").await;
     // Exactly at the limit is fine.
     let prefix = "{\"type\":1,\"invocationId\":\"1\",\"target\":\"Echo\",\"arguments\":[\"";
@@ -289,7 +289,7 @@ async fn websocket_keep_alive_pings_when_idle() {
         .hub_with("/probe", Probe::default(), |o| o.keep_alive_interval = Duration::from_secs(1))
         .build()
         .unwrap();
-    let addr = serve(app).await;
+    let addr = serve(&app).await;
     let mut ws = connect_json(&addr, "/probe").await;
     let started = std::time::Instant::now();
     assert_eq!(next_text(&mut ws).await, "{\"type\":6}\u{1e}");
@@ -306,7 +306,7 @@ async fn websocket_client_timeout_armed_by_first_ping() {
         })
         .build()
         .unwrap();
-    let addr = serve(app).await;
+    let addr = serve(&app).await;
     let mut ws = connect_json(&addr, "/probe").await;
     send_text(&mut ws, "{\"type\":6}\u{1e}").await;
     let close = expect_close(&mut ws).await;
@@ -323,7 +323,7 @@ async fn websocket_client_timeout_armed_by_first_ping() {
 #[tokio::test]
 async fn websocket_client_close_message_ends_gracefully() {
     let app = Switchboard::builder().hub("/probe", Probe::default()).build().unwrap();
-    let addr = serve(app).await;
+    let addr = serve(&app).await;
     let mut ws = connect_json(&addr, "/probe").await;
     send_text(&mut ws, "{\"type\":7}\u{1e}").await;
     assert_eq!(expect_close(&mut ws).await, json!({"type":7}));
@@ -332,7 +332,7 @@ async fn websocket_client_close_message_ends_gracefully() {
 #[tokio::test]
 async fn websocket_parallel_invocations_are_limited_per_client() {
     let app = Switchboard::builder().hub("/probe", Probe::default()).build().unwrap();
-    let addr = serve(app).await;
+    let addr = serve(&app).await;
     let mut ws = connect_json(&addr, "/probe").await;
     // With the default limit of 1, the quick call waits for the slow one.
     send_text(&mut ws, "{\"type\":1,\"invocationId\":\"slow\",\"target\":\"Sleep\",\"arguments\":[300]}\u{1e}{\"type\":1,\"invocationId\":\"quick\",\"target\":\"Sleep\",\"arguments\":[0]}\u{1e}").await;
@@ -343,7 +343,7 @@ async fn websocket_parallel_invocations_are_limited_per_client() {
         .hub_with("/probe", Probe::default(), |o| o.maximum_parallel_invocations_per_client = 2)
         .build()
         .unwrap();
-    let addr = serve(app).await;
+    let addr = serve(&app).await;
     let mut ws = connect_json(&addr, "/probe").await;
     send_text(&mut ws, "{\"type\":1,\"invocationId\":\"slow\",\"target\":\"Sleep\",\"arguments\":[300]}\u{1e}{\"type\":1,\"invocationId\":\"quick\",\"target\":\"Sleep\",\"arguments\":[0]}\u{1e}").await;
     assert_eq!(next_record(&mut ws).await["invocationId"], "quick");
@@ -357,7 +357,7 @@ async fn websocket_slow_reader_is_dropped_and_others_continue() {
         .build()
         .unwrap();
     let handle = app.hub_handle::<Probe>().unwrap();
-    let addr = serve(app).await;
+    let addr = serve(&app).await;
     let mut slow = connect_json(&addr, "/probe").await;
     let slow_id = invoke(&mut slow, "1", "Whoami", json!([])).await["result"]["id"].as_str().unwrap().to_owned();
     let mut fast = connect_json(&addr, "/probe").await;
@@ -396,7 +396,7 @@ async fn websocket_slow_reader_is_dropped_and_others_continue() {
 #[tokio::test]
 async fn websocket_lifecycle_counts_and_query() {
     let app = Switchboard::builder().hub("/probe", Probe::default()).build().unwrap();
-    let addr = serve(app).await;
+    let addr = serve(&app).await;
     let mut ws = connect_json(&addr, "/probe?q=v%20w").await;
     let who = invoke(&mut ws, "1", "Whoami", json!([])).await;
     assert_eq!(who["result"]["query"], "v w");
@@ -421,7 +421,7 @@ async fn websocket_on_connected_failure_closes_without_reconnect() {
         .hub_with("/detailed", Grumpy, |o| o.enable_detailed_errors = true)
         .build()
         .unwrap();
-    let addr = serve(app).await;
+    let addr = serve(&app).await;
     let mut ws = connect_json(&addr, "/plain").await;
     assert_eq!(expect_close(&mut ws).await, json!({"type":7,"error":"Connection closed with an error."}));
     let mut ws = connect_json(&addr, "/detailed").await;

@@ -14,11 +14,12 @@ pub const WAIT: Duration = Duration::from_secs(10);
 
 /// Serves `app` on 127.0.0.1 and returns `host:port`. The server stops with the test's
 /// runtime.
-pub async fn serve(app: Switchboard) -> String {
+pub async fn serve(app: &Switchboard) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
     let addr = listener.local_addr().expect("local addr");
+    let router = app.router::<()>();
     tokio::spawn(async move {
-        let _ = axum::serve(listener, app.router::<()>()).await;
+        let _ = axum::serve(listener, router).await;
     });
     addr.to_string()
 }
