@@ -30,13 +30,21 @@ enum Kind {
 impl HubError {
     /// An error meant for the client, always shown to it (`HubException: <message>`).
     pub fn new(message: impl Into<String>) -> Self {
-        Self { kind: Kind::Hub, type_name: Cow::Borrowed("HubException"), message: message.into() }
+        Self {
+            kind: Kind::Hub,
+            type_name: Cow::Borrowed("HubException"),
+            message: message.into(),
+        }
     }
 
     /// An internal error named like a .NET exception type (for example
     /// `"InvalidOperationException"`), shown to clients only with detailed errors on.
     pub fn exception(type_name: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
-        Self { kind: Kind::Exception, type_name: type_name.into(), message: message.into() }
+        Self {
+            kind: Kind::Exception,
+            type_name: type_name.into(),
+            message: message.into(),
+        }
     }
 
     /// An internal error from any error value, shown to clients only with detailed errors on.
@@ -45,7 +53,11 @@ impl HubError {
     }
 
     pub(crate) fn encode(error: impl fmt::Display) -> Self {
-        Self { kind: Kind::Encode, type_name: Cow::Borrowed("InvalidOperationException"), message: error.to_string() }
+        Self {
+            kind: Kind::Encode,
+            type_name: Cow::Borrowed("InvalidOperationException"),
+            message: error.to_string(),
+        }
     }
 
     /// The message.
@@ -106,7 +118,9 @@ pub struct BuildError {
 
 impl BuildError {
     pub(crate) fn new(message: impl Into<String>) -> Self {
-        Self { message: message.into() }
+        Self {
+            message: message.into(),
+        }
     }
 }
 

@@ -112,7 +112,9 @@ impl HubOptions {
             }
         }
         if self.maximum_parallel_invocations_per_client == 0 {
-            return Err(BuildError::new("HubOptions.maximum_parallel_invocations_per_client must be at least 1."));
+            return Err(BuildError::new(
+                "HubOptions.maximum_parallel_invocations_per_client must be at least 1.",
+            ));
         }
         if self.stream_buffer_capacity == 0 {
             return Err(BuildError::new("HubOptions.stream_buffer_capacity must be at least 1."));
@@ -121,13 +123,19 @@ impl HubOptions {
             return Err(BuildError::new("HubOptions.max_queued_messages must be at least 1."));
         }
         if self.maximum_receive_message_size == Some(0) {
-            return Err(BuildError::new("HubOptions.maximum_receive_message_size must be greater than zero, or None for no limit."));
+            return Err(BuildError::new(
+                "HubOptions.maximum_receive_message_size must be greater than zero, or None for no limit.",
+            ));
         }
         if self.supported_protocols.is_empty() {
-            return Err(BuildError::new("HubOptions.supported_protocols must name at least one protocol."));
+            return Err(BuildError::new(
+                "HubOptions.supported_protocols must name at least one protocol.",
+            ));
         }
         if self.transports.is_empty() {
-            return Err(BuildError::new("HubOptions.transports must name at least one transport."));
+            return Err(BuildError::new(
+                "HubOptions.transports must name at least one transport.",
+            ));
         }
         if self.client_timeout_interval < self.keep_alive_interval {
             return Err(BuildError::new(

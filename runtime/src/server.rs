@@ -11,12 +11,13 @@ use crate::hub::{Hub, HubHandle, HubShared, Methods};
 use crate::lifetime::LocalLifetimeManager;
 use crate::options::HubOptions;
 use crate::transport::auth::{self, Authenticator, UserContext, UserIdProvider};
-use crate::transport::registry::Registry;
 use crate::transport::raw::{RawConnection, RawHandler};
+use crate::transport::registry::Registry;
 use crate::transport::{AppState, Endpoint, EndpointKind, SwitchboardService};
 
 type EndpointFactory = Box<dyn FnOnce(&mut SharedByType, HubOptions) -> Result<EndpointKind, BuildError>>;
 type SharedByType = HashMap<TypeId, Arc<HubShared>>;
+type Configure = Box<dyn FnOnce(&mut HubOptions)>;
 
 /// A built app: every mapped hub, ready to serve.
 ///
@@ -37,7 +38,9 @@ pub struct Switchboard {
 
 impl std::fmt::Debug for Switchboard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Switchboard").field("hubs", &self.state.endpoints.keys().collect::<Vec<_>>()).finish()
+        f.debug_struct("Switchboard")
+            .field("hubs", &self.state.endpoints.keys().collect::<Vec<_>>())
+            .finish()
     }
 }
 
@@ -60,14 +63,16 @@ impl Switchboard {
     /// A handle to reach the clients of hub type `H` from anywhere (`None` if no hub of that
     /// type is mapped).
     pub fn hub_handle<H: Hub>(&self) -> Option<HubHandle<H>> {
-        self.shared.get(&TypeId::of::<H>()).map(|shared| HubHandle::new(shared.clone()))
+        self.shared
+            .get(&TypeId::of::<H>())
+            .map(|shared| HubHandle::new(shared.clone()))
     }
 }
 
 /// Configures an app; see [`Switchboard::builder`].
 pub struct SwitchboardBuilder {
     defaults: HubOptions,
-    endpoints: Vec<(String, EndpointFactory, Option<Box<dyn FnOnce(&mut HubOptions)>>)>,
+    endpoints: Vec<(String, EndpointFactory, Option<Configure>)>,
     authenticator: Option<Arc<dyn Authenticator>>,
     user_id_provider: UserIdProvider,
 }
@@ -85,7 +90,9 @@ impl Default for SwitchboardBuilder {
 
 impl std::fmt::Debug for SwitchboardBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SwitchboardBuilder").field("defaults", &self.defaults).finish_non_exhaustive()
+        f.debug_struct("SwitchboardBuilder")
+            .field("defaults", &self.defaults)
+            .finish_non_exhaustive()
     }
 }
 
@@ -100,14 +107,23 @@ impl SwitchboardBuilder {
         self.add(path, hub, Some(Box::new(configure)))
     }
 
-    fn add<H: Hub>(mut self, path: &str, hub: H, configure: Option<Box<dyn FnOnce(&mut HubOptions)>>) -> Self {
+    fn add<H: Hub>(mut self, path: &str, hub: H, configure: Option<Configure>) -> Self {
         let factory: EndpointFactory = Box::new(move |shared, options| {
             let methods = Methods::<H>::collect().map_err(|errors| BuildError::new(errors.join("; ")))?;
             let shared = shared
                 .entry(TypeId::of::<H>())
-                .or_insert_with(|| Arc::new(HubShared { manager: Arc::new(LocalLifetimeManager::default()) }))
+                .or_insert_with(|| {
+                    Arc::new(HubShared {
+                        manager: Arc::new(LocalLifetimeManager::default()),
+                    })
+                })
                 .clone();
-            let endpoint = HubEndpoint { hub: Arc::new(hub), methods: Arc::new(methods), shared, options };
+            let endpoint = HubEndpoint {
+                hub: Arc::new(hub),
+                methods: Arc::new(methods),
+                shared,
+                options,
+            };
             Ok(EndpointKind::Hub(Arc::new(endpoint) as Arc<dyn Dispatcher>))
         });
         self.endpoints.push((path.to_owned(), factory, configure));
@@ -159,21 +175,38 @@ impl SwitchboardBuilder {
             if let Some(configure) = configure {
                 configure(&mut options);
             }
-            options.validate().map_err(|e| BuildError::new(format!("hub '{path}': {e}")))?;
+            options
+                .validate()
+                .map_err(|e| BuildError::new(format!("hub '{path}': {e}")))?;
             if options.require_authorization && self.authenticator.is_none() {
                 return Err(BuildError::new(format!(
                     "hub '{path}' requires authorization, but no authenticator is configured"
                 )));
             }
-            let kind = factory(&mut shared, options.clone()).map_err(|e| BuildError::new(format!("hub '{path}': {e}")))?;
+            let kind =
+                factory(&mut shared, options.clone()).map_err(|e| BuildError::new(format!("hub '{path}': {e}")))?;
             let key = path.trim_end_matches('/').to_ascii_lowercase();
-            let endpoint = Endpoint { path: path.clone(), kind, options, registry: Registry::default() };
+            let endpoint = Endpoint {
+                path: path.clone(),
+                kind,
+                options,
+                registry: Registry::default(),
+            };
             if endpoints.insert(key, Arc::new(endpoint)).is_some() {
-                return Err(BuildError::new(format!("two hubs are mapped at '{path}' (paths are matched ignoring case)")));
+                return Err(BuildError::new(format!(
+                    "two hubs are mapped at '{path}' (paths are matched ignoring case)"
+                )));
             }
         }
-        let state = AppState { endpoints, authenticator: self.authenticator, user_id_provider: self.user_id_provider };
-        Ok(Switchboard { state: Arc::new(state), shared })
+        let state = AppState {
+            endpoints,
+            authenticator: self.authenticator,
+            user_id_provider: self.user_id_provider,
+        };
+        Ok(Switchboard {
+            state: Arc::new(state),
+            shared,
+        })
     }
 }
 

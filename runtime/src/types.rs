@@ -55,7 +55,10 @@ impl<'de> Deserialize<'de> for Binary {
                 Ok(Binary(v))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Binary, E> {
-                BASE64.decode(v).map(Binary).map_err(|_| E::custom("invalid base64 string"))
+                BASE64
+                    .decode(v)
+                    .map(Binary)
+                    .map_err(|_| E::custom("invalid base64 string"))
             }
             fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Binary, A::Error> {
                 let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
@@ -102,7 +105,10 @@ impl Timestamp {
         let since = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
-        Self { seconds: since.as_secs() as i64, nanos: since.subsec_nanos() }
+        Self {
+            seconds: since.as_secs() as i64,
+            nanos: since.subsec_nanos(),
+        }
     }
 
     /// Formats as ISO-8601 in UTC the way .NET writes a UTC `DateTime`: seconds always,
@@ -211,7 +217,10 @@ impl Timestamp {
 
     fn from_ext(data: &[u8]) -> Option<Self> {
         match data.len() {
-            4 => Some(Self { seconds: i64::from(u32::from_be_bytes(data.try_into().ok()?)), nanos: 0 }),
+            4 => Some(Self {
+                seconds: i64::from(u32::from_be_bytes(data.try_into().ok()?)),
+                nanos: 0,
+            }),
             8 => {
                 let packed = u64::from_be_bytes(data.try_into().ok()?);
                 Self::from_unix((packed & ((1 << 34) - 1)) as i64, (packed >> 34) as u32)
@@ -375,7 +384,10 @@ fn msgpack_to_json(value: &rmpv::Value) -> serde_json::Value {
             .unwrap_or(J::Null),
         rmpv::Value::F32(f) => serde_json::Number::from_f64(f64::from(*f)).map_or(J::Null, J::Number),
         rmpv::Value::F64(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
-        rmpv::Value::String(s) => J::String(s.as_str().map_or_else(|| String::from_utf8_lossy(s.as_bytes()).into_owned(), str::to_owned)),
+        rmpv::Value::String(s) => J::String(
+            s.as_str()
+                .map_or_else(|| String::from_utf8_lossy(s.as_bytes()).into_owned(), str::to_owned),
+        ),
         rmpv::Value::Binary(b) => J::String(BASE64.encode(b)),
         rmpv::Value::Array(items) => J::Array(items.iter().map(msgpack_to_json).collect()),
         rmpv::Value::Map(entries) => J::Object(
@@ -442,7 +454,10 @@ mod tests {
         for (s, n) in [(0, 0), (946_684_800, 0), (946_684_800, 5), (1 << 35, 1), (-5, 7)] {
             let t = Timestamp::from_unix(s, n).unwrap();
             let bytes = rmp_serde::to_vec_named(&t).unwrap();
-            assert!(matches!(bytes[0], 0xd6 | 0xd7 | 0xc7), "timestamp ext marker for {s}: {bytes:02x?}");
+            assert!(
+                matches!(bytes[0], 0xd6 | 0xd7 | 0xc7),
+                "timestamp ext marker for {s}: {bytes:02x?}"
+            );
             let back: Timestamp = rmp_serde::from_slice(&bytes).unwrap();
             assert_eq!(back, t);
             let dynamic: Dynamic = rmp_serde::from_slice(&bytes).unwrap();

@@ -18,7 +18,9 @@ struct Echo;
 impl Hub for Echo {
     fn methods(m: &mut Methods<Self>) {
         m.method("Echo", |_, _, (s,): (String,)| async move { Ok::<_, HubError>(s) });
-        m.method("User", |_, cx, ()| async move { Ok::<_, HubError>(cx.user_id().map(str::to_owned)) });
+        m.method("User", |_, cx, ()| async move {
+            Ok::<_, HubError>(cx.user_id().map(str::to_owned))
+        });
     }
 }
 
@@ -33,12 +35,21 @@ fn app() -> Switchboard {
         .unwrap()
 }
 
-async fn call(app: &Switchboard, method: Method, uri: &str, headers: &[(&str, &str)]) -> (StatusCode, http::HeaderMap, String) {
+async fn call(
+    app: &Switchboard,
+    method: Method,
+    uri: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, http::HeaderMap, String) {
     let mut request = Request::builder().method(method).uri(uri);
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
-    let response = app.service().oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
+    let response = app
+        .service()
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     let status = response.status();
     let headers = response.headers().clone();
     let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
@@ -61,7 +72,10 @@ async fn negotiate_versions_and_body() {
     assert_eq!(body["negotiateVersion"], 1);
     assert_ne!(body["connectionId"], body["connectionToken"]);
     assert_eq!(body["connectionToken"].as_str().unwrap().len(), 22);
-    assert_eq!(body["availableTransports"], json!([{"transport":"WebSockets","transferFormats":["Text","Binary"]}]));
+    assert_eq!(
+        body["availableTransports"],
+        json!([{"transport":"WebSockets","transferFormats":["Text","Binary"]}])
+    );
     assert!(body.get("ProtocolVersion").is_none());
 
     let (_, _, body) = call(&app, Method::POST, "/echo/negotiate", &[]).await;
@@ -73,7 +87,10 @@ async fn negotiate_versions_and_body() {
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["negotiateVersion"], 1);
     let (status, _, body) = call(&app, Method::POST, "/echo/negotiate?negotiateVersion=x", &[]).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(body, r#"{"error":"The client requested a non-integer protocol version."}"#);
+    assert_eq!(
+        body,
+        r#"{"error":"The client requested a non-integer protocol version."}"#
+    );
     // Case-insensitive paths.
     let (status, _, _) = call(&app, Method::POST, "/ECHO/Negotiate?negotiateVersion=1", &[]).await;
     assert_eq!(status, StatusCode::OK);
@@ -87,17 +104,38 @@ async fn http_status_codes_and_texts() {
         (Method::GET, "/nothing-here", StatusCode::NOT_FOUND, ""),
         (Method::GET, "/echo", StatusCode::BAD_REQUEST, "Connection ID required"),
         (Method::POST, "/echo", StatusCode::BAD_REQUEST, "Connection ID required"),
-        (Method::POST, "/echo?id=unknown", StatusCode::NOT_FOUND, "No Connection with that ID"),
-        (Method::DELETE, "/echo?id=unknown", StatusCode::NOT_FOUND, "No Connection with that ID"),
+        (
+            Method::POST,
+            "/echo?id=unknown",
+            StatusCode::NOT_FOUND,
+            "No Connection with that ID",
+        ),
+        (
+            Method::DELETE,
+            "/echo?id=unknown",
+            StatusCode::NOT_FOUND,
+            "No Connection with that ID",
+        ),
         (Method::PUT, "/echo", StatusCode::METHOD_NOT_ALLOWED, ""),
-        (Method::GET, "/echo?id=x", StatusCode::NOT_FOUND, "LongPolling transport not supported by this end point type"),
+        (
+            Method::GET,
+            "/echo?id=x",
+            StatusCode::NOT_FOUND,
+            "LongPolling transport not supported by this end point type",
+        ),
     ];
     for (method, uri, status, body) in cases {
         let got = call(&app, method.clone(), uri, &[]).await;
         assert_eq!((got.0, got.2.as_str()), (status, body), "{method} {uri}");
     }
     let (status, _, body) = call(&app, Method::GET, "/echo?id=x", &[("accept", "text/event-stream")]).await;
-    assert_eq!((status, body.as_str()), (StatusCode::NOT_FOUND, "ServerSentEvents transport not supported by this end point type"));
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            StatusCode::NOT_FOUND,
+            "ServerSentEvents transport not supported by this end point type"
+        )
+    );
 }
 
 #[tokio::test]
@@ -108,9 +146,19 @@ async fn auth_required_hub_refuses_missing_bad_and_expired_tokens() {
         let mut claims = Map::new();
         claims.insert("nameid".into(), Value::from("alice"));
         claims.insert("exp".into(), Value::from(1_000_000_000u64));
-        jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &jsonwebtoken::EncodingKey::from_secret(SECRET)).unwrap()
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(SECRET),
+        )
+        .unwrap()
     };
-    let forged = sign_hs256(b"some other secret of enough length", Map::new(), Duration::from_secs(60)).unwrap();
+    let forged = sign_hs256(
+        b"some other secret of enough length",
+        Map::new(),
+        Duration::from_secs(60),
+    )
+    .unwrap();
     for bad in [None, Some("not-a-token".to_owned()), Some(expired), Some(forged)] {
         let header = bad.as_ref().map(|t| format!("Bearer {t}"));
         let headers: Vec<(&str, &str)> = header.iter().map(|h| ("authorization", h.as_str())).collect();
@@ -118,9 +166,21 @@ async fn auth_required_hub_refuses_missing_bad_and_expired_tokens() {
         assert_eq!((status, body.as_str()), (StatusCode::UNAUTHORIZED, ""), "token {bad:?}");
     }
     let header = format!("Bearer {good}");
-    let (status, _, _) = call(&app, Method::POST, "/secure/negotiate?negotiateVersion=1", &[("authorization", &header)]).await;
+    let (status, _, _) = call(
+        &app,
+        Method::POST,
+        "/secure/negotiate?negotiateVersion=1",
+        &[("authorization", &header)],
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _, _) = call(&app, Method::POST, &format!("/secure/negotiate?negotiateVersion=1&access_token={good}"), &[]).await;
+    let (status, _, _) = call(
+        &app,
+        Method::POST,
+        &format!("/secure/negotiate?negotiateVersion=1&access_token={good}"),
+        &[],
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
 }
 
@@ -130,10 +190,16 @@ async fn auth_token_in_query_reaches_websocket_and_sets_user() {
     let addr = serve(&app).await;
     let refused = tokio_tungstenite::connect_async(format!("ws://{addr}/secure")).await;
     match refused {
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status(), StatusCode::UNAUTHORIZED),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED)
+        }
         other => panic!("expected 401, got {:?}", other.map(|_| ())),
     }
-    let mut ws = connect_json(&addr, &format!("/secure?access_token={}", token("bob", Duration::from_secs(60)))).await;
+    let mut ws = connect_json(
+        &addr,
+        &format!("/secure?access_token={}", token("bob", Duration::from_secs(60))),
+    )
+    .await;
     assert_eq!(invoke(&mut ws, "1", "User", json!([])).await["result"], "bob");
     // Where a token is optional, an invalid one is ignored and the caller is anonymous.
     let mut ws = connect_json(&addr, "/echo?access_token=garbage").await;
@@ -148,16 +214,36 @@ async fn websocket_needs_a_negotiated_id_once() {
     let body: Value = serde_json::from_str(&body).unwrap();
     let token = body["connectionToken"].as_str().unwrap();
     // The public id is not the transport id.
-    let by_public_id = tokio_tungstenite::connect_async(format!("ws://{addr}/echo?id={}", body["connectionId"].as_str().unwrap())).await;
-    assert!(matches!(by_public_id, Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == StatusCode::NOT_FOUND));
+    let by_public_id = tokio_tungstenite::connect_async(format!(
+        "ws://{addr}/echo?id={}",
+        body["connectionId"].as_str().unwrap()
+    ))
+    .await;
+    assert!(
+        matches!(by_public_id, Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == StatusCode::NOT_FOUND)
+    );
     let mut ws = connect_json(&addr, &format!("/echo?id={token}")).await;
     assert_eq!(invoke(&mut ws, "1", "Echo", json!(["x"])).await["result"], "x");
     let second = tokio_tungstenite::connect_async(format!("ws://{addr}/echo?id={token}")).await;
-    assert!(matches!(second, Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == StatusCode::CONFLICT));
+    assert!(
+        matches!(second, Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == StatusCode::CONFLICT)
+    );
     let (status, _, body) = call(&app, Method::POST, &format!("/echo?id={token}"), &[]).await;
-    assert_eq!((status, body.as_str()), (StatusCode::METHOD_NOT_ALLOWED, "POST requests are not allowed for WebSocket connections."));
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "POST requests are not allowed for WebSocket connections."
+        )
+    );
     let (status, _, body) = call(&app, Method::DELETE, &format!("/echo?id={token}"), &[]).await;
-    assert_eq!((status, body.as_str()), (StatusCode::BAD_REQUEST, "Cannot terminate this connection using the DELETE endpoint."));
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            StatusCode::BAD_REQUEST,
+            "Cannot terminate this connection using the DELETE endpoint."
+        )
+    );
 }
 
 #[tokio::test]
@@ -168,7 +254,10 @@ async fn negotiated_connection_expires_without_transport() {
         .unwrap();
     let addr = serve(&app).await;
     let (_, _, body) = call(&app, Method::POST, "/echo/negotiate?negotiateVersion=1", &[]).await;
-    let token = serde_json::from_str::<Value>(&body).unwrap()["connectionToken"].as_str().unwrap().to_owned();
+    let token = serde_json::from_str::<Value>(&body).unwrap()["connectionToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     tokio::time::sleep(Duration::from_millis(400)).await;
     let late = tokio_tungstenite::connect_async(format!("ws://{addr}/echo?id={token}")).await;
     assert!(matches!(late, Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == StatusCode::NOT_FOUND));
@@ -220,7 +309,11 @@ impl Hub for Twins {
 #[test]
 fn method_names_colliding_ignoring_case_are_refused() {
     assert_eq!(
-        Switchboard::builder().hub("/twins", Twins).build().unwrap_err().to_string(),
+        Switchboard::builder()
+            .hub("/twins", Twins)
+            .build()
+            .unwrap_err()
+            .to_string(),
         "hub '/twins': the hub method name 'send' collides with 'Send' (method names are matched ignoring case)"
     );
 }

@@ -24,8 +24,14 @@ impl Hub for Probe {
         m.method("Echo", |_, _, (s,): (String,)| async move { Ok::<_, HubError>(s) });
         m.method("Void", |_, _, ()| async move { Ok::<_, HubError>(()) });
         m.method("Null", |_, _, ()| async move { Ok::<_, HubError>(None::<i32>) });
-        m.method("Add", |_, _, (a, b): (i64, i64)| async move { Ok::<_, HubError>(a + b) });
-        m.method("Fail", |_, _, (s,): (String,)| async move { Err::<(), _>(HubError::new(s)) });
+        m.method(
+            "Add",
+            |_, _, (a, b): (i64, i64)| async move { Ok::<_, HubError>(a + b) },
+        );
+        m.method(
+            "Fail",
+            |_, _, (s,): (String,)| async move { Err::<(), _>(HubError::new(s)) },
+        );
         m.method("Boom", |_, _, (s,): (String,)| async move {
             Err::<(), _>(HubError::exception("InvalidOperationException", s))
         });
@@ -47,7 +53,9 @@ impl Hub for Probe {
             Ok::<_, HubError>(())
         });
         m.method("Whoami", |_, cx: Cx, ()| async move {
-            Ok::<_, HubError>(json!({ "id": cx.connection_id(), "user": cx.user_id(), "query": cx.request().query("q") }))
+            Ok::<_, HubError>(
+                json!({ "id": cx.connection_id(), "user": cx.user_id(), "query": cx.request().query("q") }),
+            )
         });
     }
 
@@ -64,12 +72,21 @@ async fn websocket_invocations_and_completions() {
     let app = Switchboard::builder().hub("/probe", Probe::default()).build().unwrap();
     let addr = serve(&app).await;
     let mut ws = connect_json(&addr, "/probe").await;
-    assert_eq!(invoke(&mut ws, "1", "Echo", json!(["héllo"])).await, json!({"type":3,"invocationId":"1","result":"héllo"}));
+    assert_eq!(
+        invoke(&mut ws, "1", "Echo", json!(["héllo"])).await,
+        json!({"type":3,"invocationId":"1","result":"héllo"})
+    );
     // Case-insensitive method names.
     assert_eq!(invoke(&mut ws, "2", "eCHO", json!(["x"])).await["result"], "x");
     // A method returning nothing completes with a null result, as .NET does for void.
-    assert_eq!(invoke(&mut ws, "3", "Void", json!([])).await, json!({"type":3,"invocationId":"3","result":null}));
-    assert_eq!(invoke(&mut ws, "4", "Null", json!([])).await, json!({"type":3,"invocationId":"4","result":null}));
+    assert_eq!(
+        invoke(&mut ws, "3", "Void", json!([])).await,
+        json!({"type":3,"invocationId":"3","result":null})
+    );
+    assert_eq!(
+        invoke(&mut ws, "4", "Null", json!([])).await,
+        json!({"type":3,"invocationId":"4","result":null})
+    );
     assert_eq!(invoke(&mut ws, "5", "Add", json!([40, 2])).await["result"], 42);
 }
 
@@ -84,16 +101,28 @@ async fn websocket_error_texts_match_the_reference_server() {
         "Failed to invoke 'Missing' due to an error on the server. HubException: Method does not exist."
     );
     // Without detailed errors the binding details stay on the server.
-    assert_eq!(error(invoke(&mut ws, "2", "Echo", json!(["a", "b"])).await), "Failed to invoke 'Echo' due to an error on the server.");
-    assert_eq!(error(invoke(&mut ws, "3", "Add", json!(["a", 1])).await), "Failed to invoke 'Add' due to an error on the server.");
-    assert_eq!(error(invoke(&mut ws, "4", "Boom", json!(["secret detail"])).await), "An unexpected error occurred invoking 'Boom' on the server.");
+    assert_eq!(
+        error(invoke(&mut ws, "2", "Echo", json!(["a", "b"])).await),
+        "Failed to invoke 'Echo' due to an error on the server."
+    );
+    assert_eq!(
+        error(invoke(&mut ws, "3", "Add", json!(["a", 1])).await),
+        "Failed to invoke 'Add' due to an error on the server."
+    );
+    assert_eq!(
+        error(invoke(&mut ws, "4", "Boom", json!(["secret detail"])).await),
+        "An unexpected error occurred invoking 'Boom' on the server."
+    );
     // Hub errors are always shown.
     assert_eq!(
         error(invoke(&mut ws, "5", "Fail", json!(["for you"])).await),
         "An unexpected error occurred invoking 'Fail' on the server. HubException: for you"
     );
     // A panicking method fails its invocation; the connection goes on.
-    assert_eq!(error(invoke(&mut ws, "6", "Panic", json!([])).await), "An unexpected error occurred invoking 'Panic' on the server.");
+    assert_eq!(
+        error(invoke(&mut ws, "6", "Panic", json!([])).await),
+        "An unexpected error occurred invoking 'Panic' on the server."
+    );
     assert_eq!(
         error(invoke(&mut ws, "7", "Echo", json!([])).await),
         "Failed to invoke 'Echo' due to an error on the server."
@@ -104,7 +133,10 @@ async fn websocket_error_texts_match_the_reference_server() {
         error(next_record(&mut ws).await),
         "The client attempted to invoke the non-streaming 'Echo' method with a streaming invocation."
     );
-    assert_eq!(invoke(&mut ws, "9", "Echo", json!(["still here"])).await["result"], "still here");
+    assert_eq!(
+        invoke(&mut ws, "9", "Echo", json!(["still here"])).await["result"],
+        "still here"
+    );
 }
 
 #[tokio::test]
@@ -145,7 +177,10 @@ async fn websocket_sends_without_invocation_id_are_never_answered() {
         send_text(&mut ws, &format!("{message}\u{1e}")).await;
     }
     // The next thing the client sees answers the next invocation.
-    assert_eq!(invoke(&mut ws, "after", "Echo", json!(["y"])).await["invocationId"], "after");
+    assert_eq!(
+        invoke(&mut ws, "after", "Echo", json!(["y"])).await["invocationId"],
+        "after"
+    );
 }
 
 #[tokio::test]
@@ -158,7 +193,11 @@ async fn websocket_records_split_and_batched_across_frames() {
     let first = next_text(&mut ws).await;
     let (handshake, rest) = first.split_once('\u{1e}').unwrap();
     assert_eq!(handshake, "{}");
-    let completion = if rest.is_empty() { next_record(&mut ws).await } else { serde_json::from_str(rest.trim_end_matches('\u{1e}')).unwrap() };
+    let completion = if rest.is_empty() {
+        next_record(&mut ws).await
+    } else {
+        serde_json::from_str(rest.trim_end_matches('\u{1e}')).unwrap()
+    };
     assert_eq!(completion["result"], "a");
     // One invocation split over three frames.
     send_text(&mut ws, "{\"type\":1,\"invocationId\":\"2\",").await;
@@ -173,14 +212,21 @@ async fn websocket_messagepack_round_trip() {
     let addr = serve(&app).await;
     let mut ws = open(&addr, "/probe").await;
     send_text(&mut ws, "{\"protocol\":\"messagepack\",\"version\":1}\u{1e}").await;
-    assert_eq!(next_event(&mut ws).await, Event::Binary(b"{}\x1e".to_vec()), "MessagePack frames are binary");
+    assert_eq!(
+        next_event(&mut ws).await,
+        Event::Binary(b"{}\x1e".to_vec()),
+        "MessagePack frames are binary"
+    );
     // [1, {}, "1", "Add", [40, 2]]
     let body = [0x95, 0x01, 0x80, 0xa1, b'1', 0xa3, b'A', b'd', b'd', 0x92, 40, 2];
     let mut framed = vec![body.len() as u8];
     framed.extend_from_slice(&body);
     send_binary(&mut ws, framed).await;
     // [3, {}, "1", 3, 42]
-    assert_eq!(next_event(&mut ws).await, Event::Binary(vec![0x07, 0x95, 0x03, 0x80, 0xa1, b'1', 0x03, 42]));
+    assert_eq!(
+        next_event(&mut ws).await,
+        Event::Binary(vec![0x07, 0x95, 0x03, 0x80, 0xa1, b'1', 0x03, 42])
+    );
 }
 
 #[tokio::test]
@@ -194,10 +240,22 @@ async fn websocket_handshake_errors() {
         .unwrap();
     let addr = serve(&app).await;
     let cases = [
-        ("{\"protocol\":\"foo\",\"version\":1}\u{1e}", "The protocol 'foo' is not supported."),
-        ("{\"protocol\":\"json\",\"version\":3}\u{1e}", "The server does not support version 3 of the 'json' protocol."),
-        ("{\"version\":1}\u{1e}", "An unexpected error occurred during connection handshake."),
-        ("not json\u{1e}", "An unexpected error occurred during connection handshake."),
+        (
+            "{\"protocol\":\"foo\",\"version\":1}\u{1e}",
+            "The protocol 'foo' is not supported.",
+        ),
+        (
+            "{\"protocol\":\"json\",\"version\":3}\u{1e}",
+            "The server does not support version 3 of the 'json' protocol.",
+        ),
+        (
+            "{\"version\":1}\u{1e}",
+            "An unexpected error occurred during connection handshake.",
+        ),
+        (
+            "not json\u{1e}",
+            "An unexpected error occurred during connection handshake.",
+        ),
     ];
     for (handshake, error) in cases {
         let mut ws = open(&addr, "/probe").await;
@@ -208,28 +266,53 @@ async fn websocket_handshake_errors() {
     // Versions 0 to 2 are accepted.
     for version in 0..=2 {
         let mut ws = open(&addr, "/probe").await;
-        send_text(&mut ws, &format!("{{\"protocol\":\"json\",\"version\":{version}}}\u{1e}")).await;
+        send_text(
+            &mut ws,
+            &format!("{{\"protocol\":\"json\",\"version\":{version}}}\u{1e}"),
+        )
+        .await;
         assert_eq!(next_text(&mut ws).await, "{}\u{1e}");
     }
     // Too large, and too slow.
     let mut ws = open(&addr, "/probe").await;
     send_text(&mut ws, &" ".repeat(200)).await;
-    assert_eq!(next_text(&mut ws).await, "{\"error\":\"Handshake was canceled.\"}\u{1e}");
+    assert_eq!(
+        next_text(&mut ws).await,
+        "{\"error\":\"Handshake was canceled.\"}\u{1e}"
+    );
     let mut ws = open(&addr, "/probe").await;
-    assert_eq!(next_text(&mut ws).await, "{\"error\":\"Handshake was canceled.\"}\u{1e}");
+    assert_eq!(
+        next_text(&mut ws).await,
+        "{\"error\":\"Handshake was canceled.\"}\u{1e}"
+    );
 }
 
 #[tokio::test]
 async fn websocket_malformed_messages_close_only_that_connection() {
     let hub = Probe::default();
-    let app = Switchboard::builder().hub_with("/probe", hub, |o| o.enable_detailed_errors = true).build().unwrap();
+    let app = Switchboard::builder()
+        .hub_with("/probe", hub, |o| o.enable_detailed_errors = true)
+        .build()
+        .unwrap();
     let addr = serve(&app).await;
     let mut bystander = connect_json(&addr, "/probe").await;
     let cases = [
-        ("{\"type\":1,\"target\":\"Echo\"\u{1e}", "Connection closed with an error. InvalidDataException: Error reading JSON."),
-        ("{\"target\":\"Echo\",\"arguments\":[]}\u{1e}", "Connection closed with an error. InvalidDataException: Missing required property 'type'."),
-        ("{\"type\":1,\"arguments\":[]}\u{1e}", "Connection closed with an error. InvalidDataException: Missing required property 'target'."),
-        ("[1,2,3]\u{1e}", "Connection closed with an error. InvalidDataException: Error reading JSON."),
+        (
+            "{\"type\":1,\"target\":\"Echo\"\u{1e}",
+            "Connection closed with an error. InvalidDataException: Error reading JSON.",
+        ),
+        (
+            "{\"target\":\"Echo\",\"arguments\":[]}\u{1e}",
+            "Connection closed with an error. InvalidDataException: Missing required property 'type'.",
+        ),
+        (
+            "{\"type\":1,\"arguments\":[]}\u{1e}",
+            "Connection closed with an error. InvalidDataException: Missing required property 'target'.",
+        ),
+        (
+            "[1,2,3]\u{1e}",
+            "Connection closed with an error. InvalidDataException: Error reading JSON.",
+        ),
     ];
     for (bad, error) in cases {
         let mut ws = connect_json(&addr, "/probe").await;
@@ -255,7 +338,10 @@ async fn websocket_malformed_messages_close_only_that_connection() {
     }
     assert_eq!(next_event(&mut ws).await, Event::Closed(Some(1000)));
     // The bystander never noticed.
-    assert_eq!(invoke(&mut bystander, "1", "Echo", json!(["fine"])).await["result"], "fine");
+    assert_eq!(
+        invoke(&mut bystander, "1", "Echo", json!(["fine"])).await["result"],
+        "fine"
+    );
 }
 
 #[tokio::test]
@@ -286,14 +372,19 @@ async fn websocket_oversized_message_closes_with_the_reference_error() {
 #[tokio::test]
 async fn websocket_keep_alive_pings_when_idle() {
     let app = Switchboard::builder()
-        .hub_with("/probe", Probe::default(), |o| o.keep_alive_interval = Duration::from_secs(1))
+        .hub_with("/probe", Probe::default(), |o| {
+            o.keep_alive_interval = Duration::from_secs(1)
+        })
         .build()
         .unwrap();
     let addr = serve(&app).await;
     let mut ws = connect_json(&addr, "/probe").await;
     let started = std::time::Instant::now();
     assert_eq!(next_text(&mut ws).await, "{\"type\":6}\u{1e}");
-    assert!(started.elapsed() >= Duration::from_millis(500), "not before the interval");
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "not before the interval"
+    );
 }
 
 #[tokio::test]
@@ -317,7 +408,10 @@ async fn websocket_client_timeout_armed_by_first_ping() {
     // A client that never pings is not timed out (old clients never ping).
     let mut quiet = connect_json(&addr, "/probe").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(invoke(&mut quiet, "1", "Echo", json!(["alive"])).await["result"], "alive");
+    assert_eq!(
+        invoke(&mut quiet, "1", "Echo", json!(["alive"])).await["result"],
+        "alive"
+    );
 }
 
 #[tokio::test]
@@ -340,7 +434,9 @@ async fn websocket_parallel_invocations_are_limited_per_client() {
     assert_eq!(next_record(&mut ws).await["invocationId"], "quick");
 
     let app = Switchboard::builder()
-        .hub_with("/probe", Probe::default(), |o| o.maximum_parallel_invocations_per_client = 2)
+        .hub_with("/probe", Probe::default(), |o| {
+            o.maximum_parallel_invocations_per_client = 2
+        })
         .build()
         .unwrap();
     let addr = serve(&app).await;
@@ -359,7 +455,10 @@ async fn websocket_slow_reader_is_dropped_and_others_continue() {
     let handle = app.hub_handle::<Probe>().unwrap();
     let addr = serve(&app).await;
     let mut slow = connect_json(&addr, "/probe").await;
-    let slow_id = invoke(&mut slow, "1", "Whoami", json!([])).await["result"]["id"].as_str().unwrap().to_owned();
+    let slow_id = invoke(&mut slow, "1", "Whoami", json!([])).await["result"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let mut fast = connect_json(&addr, "/probe").await;
     // The slow client stops reading; 40 MB of broadcasts cannot all fit in socket buffers,
     // so its queue fills and it is closed instead of growing without bound.
@@ -382,14 +481,23 @@ async fn websocket_slow_reader_is_dropped_and_others_continue() {
         handle.clients().all().send("Flood", (payload.clone(),)).await.unwrap();
         tokio::task::yield_now().await;
     }
-    let (mut fast, received) = tokio::time::timeout(Duration::from_secs(30), reader).await.unwrap().unwrap();
+    let (mut fast, received) = tokio::time::timeout(Duration::from_secs(30), reader)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(received, 600);
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     while handle.is_connected(&slow_id) {
-        assert!(std::time::Instant::now() < deadline, "the slow client was never dropped");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slow client was never dropped"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(invoke(&mut fast, "2", "Echo", json!(["still fine"])).await["result"], "still fine");
+    assert_eq!(
+        invoke(&mut fast, "2", "Echo", json!(["still fine"])).await["result"],
+        "still fine"
+    );
     drop(slow);
 }
 
@@ -410,7 +518,10 @@ impl Hub for Grumpy {
     fn methods(_: &mut Methods<Self>) {}
 
     async fn on_connected(self: Arc<Self>, _cx: HubContext<Self>) -> Result<(), HubError> {
-        Err(HubError::exception("InvalidOperationException", "Hub OnConnected failed."))
+        Err(HubError::exception(
+            "InvalidOperationException",
+            "Hub OnConnected failed.",
+        ))
     }
 }
 
@@ -423,7 +534,10 @@ async fn websocket_on_connected_failure_closes_without_reconnect() {
         .unwrap();
     let addr = serve(&app).await;
     let mut ws = connect_json(&addr, "/plain").await;
-    assert_eq!(expect_close(&mut ws).await, json!({"type":7,"error":"Connection closed with an error."}));
+    assert_eq!(
+        expect_close(&mut ws).await,
+        json!({"type":7,"error":"Connection closed with an error."})
+    );
     let mut ws = connect_json(&addr, "/detailed").await;
     assert_eq!(
         expect_close(&mut ws).await,

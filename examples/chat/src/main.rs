@@ -26,9 +26,12 @@ struct Chat;
 
 impl Hub for Chat {
     fn methods(methods: &mut Methods<Self>) {
-        methods.method("SendMessage", |_hub: Arc<Chat>, cx: HubContext<Chat>, (user, message): (String, String)| async move {
-            cx.clients().all().send("ReceiveMessage", (user, message)).await
-        });
+        methods.method(
+            "SendMessage",
+            |_hub: Arc<Chat>, cx: HubContext<Chat>, (user, message): (String, String)| async move {
+                cx.clients().all().send("ReceiveMessage", (user, message)).await
+            },
+        );
     }
 }
 
@@ -49,7 +52,12 @@ fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
-            "--port" => args.port = it.next().and_then(|p| p.parse().ok()).ok_or("--port needs a port number")?,
+            "--port" => {
+                args.port = it
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .ok_or("--port needs a port number")?
+            }
             "--signalr-js" => args.signalr_js = Some(it.next().ok_or("--signalr-js needs a file")?),
             "--stop-when-stdin-closes" => args.stop_when_stdin_closes = true,
             "--help" | "-h" => return Err(USAGE.into()),
@@ -82,7 +90,11 @@ async fn main() {
         },
         None => None,
     };
-    let script = if local_js.is_some() { LOCAL_SIGNALR_JS } else { CDN_SIGNALR_JS };
+    let script = if local_js.is_some() {
+        LOCAL_SIGNALR_JS
+    } else {
+        CDN_SIGNALR_JS
+    };
     let page = PAGE.replace("{{SIGNALR_JS}}", script);
 
     let app = match Switchboard::builder().hub("/chat", Chat).build() {

@@ -31,7 +31,12 @@ enum HandshakeOutcome {
 }
 
 /// Runs a connection until it ends. `format` is what the transport can carry.
-pub(crate) async fn run(conn: Arc<Connection>, mut input: Inbound, format_supported: fn(TransferFormat) -> bool, dispatcher: Arc<dyn Dispatcher>) {
+pub(crate) async fn run(
+    conn: Arc<Connection>,
+    mut input: Inbound,
+    format_supported: fn(TransferFormat) -> bool,
+    dispatcher: Arc<dyn Dispatcher>,
+) {
     let mut buf = BytesMut::new();
     let protocol = match handshake(&conn, &mut input, &mut buf, format_supported, &*dispatcher).await {
         HandshakeOutcome::Accepted(protocol) => protocol,
@@ -105,7 +110,9 @@ pub(crate) async fn run(conn: Arc<Connection>, mut input: Inbound, format_suppor
     }
 
     let reason = conn.close_reason();
-    dispatcher.disconnected(&conn, reason.and_then(|r| r.disconnect_error)).await;
+    dispatcher
+        .disconnected(&conn, reason.and_then(|r| r.disconnect_error))
+        .await;
 }
 
 /// Keep-alive and client timeout, checked once a second.

@@ -34,17 +34,32 @@ pub(crate) struct CloseReason {
 impl CloseReason {
     /// The client or the app ended the connection normally.
     pub fn graceful() -> Self {
-        Self { error: None, allow_reconnect: false, send_close_message: true, disconnect_error: None }
+        Self {
+            error: None,
+            allow_reconnect: false,
+            send_close_message: true,
+            disconnect_error: None,
+        }
     }
 
     /// The transport went away; nothing more can be sent.
     pub fn transport_closed() -> Self {
-        Self { error: None, allow_reconnect: false, send_close_message: false, disconnect_error: None }
+        Self {
+            error: None,
+            allow_reconnect: false,
+            send_close_message: false,
+            disconnect_error: None,
+        }
     }
 
     /// The connection fails: the client is told `client_text`, the hub sees `error`.
     pub fn error(client_text: String, error: crate::HubError) -> Self {
-        Self { error: Some(client_text), allow_reconnect: true, send_close_message: true, disconnect_error: Some(error) }
+        Self {
+            error: Some(client_text),
+            allow_reconnect: true,
+            send_close_message: true,
+            disconnect_error: Some(error),
+        }
     }
 }
 
@@ -239,6 +254,9 @@ impl Connection {
 
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connection").field("id", &self.id).field("transport", &self.transport).finish_non_exhaustive()
+        f.debug_struct("Connection")
+            .field("id", &self.id)
+            .field("transport", &self.transport)
+            .finish_non_exhaustive()
     }
 }

@@ -60,7 +60,10 @@ impl Clients {
     }
 
     fn proxy(&self, target: Target) -> ClientProxy {
-        ClientProxy { manager: self.manager.clone(), target }
+        ClientProxy {
+            manager: self.manager.clone(),
+            target,
+        }
     }
 
     /// Every connection.

@@ -21,7 +21,9 @@ pub struct BindError {
 
 impl BindError {
     fn count(provided: usize, expected: usize) -> Self {
-        Self { message: format!("Invocation provides {provided} argument(s) but target expects {expected}.") }
+        Self {
+            message: format!("Invocation provides {provided} argument(s) but target expects {expected}."),
+        }
     }
 
     fn types() -> Self {
@@ -132,9 +134,16 @@ pub struct Methods<H> {
 
 impl<H: Hub> Methods<H> {
     pub(crate) fn collect() -> Result<Self, Vec<String>> {
-        let mut methods = Self { entries: HashMap::new(), errors: Vec::new() };
+        let mut methods = Self {
+            entries: HashMap::new(),
+            errors: Vec::new(),
+        };
         H::methods(&mut methods);
-        if methods.errors.is_empty() { Ok(methods) } else { Err(methods.errors) }
+        if methods.errors.is_empty() {
+            Ok(methods)
+        } else {
+            Err(methods.errors)
+        }
     }
 
     /// Adds a method called `name` on the wire. `handler` gets the hub, the caller's context
@@ -171,7 +180,14 @@ impl<H: Hub> Methods<H> {
             ));
             return;
         }
-        self.entries.insert(key, MethodEntry { name: name.to_owned(), kind, handler });
+        self.entries.insert(
+            key,
+            MethodEntry {
+                name: name.to_owned(),
+                kind,
+                handler,
+            },
+        );
     }
 
     pub(crate) fn find(&self, name: &str) -> Option<&MethodEntry<H>> {

@@ -77,19 +77,29 @@ pub struct HubContext<H> {
 
 impl<H> Clone for HubContext<H> {
     fn clone(&self) -> Self {
-        Self { conn: self.conn.clone(), shared: self.shared.clone(), hub: PhantomData }
+        Self {
+            conn: self.conn.clone(),
+            shared: self.shared.clone(),
+            hub: PhantomData,
+        }
     }
 }
 
 impl<H> std::fmt::Debug for HubContext<H> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HubContext").field("connection_id", &self.connection_id()).finish_non_exhaustive()
+        f.debug_struct("HubContext")
+            .field("connection_id", &self.connection_id())
+            .finish_non_exhaustive()
     }
 }
 
 impl<H> HubContext<H> {
     pub(crate) fn new(conn: Arc<Connection>, shared: Arc<HubShared>) -> Self {
-        Self { conn, shared, hub: PhantomData }
+        Self {
+            conn,
+            shared,
+            hub: PhantomData,
+        }
     }
 
     /// The connection's id (what [`Clients::client`] takes).
@@ -124,12 +134,21 @@ impl<H> HubContext<H> {
 
     /// Stores a per-connection value (one per type), returning the previous one.
     pub fn insert_item<T: Clone + Send + Sync + 'static>(&self, value: T) -> Option<T> {
-        self.conn.items().lock().unwrap_or_else(|e| e.into_inner()).insert(value)
+        self.conn
+            .items()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(value)
     }
 
     /// A per-connection value stored with [`HubContext::insert_item`].
     pub fn item<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
-        self.conn.items().lock().unwrap_or_else(|e| e.into_inner()).get::<T>().cloned()
+        self.conn
+            .items()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get::<T>()
+            .cloned()
     }
 
     /// Closes the connection: the client gets a Close message without an error and does not
@@ -162,7 +181,10 @@ pub struct HubHandle<H> {
 
 impl<H> Clone for HubHandle<H> {
     fn clone(&self) -> Self {
-        Self { shared: self.shared.clone(), hub: PhantomData }
+        Self {
+            shared: self.shared.clone(),
+            hub: PhantomData,
+        }
     }
 }
 
@@ -174,7 +196,10 @@ impl<H> std::fmt::Debug for HubHandle<H> {
 
 impl<H> HubHandle<H> {
     pub(crate) fn new(shared: Arc<HubShared>) -> Self {
-        Self { shared, hub: PhantomData }
+        Self {
+            shared,
+            hub: PhantomData,
+        }
     }
 
     /// The clients of the hub.

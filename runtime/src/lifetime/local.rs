@@ -48,9 +48,16 @@ impl LocalLifetimeManager {
             Target::Connections(ids) => {
                 let connections = read(&self.connections);
                 let unique: HashSet<&str> = ids.iter().map(String::as_str).collect();
-                unique.into_iter().filter_map(|id| connections.get(id)).for_each(&mut send);
+                unique
+                    .into_iter()
+                    .filter_map(|id| connections.get(id))
+                    .for_each(&mut send);
             }
-            Target::Group(group) => read(&self.groups).get(group).into_iter().flat_map(|m| m.values()).for_each(&mut send),
+            Target::Group(group) => read(&self.groups)
+                .get(group)
+                .into_iter()
+                .flat_map(|m| m.values())
+                .for_each(&mut send),
             Target::GroupExcept(group, excluded) => read(&self.groups)
                 .get(group)
                 .into_iter()
@@ -68,11 +75,19 @@ impl LocalLifetimeManager {
                     }
                 }
             }
-            Target::User(user) => read(&self.users).get(user.as_str()).into_iter().flat_map(|m| m.values()).for_each(&mut send),
+            Target::User(user) => read(&self.users)
+                .get(user.as_str())
+                .into_iter()
+                .flat_map(|m| m.values())
+                .for_each(&mut send),
             Target::Users(users) => {
                 let all = read(&self.users);
                 let unique: HashSet<&str> = users.iter().map(String::as_str).collect();
-                unique.into_iter().filter_map(|u| all.get(u)).flat_map(|m| m.values()).for_each(&mut send);
+                unique
+                    .into_iter()
+                    .filter_map(|u| all.get(u))
+                    .flat_map(|m| m.values())
+                    .for_each(&mut send);
             }
         }
         failure.map_or(Ok(()), Err)
@@ -83,7 +98,10 @@ impl LifetimeManager for LocalLifetimeManager {
     fn on_connected(&self, conn: &Arc<Connection>) {
         write(&self.connections).insert(conn.id().clone(), conn.clone());
         if let Some(user) = conn.user_id() {
-            write(&self.users).entry(user.clone()).or_default().insert(conn.id().clone(), conn.clone());
+            write(&self.users)
+                .entry(user.clone())
+                .or_default()
+                .insert(conn.id().clone(), conn.clone());
         }
     }
 
@@ -98,7 +116,12 @@ impl LifetimeManager for LocalLifetimeManager {
                 }
             }
         }
-        let joined: Vec<String> = conn.groups().lock().unwrap_or_else(|e| e.into_inner()).drain().collect();
+        let joined: Vec<String> = conn
+            .groups()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .collect();
         if !joined.is_empty() {
             let mut groups = write(&self.groups);
             for group in joined {
@@ -123,8 +146,14 @@ impl LifetimeManager for LocalLifetimeManager {
             // disconnect cannot leave a dangling member.
             let mut groups = write(&self.groups);
             if !conn.closing().is_cancelled() {
-                conn.groups().lock().unwrap_or_else(|e| e.into_inner()).insert(group.to_owned());
-                groups.entry(group.to_owned()).or_default().insert(conn.id().clone(), conn);
+                conn.groups()
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(group.to_owned());
+                groups
+                    .entry(group.to_owned())
+                    .or_default()
+                    .insert(conn.id().clone(), conn);
             }
         }
         std::future::ready(Ok(())).boxed()

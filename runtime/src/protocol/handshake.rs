@@ -6,8 +6,8 @@
 use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
-use super::framing::{self, RECORD_SEPARATOR};
 use super::ProtocolError;
+use super::framing::{self, RECORD_SEPARATOR};
 
 /// The error text for a handshake that could not be read.
 pub const UNEXPECTED_HANDSHAKE_ERROR: &str = "An unexpected error occurred during connection handshake.";

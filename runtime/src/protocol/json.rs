@@ -46,10 +46,14 @@ fn missing(name: &str) -> ProtocolError {
 }
 
 pub(super) fn parse(record: Bytes) -> Result<Option<HubMessage>, ProtocolError> {
-    let wire: WireMessage<'_> = serde_json::from_slice(&record)
-        .map_err(|_| ProtocolError::invalid("Error reading JSON."))?;
+    let wire: WireMessage<'_> =
+        serde_json::from_slice(&record).map_err(|_| ProtocolError::invalid("Error reading JSON."))?;
     let kind = wire.kind.as_ref().ok_or_else(|| missing("type"))?;
-    let Some(kind) = kind.as_u64().or_else(|| kind.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64)) else {
+    let Some(kind) = kind.as_u64().or_else(|| {
+        kind.as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+            .map(|f| f as u64)
+    }) else {
         return Err(ProtocolError::invalid("Expected 'type' to be of type Number."));
     };
     let raw = |value: &JsonRaw| RawValue::new(Protocol::Json, record.slice_ref(value.get().as_bytes()));
@@ -92,7 +96,11 @@ pub(super) fn parse(record: Bytes) -> Result<Option<HubMessage>, ProtocolError> 
                 (None, Some(value)) => CompletionResult::Value(raw(value)),
                 (None, None) => CompletionResult::Void,
             };
-            HubMessage::Completion(Completion { headers, invocation_id, result })
+            HubMessage::Completion(Completion {
+                headers,
+                invocation_id,
+                result,
+            })
         }
         5 => HubMessage::CancelInvocation {
             headers,
@@ -103,8 +111,12 @@ pub(super) fn parse(record: Bytes) -> Result<Option<HubMessage>, ProtocolError> 
             error: wire.error,
             allow_reconnect: wire.allow_reconnect.unwrap_or(false),
         }),
-        8 => HubMessage::Ack { sequence_id: wire.sequence_id.ok_or_else(|| missing("sequenceId"))? },
-        9 => HubMessage::Sequence { sequence_id: wire.sequence_id.ok_or_else(|| missing("sequenceId"))? },
+        8 => HubMessage::Ack {
+            sequence_id: wire.sequence_id.ok_or_else(|| missing("sequenceId"))?,
+        },
+        9 => HubMessage::Sequence {
+            sequence_id: wire.sequence_id.ok_or_else(|| missing("sequenceId"))?,
+        },
         _ => return Ok(None),
     };
     Ok(Some(message))
@@ -147,7 +159,10 @@ fn raw_field(out: &mut Vec<u8>, name: &str, v: &RawValue) -> Result<(), Protocol
 }
 
 /// Undoes a partly written record when writing it failed.
-fn guarded(out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>) -> Result<(), ProtocolError>) -> Result<(), ProtocolError> {
+fn guarded(
+    out: &mut Vec<u8>,
+    write: impl FnOnce(&mut Vec<u8>) -> Result<(), ProtocolError>,
+) -> Result<(), ProtocolError> {
     let start = out.len();
     let result = write(out);
     if result.is_err() {
@@ -232,7 +247,13 @@ pub(super) fn write_message(out: &mut Vec<u8>, message: &HubMessage) -> Result<(
         match message {
             HubMessage::Invocation(inv) | HubMessage::StreamInvocation(inv) => {
                 let streaming = matches!(message, HubMessage::StreamInvocation(_));
-                invocation_head(out, streaming, Some(&inv.headers), inv.invocation_id.as_deref(), &inv.target)?;
+                invocation_head(
+                    out,
+                    streaming,
+                    Some(&inv.headers),
+                    inv.invocation_id.as_deref(),
+                    &inv.target,
+                )?;
                 out.push(b'[');
                 for (index, argument) in inv.arguments.iter().enumerate() {
                     if index > 0 {

@@ -40,10 +40,7 @@ impl RawValue {
     }
 
     /// Encodes `value` for `protocol`.
-    pub fn encode<T: serde::Serialize + ?Sized>(
-        protocol: Protocol,
-        value: &T,
-    ) -> Result<Self, ProtocolError> {
+    pub fn encode<T: serde::Serialize + ?Sized>(protocol: Protocol, value: &T) -> Result<Self, ProtocolError> {
         let mut out = Vec::new();
         protocol.encode_value(&mut out, value)?;
         Ok(Self::new(protocol, Bytes::from(out)))

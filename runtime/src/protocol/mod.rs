@@ -77,9 +77,7 @@ impl ProtocolError {
     /// The .NET exception type the reference server would name for this error.
     pub fn exception_type(&self) -> &'static str {
         match self {
-            ProtocolError::InvalidData(_) | ProtocolError::MessageTooLarge { .. } => {
-                "InvalidDataException"
-            }
+            ProtocolError::InvalidData(_) | ProtocolError::MessageTooLarge { .. } => "InvalidDataException",
             ProtocolError::Encode(_) => "InvalidOperationException",
         }
     }
@@ -133,11 +131,7 @@ impl Protocol {
     ///
     /// A record longer than `max_size` (when given) is an error, detected as soon as the
     /// bytes seen prove it, without waiting for the rest of it.
-    pub fn split_record(
-        self,
-        buf: &mut BytesMut,
-        max_size: Option<usize>,
-    ) -> Result<Option<Bytes>, ProtocolError> {
+    pub fn split_record(self, buf: &mut BytesMut, max_size: Option<usize>) -> Result<Option<Bytes>, ProtocolError> {
         match self {
             Protocol::Json => framing::split_text_record(buf, max_size),
             Protocol::MessagePack => framing::split_binary_record(buf, max_size),
@@ -159,9 +153,7 @@ impl Protocol {
     pub fn write_message(self, out: &mut Vec<u8>, message: &HubMessage) -> Result<(), ProtocolError> {
         match self {
             Protocol::Json => json::write_message(out, message),
-            Protocol::MessagePack => framing::write_binary_framed(out, |body| {
-                msgpack::write_message(body, message)
-            }),
+            Protocol::MessagePack => framing::write_binary_framed(out, |body| msgpack::write_message(body, message)),
         }
     }
 
@@ -177,9 +169,7 @@ impl Protocol {
         stream_ids: &[String],
     ) -> Result<(), ProtocolError> {
         match self {
-            Protocol::Json => {
-                json::write_invocation(out, streaming, invocation_id, target, arguments, stream_ids)
-            }
+            Protocol::Json => json::write_invocation(out, streaming, invocation_id, target, arguments, stream_ids),
             Protocol::MessagePack => framing::write_binary_framed(out, |body| {
                 msgpack::write_invocation(body, streaming, invocation_id, target, arguments, stream_ids)
             }),
@@ -195,9 +185,9 @@ impl Protocol {
     ) -> Result<(), ProtocolError> {
         match self {
             Protocol::Json => json::write_completion(out, invocation_id, result),
-            Protocol::MessagePack => framing::write_binary_framed(out, |body| {
-                msgpack::write_completion(body, invocation_id, result)
-            }),
+            Protocol::MessagePack => {
+                framing::write_binary_framed(out, |body| msgpack::write_completion(body, invocation_id, result))
+            }
         }
     }
 
@@ -210,19 +200,19 @@ impl Protocol {
     ) -> Result<(), ProtocolError> {
         match self {
             Protocol::Json => json::write_stream_item(out, invocation_id, item),
-            Protocol::MessagePack => framing::write_binary_framed(out, |body| {
-                msgpack::write_stream_item(body, invocation_id, item)
-            }),
+            Protocol::MessagePack => {
+                framing::write_binary_framed(out, |body| msgpack::write_stream_item(body, invocation_id, item))
+            }
         }
     }
 
     /// Encodes one bare value (no message around it) in this protocol's format.
     pub fn encode_value<T: Serialize + ?Sized>(self, out: &mut Vec<u8>, value: &T) -> Result<(), ProtocolError> {
         match self {
-            Protocol::Json => serde_json::to_writer(out, value)
-                .map_err(|e| ProtocolError::Encode(e.to_string())),
-            Protocol::MessagePack => rmp_serde::encode::write_named(out, value)
-                .map_err(|e| ProtocolError::Encode(e.to_string())),
+            Protocol::Json => serde_json::to_writer(out, value).map_err(|e| ProtocolError::Encode(e.to_string())),
+            Protocol::MessagePack => {
+                rmp_serde::encode::write_named(out, value).map_err(|e| ProtocolError::Encode(e.to_string()))
+            }
         }
     }
 

@@ -41,7 +41,11 @@ struct Reader {
 
 impl Reader {
     fn take(&mut self, n: usize) -> Result<&[u8], ProtocolError> {
-        let end = self.pos.checked_add(n).filter(|end| *end <= self.record.len()).ok_or_else(truncated)?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|end| *end <= self.record.len())
+            .ok_or_else(truncated)?;
         let slice = &self.record[self.pos..end];
         self.pos = end;
         Ok(slice)
@@ -60,7 +64,9 @@ impl Reader {
             Marker::FixArray(n) => Ok(usize::from(n)),
             Marker::Array16 => Ok(self.be(2)? as usize),
             Marker::Array32 => Ok(self.be(4)? as usize),
-            _ => Err(ProtocolError::invalid(format!("Reading array length for '{what}' failed."))),
+            _ => Err(ProtocolError::invalid(format!(
+                "Reading array length for '{what}' failed."
+            ))),
         }
     }
 
@@ -69,7 +75,9 @@ impl Reader {
             Marker::FixMap(n) => Ok(usize::from(n)),
             Marker::Map16 => Ok(self.be(2)? as usize),
             Marker::Map32 => Ok(self.be(4)? as usize),
-            _ => Err(ProtocolError::invalid(format!("Reading map length for '{what}' failed."))),
+            _ => Err(ProtocolError::invalid(format!(
+                "Reading map length for '{what}' failed."
+            ))),
         }
     }
 
@@ -164,7 +172,11 @@ impl Reader {
             Marker::FixMap(n) => (0, usize::from(n) * 2),
             Marker::Map16 => (0, self.be(2)? as usize * 2),
             Marker::Map32 => (0, self.be(4)? as usize * 2),
-            Marker::Reserved => return Err(ProtocolError::invalid("Invalid MessagePack data (reserved marker 0xc1).")),
+            Marker::Reserved => {
+                return Err(ProtocolError::invalid(
+                    "Invalid MessagePack data (reserved marker 0xc1).",
+                ));
+            }
         };
         self.take(skip_bytes)?;
         for _ in 0..items {
@@ -178,12 +190,16 @@ pub(super) fn parse(record: Bytes) -> Result<Option<HubMessage>, ProtocolError> 
     let mut r = Reader { record, pos: 0 };
     let len = r.array_len("elementCount")?;
     if len == 0 {
-        return Err(ProtocolError::invalid("Unable to read message type: the message is an empty array."));
+        return Err(ProtocolError::invalid(
+            "Unable to read message type: the message is an empty array.",
+        ));
     }
     let kind = r.integer("messageType")?;
     let need = |min: usize| {
         if len < min {
-            Err(ProtocolError::invalid(format!("Invalid message: expected at least {min} items, got {len}.")))
+            Err(ProtocolError::invalid(format!(
+                "Invalid message: expected at least {min} items, got {len}."
+            )))
         } else {
             Ok(())
         }
@@ -206,7 +222,13 @@ pub(super) fn parse(record: Bytes) -> Result<Option<HubMessage>, ProtocolError> 
                     stream_ids.push(r.string("streamIds")?);
                 }
             }
-            let invocation = Invocation { headers, invocation_id, target, arguments, stream_ids };
+            let invocation = Invocation {
+                headers,
+                invocation_id,
+                target,
+                arguments,
+                stream_ids,
+            };
             if kind == 1 {
                 HubMessage::Invocation(invocation)
             } else {
@@ -220,7 +242,11 @@ pub(super) fn parse(record: Bytes) -> Result<Option<HubMessage>, ProtocolError> 
             need(4)?;
             let headers = r.headers()?;
             let invocation_id = r.string("invocationId")?;
-            HubMessage::StreamItem(StreamItem { headers, invocation_id, item: r.value()? })
+            HubMessage::StreamItem(StreamItem {
+                headers,
+                invocation_id,
+                item: r.value()?,
+            })
         }
         3 => {
             need(4)?;
@@ -238,12 +264,19 @@ pub(super) fn parse(record: Bytes) -> Result<Option<HubMessage>, ProtocolError> 
                 }
                 _ => return Err(ProtocolError::invalid("Invalid invocation result kind.")),
             };
-            HubMessage::Completion(Completion { headers, invocation_id, result })
+            HubMessage::Completion(Completion {
+                headers,
+                invocation_id,
+                result,
+            })
         }
         5 => {
             need(3)?;
             let headers = r.headers()?;
-            HubMessage::CancelInvocation { headers, invocation_id: r.string("invocationId")? }
+            HubMessage::CancelInvocation {
+                headers,
+                invocation_id: r.string("invocationId")?,
+            }
         }
         6 => HubMessage::Ping,
         7 => {
@@ -256,7 +289,11 @@ pub(super) fn parse(record: Bytes) -> Result<Option<HubMessage>, ProtocolError> 
             need(2)?;
             let sequence_id = u64::try_from(r.integer("sequenceId")?)
                 .map_err(|_| ProtocolError::invalid("Reading 'sequenceId' as Int64 failed."))?;
-            if kind == 8 { HubMessage::Ack { sequence_id } } else { HubMessage::Sequence { sequence_id } }
+            if kind == 8 {
+                HubMessage::Ack { sequence_id }
+            } else {
+                HubMessage::Sequence { sequence_id }
+            }
         }
         _ => return Ok(None),
     };
@@ -323,7 +360,12 @@ pub(super) fn write_invocation<A: Serialize + ?Sized>(
     Ok(())
 }
 
-fn completion_head(out: &mut Vec<u8>, headers: Option<&Headers>, invocation_id: &str, kind: u8) -> Result<(), ProtocolError> {
+fn completion_head(
+    out: &mut Vec<u8>,
+    headers: Option<&Headers>,
+    invocation_id: &str,
+    kind: u8,
+) -> Result<(), ProtocolError> {
     enc::write_array_len(out, if kind == RESULT_VOID { 4 } else { 5 }).map_err(io)?;
     enc::write_pfix(out, 3).map_err(io)?;
     write_headers(out, headers)?;
@@ -366,7 +408,14 @@ pub(super) fn write_message(out: &mut Vec<u8>, message: &HubMessage) -> Result<(
     match message {
         HubMessage::Invocation(inv) | HubMessage::StreamInvocation(inv) => {
             let streaming = matches!(message, HubMessage::StreamInvocation(_));
-            invocation_head(out, streaming, Some(&inv.headers), inv.invocation_id.as_deref(), &inv.target, &inv.stream_ids)?;
+            invocation_head(
+                out,
+                streaming,
+                Some(&inv.headers),
+                inv.invocation_id.as_deref(),
+                &inv.target,
+                &inv.stream_ids,
+            )?;
             enc::write_array_len(out, inv.arguments.len() as u32).map_err(io)?;
             for argument in &inv.arguments {
                 raw(out, argument)?;

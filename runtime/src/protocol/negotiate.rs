@@ -104,7 +104,9 @@ pub fn select_version(query_value: Option<&str>, minimum: u32) -> Result<u32, Ne
         Some(text) => match text.trim().parse::<i64>() {
             Ok(v) => v,
             Err(_) => {
-                return Err(NegotiateError { error: "The client requested a non-integer protocol version.".into() });
+                return Err(NegotiateError {
+                    error: "The client requested a non-integer protocol version.".into(),
+                });
             }
         },
     };

@@ -49,10 +49,18 @@ fn framing_varint_matches_spec_example() {
 fn framing_text_records_split_across_and_within_chunks() {
     let mut buf = BytesMut::new();
     buf.extend_from_slice(b"{\"type\":6}\x1e{\"ty");
-    assert_eq!(Protocol::Json.split_record(&mut buf, None).unwrap().unwrap(), Bytes::from_static(b"{\"type\":6}"));
+    assert_eq!(
+        Protocol::Json.split_record(&mut buf, None).unwrap().unwrap(),
+        Bytes::from_static(b"{\"type\":6}")
+    );
     assert_eq!(Protocol::Json.split_record(&mut buf, None).unwrap(), None);
     buf.extend_from_slice(b"pe\":6}\x1e");
-    assert_eq!(Protocol::Json.parse_record(Protocol::Json.split_record(&mut buf, None).unwrap().unwrap()).unwrap(), Some(HubMessage::Ping));
+    assert_eq!(
+        Protocol::Json
+            .parse_record(Protocol::Json.split_record(&mut buf, None).unwrap().unwrap())
+            .unwrap(),
+        Some(HubMessage::Ping)
+    );
     assert!(buf.is_empty());
 }
 
@@ -78,9 +86,13 @@ fn framing_enforces_maximum_size_early() {
 #[test]
 fn msgpack_golden_invocation() {
     // [1, {}, "xyz", "method", [42]]
-    let body = [0x95, 0x01, 0x80, 0xa3, b'x', b'y', b'z', 0xa6, b'm', b'e', b't', b'h', b'o', b'd', 0x91, 0x2a];
+    let body = [
+        0x95, 0x01, 0x80, 0xa3, b'x', b'y', b'z', 0xa6, b'm', b'e', b't', b'h', b'o', b'd', 0x91, 0x2a,
+    ];
     let message = parse_one(Protocol::MessagePack, &framed_msgpack(&body));
-    let HubMessage::Invocation(inv) = &message else { panic!("{message:?}") };
+    let HubMessage::Invocation(inv) = &message else {
+        panic!("{message:?}")
+    };
     assert_eq!(inv.invocation_id.as_deref(), Some("xyz"));
     assert_eq!(inv.target, "method");
     assert_eq!(inv.arguments[0].decode::<i32>().unwrap(), 42);
@@ -90,9 +102,13 @@ fn msgpack_golden_invocation() {
 #[test]
 fn msgpack_golden_non_blocking_invocation_and_stream_ids() {
     // [1, {}, nil, "method", [42], ["1"]]
-    let body = [0x96, 0x01, 0x80, 0xc0, 0xa6, b'm', b'e', b't', b'h', b'o', b'd', 0x91, 0x2a, 0x91, 0xa1, b'1'];
+    let body = [
+        0x96, 0x01, 0x80, 0xc0, 0xa6, b'm', b'e', b't', b'h', b'o', b'd', 0x91, 0x2a, 0x91, 0xa1, b'1',
+    ];
     let message = parse_one(Protocol::MessagePack, &framed_msgpack(&body));
-    let HubMessage::Invocation(inv) = &message else { panic!() };
+    let HubMessage::Invocation(inv) = &message else {
+        panic!()
+    };
     assert_eq!(inv.invocation_id, None);
     assert_eq!(inv.stream_ids, vec!["1".to_owned()]);
     assert_eq!(written(Protocol::MessagePack, &message), framed_msgpack(&body));
@@ -104,13 +120,17 @@ fn msgpack_golden_completions_items_cancel_ping_close() {
         // Completion with a result: [3, {}, "xyz", 3, 42]
         vec![0x95, 0x03, 0x80, 0xa3, b'x', b'y', b'z', 0x03, 0x2a],
         // Completion with an error: [3, {}, "xyz", 1, "Error"]
-        vec![0x95, 0x03, 0x80, 0xa3, b'x', b'y', b'z', 0x01, 0xa5, b'E', b'r', b'r', b'o', b'r'],
+        vec![
+            0x95, 0x03, 0x80, 0xa3, b'x', b'y', b'z', 0x01, 0xa5, b'E', b'r', b'r', b'o', b'r',
+        ],
         // Void completion: [3, {}, "xyz", 2]
         vec![0x94, 0x03, 0x80, 0xa3, b'x', b'y', b'z', 0x02],
         // StreamItem: [2, {}, "xyz", 42]
         vec![0x94, 0x02, 0x80, 0xa3, b'x', b'y', b'z', 0x2a],
         // StreamInvocation: [4, {}, "xyz", "method", [42]]
-        vec![0x95, 0x04, 0x80, 0xa3, b'x', b'y', b'z', 0xa6, b'm', b'e', b't', b'h', b'o', b'd', 0x91, 0x2a],
+        vec![
+            0x95, 0x04, 0x80, 0xa3, b'x', b'y', b'z', 0xa6, b'm', b'e', b't', b'h', b'o', b'd', 0x91, 0x2a,
+        ],
         // CancelInvocation: [5, {}, "xyz"]
         vec![0x93, 0x05, 0x80, 0xa3, b'x', b'y', b'z'],
         // Ping: [6]
@@ -123,7 +143,11 @@ fn msgpack_golden_completions_items_cancel_ping_close() {
     ];
     for body in cases {
         let message = parse_one(Protocol::MessagePack, &framed_msgpack(&body));
-        assert_eq!(written(Protocol::MessagePack, &message), framed_msgpack(&body), "{message:?}");
+        assert_eq!(
+            written(Protocol::MessagePack, &message),
+            framed_msgpack(&body),
+            "{message:?}"
+        );
     }
     // The TypeScript client writes Close as [7, nil].
     assert_eq!(
@@ -140,7 +164,9 @@ fn msgpack_headers_are_read_and_written() {
         b't', b'h', b'o', b'd', 0x90,
     ];
     let message = parse_one(Protocol::MessagePack, &framed_msgpack(&body));
-    let HubMessage::Invocation(inv) = &message else { panic!() };
+    let HubMessage::Invocation(inv) = &message else {
+        panic!()
+    };
     assert_eq!(inv.headers.get("Foo").map(String::as_str), Some("Bar"));
     assert_eq!(written(Protocol::MessagePack, &message), framed_msgpack(&body));
 }
@@ -158,7 +184,10 @@ fn msgpack_rejects_malformed_records_without_panicking() {
         vec![0x92, 0x08, 0xff],
     ];
     for record in bad {
-        assert!(Protocol::MessagePack.parse_record(Bytes::from(record.clone())).is_err(), "{record:02x?}");
+        assert!(
+            Protocol::MessagePack.parse_record(Bytes::from(record.clone())).is_err(),
+            "{record:02x?}"
+        );
     }
     // Deep nesting is refused rather than recursed into.
     let mut deep = vec![0x95, 0x01, 0x80, 0xc0, 0xa1, b'm', 0x91];
@@ -169,34 +198,70 @@ fn msgpack_rejects_malformed_records_without_panicking() {
 
 #[test]
 fn msgpack_unknown_message_type_is_ignored() {
-    assert_eq!(Protocol::MessagePack.parse_record(Bytes::from_static(&[0x92, 0x63, 0x01])).unwrap(), None);
+    assert_eq!(
+        Protocol::MessagePack
+            .parse_record(Bytes::from_static(&[0x92, 0x63, 0x01]))
+            .unwrap(),
+        None
+    );
 }
 
 #[test]
 fn json_tolerates_type_last_unknown_properties_and_null_error() {
-    let message = json(r#"{"target":"Echo","arguments":["x", {"a":[1,2]}],"invocationId":"0","extra":{"deep":[1]},"type":1}"#);
-    let HubMessage::Invocation(inv) = &message else { panic!() };
+    let message =
+        json(r#"{"target":"Echo","arguments":["x", {"a":[1,2]}],"invocationId":"0","extra":{"deep":[1]},"type":1}"#);
+    let HubMessage::Invocation(inv) = &message else {
+        panic!()
+    };
     assert_eq!(inv.target, "Echo");
     assert_eq!(inv.arguments[0].bytes().as_ref(), b"\"x\"");
     assert_eq!(inv.arguments[1].bytes().as_ref(), br#"{"a":[1,2]}"#);
     // signalrcore sends both properties, error being null.
     let message = json(r#"{"type":3,"invocationId":"1","result":null,"error":null}"#);
     let HubMessage::Completion(c) = &message else { panic!() };
-    assert_eq!(c.result, CompletionResult::Value(RawValue::new(Protocol::Json, Bytes::from_static(b"null"))));
+    assert_eq!(
+        c.result,
+        CompletionResult::Value(RawValue::new(Protocol::Json, Bytes::from_static(b"null")))
+    );
     let message = json(r#"{"type":3,"invocationId":"1"}"#);
     let HubMessage::Completion(c) = &message else { panic!() };
     assert_eq!(c.result, CompletionResult::Void);
-    assert_eq!(Protocol::Json.parse_record(Bytes::from_static(br#"{"type":42,"x":1}"#)).unwrap(), None);
+    assert_eq!(
+        Protocol::Json
+            .parse_record(Bytes::from_static(br#"{"type":42,"x":1}"#))
+            .unwrap(),
+        None
+    );
 }
 
 #[test]
 fn json_reports_the_reference_error_texts() {
-    let err = |text: &'static str| Protocol::Json.parse_record(Bytes::from_static(text.as_bytes())).unwrap_err().to_string();
-    assert_eq!(err(r#"{"target":"x","arguments":[]}"#), "Missing required property 'type'.");
-    assert_eq!(err(r#"{"type":1,"arguments":[]}"#), "Missing required property 'target'.");
-    assert_eq!(err(r#"{"type":1,"target":"x"}"#), "Missing required property 'arguments'.");
-    assert_eq!(err(r#"{"type":2,"invocationId":"1"}"#), "Missing required property 'item'.");
-    assert_eq!(err(r#"{"type":3,"result":1}"#), "Missing required property 'invocationId'.");
+    let err = |text: &'static str| {
+        Protocol::Json
+            .parse_record(Bytes::from_static(text.as_bytes()))
+            .unwrap_err()
+            .to_string()
+    };
+    assert_eq!(
+        err(r#"{"target":"x","arguments":[]}"#),
+        "Missing required property 'type'."
+    );
+    assert_eq!(
+        err(r#"{"type":1,"arguments":[]}"#),
+        "Missing required property 'target'."
+    );
+    assert_eq!(
+        err(r#"{"type":1,"target":"x"}"#),
+        "Missing required property 'arguments'."
+    );
+    assert_eq!(
+        err(r#"{"type":2,"invocationId":"1"}"#),
+        "Missing required property 'item'."
+    );
+    assert_eq!(
+        err(r#"{"type":3,"result":1}"#),
+        "Missing required property 'invocationId'."
+    );
     assert_eq!(
         err(r#"{"type":3,"invocationId":"1","result":1,"error":"e"}"#),
         "The 'error' and 'result' properties are mutually exclusive."
@@ -209,34 +274,63 @@ fn json_reports_the_reference_error_texts() {
 #[test]
 fn json_writes_the_shapes_clients_expect() {
     let mut out = Vec::new();
-    Protocol::Json.write_invocation(&mut out, false, None, "Send", &("a", 1), &[]).unwrap();
+    Protocol::Json
+        .write_invocation(&mut out, false, None, "Send", &("a", 1), &[])
+        .unwrap();
     assert_eq!(out, b"{\"type\":1,\"target\":\"Send\",\"arguments\":[\"a\",1]}\x1e");
     out.clear();
-    Protocol::Json.write_completion::<()>(&mut out, "7", CompletionResult::Void).unwrap();
+    Protocol::Json
+        .write_completion::<()>(&mut out, "7", CompletionResult::Void)
+        .unwrap();
     assert_eq!(out, b"{\"type\":3,\"invocationId\":\"7\"}\x1e");
     out.clear();
-    Protocol::Json.write_completion(&mut out, "7", CompletionResult::Value(&Option::<i32>::None)).unwrap();
+    Protocol::Json
+        .write_completion(&mut out, "7", CompletionResult::Value(&Option::<i32>::None))
+        .unwrap();
     assert_eq!(out, b"{\"type\":3,\"invocationId\":\"7\",\"result\":null}\x1e");
     out.clear();
-    Protocol::Json.write_completion::<()>(&mut out, "7", CompletionResult::Error("boom \"x\"".into())).unwrap();
-    assert_eq!(out, b"{\"type\":3,\"invocationId\":\"7\",\"error\":\"boom \\\"x\\\"\"}\x1e");
+    Protocol::Json
+        .write_completion::<()>(&mut out, "7", CompletionResult::Error("boom \"x\"".into()))
+        .unwrap();
+    assert_eq!(
+        out,
+        b"{\"type\":3,\"invocationId\":\"7\",\"error\":\"boom \\\"x\\\"\"}\x1e"
+    );
     assert_eq!(written(Protocol::Json, &HubMessage::Ping), b"{\"type\":6}\x1e");
     assert_eq!(
-        written(Protocol::Json, &HubMessage::Close(Close { error: Some("e".into()), allow_reconnect: true })),
+        written(
+            Protocol::Json,
+            &HubMessage::Close(Close {
+                error: Some("e".into()),
+                allow_reconnect: true
+            })
+        ),
         b"{\"type\":7,\"error\":\"e\",\"allowReconnect\":true}\x1e"
     );
-    assert_eq!(written(Protocol::Json, &HubMessage::Close(Close::default())), b"{\"type\":7}\x1e");
+    assert_eq!(
+        written(Protocol::Json, &HubMessage::Close(Close::default())),
+        b"{\"type\":7}\x1e"
+    );
 }
 
 #[test]
 fn msgpack_typed_writers_match_the_raw_writer() {
     let mut typed = Vec::new();
-    Protocol::MessagePack.write_invocation(&mut typed, false, Some("xyz"), "method", &(42,), &[]).unwrap();
-    let body = [0x95, 0x01, 0x80, 0xa3, b'x', b'y', b'z', 0xa6, b'm', b'e', b't', b'h', b'o', b'd', 0x91, 0x2a];
+    Protocol::MessagePack
+        .write_invocation(&mut typed, false, Some("xyz"), "method", &(42,), &[])
+        .unwrap();
+    let body = [
+        0x95, 0x01, 0x80, 0xa3, b'x', b'y', b'z', 0xa6, b'm', b'e', b't', b'h', b'o', b'd', 0x91, 0x2a,
+    ];
     assert_eq!(typed, framed_msgpack(&body));
     let mut typed = Vec::new();
-    Protocol::MessagePack.write_completion(&mut typed, "xyz", CompletionResult::Value(&42)).unwrap();
-    assert_eq!(typed, framed_msgpack(&[0x95, 0x03, 0x80, 0xa3, b'x', b'y', b'z', 0x03, 0x2a]));
+    Protocol::MessagePack
+        .write_completion(&mut typed, "xyz", CompletionResult::Value(&42))
+        .unwrap();
+    assert_eq!(
+        typed,
+        framed_msgpack(&[0x95, 0x03, 0x80, 0xa3, b'x', b'y', b'z', 0x03, 0x2a])
+    );
     let mut typed = Vec::new();
     Protocol::MessagePack.write_stream_item(&mut typed, "xyz", &42).unwrap();
     assert_eq!(typed, framed_msgpack(&[0x94, 0x02, 0x80, 0xa3, b'x', b'y', b'z', 0x2a]));
@@ -246,11 +340,16 @@ fn msgpack_typed_writers_match_the_raw_writer() {
 fn values_convert_between_protocols_when_forwarded() {
     let from_json = HubMessage::Invocation(Invocation {
         target: "Send".into(),
-        arguments: vec![RawValue::new(Protocol::Json, Bytes::from_static(br#"{"Name":"x","Value":[1,2]}"#))],
+        arguments: vec![RawValue::new(
+            Protocol::Json,
+            Bytes::from_static(br#"{"Name":"x","Value":[1,2]}"#),
+        )],
         ..Default::default()
     });
     let bytes = written(Protocol::MessagePack, &from_json);
-    let HubMessage::Invocation(inv) = parse_one(Protocol::MessagePack, &bytes) else { panic!() };
+    let HubMessage::Invocation(inv) = parse_one(Protocol::MessagePack, &bytes) else {
+        panic!()
+    };
     let value: serde_json::Value = inv.arguments[0].decode().unwrap();
     assert_eq!(value, serde_json::json!({"Name": "x", "Value": [1, 2]}));
 }
@@ -259,18 +358,40 @@ fn values_convert_between_protocols_when_forwarded() {
 fn handshake_request_and_response() {
     let mut buf = BytesMut::from(&b"{\"protocol\":\"messagepack\",\"version\":1}\x1e\x02\x91\x06"[..]);
     let request = handshake::read_request(&mut buf, Some(32768)).unwrap().unwrap();
-    assert_eq!(request, handshake::HandshakeRequest { protocol: "messagepack".into(), version: 1 });
-    assert_eq!(&buf[..], [0x02, 0x91, 0x06], "bytes after the handshake stay for the hub protocol");
+    assert_eq!(
+        request,
+        handshake::HandshakeRequest {
+            protocol: "messagepack".into(),
+            version: 1
+        }
+    );
+    assert_eq!(
+        &buf[..],
+        [0x02, 0x91, 0x06],
+        "bytes after the handshake stay for the hub protocol"
+    );
     assert_eq!(handshake::write_response(None).as_ref(), b"{}\x1e");
     assert_eq!(
         handshake::write_response(Some("The protocol 'foo' is not supported.")).as_ref(),
         b"{\"error\":\"The protocol 'foo' is not supported.\"}\x1e"
     );
     let err = |text: &str| handshake::parse_request(text.as_bytes()).unwrap_err().to_string();
-    assert_eq!(err(r#"{"version":1}"#), r#"Missing required property 'protocol'. Message content: {"version":1}"#);
-    assert_eq!(err(r#"{"protocol":"json"}"#), r#"Missing required property 'version'. Message content: {"protocol":"json"}"#);
-    assert_eq!(err(r#"{"protocol":1,"version":1}"#), "Expected 'protocol' to be of type String.");
-    assert_eq!(err(r#"{"protocol":"json","version":"1"}"#), "Expected 'version' to be of type Number.");
+    assert_eq!(
+        err(r#"{"version":1}"#),
+        r#"Missing required property 'protocol'. Message content: {"version":1}"#
+    );
+    assert_eq!(
+        err(r#"{"protocol":"json"}"#),
+        r#"Missing required property 'version'. Message content: {"protocol":"json"}"#
+    );
+    assert_eq!(
+        err(r#"{"protocol":1,"version":1}"#),
+        "Expected 'protocol' to be of type String."
+    );
+    assert_eq!(
+        err(r#"{"protocol":"json","version":"1"}"#),
+        "Expected 'version' to be of type Number."
+    );
     assert_eq!(err("[]"), "Unexpected JSON Token Type 'Array'. Expected a JSON Object.");
     let mut big = BytesMut::from(&[b' '; 100][..]);
     assert!(handshake::read_request(&mut big, Some(50)).is_err());
@@ -281,7 +402,10 @@ fn negotiate_versions_and_bodies() {
     assert_eq!(select_version(None, 0), Ok(0));
     assert_eq!(select_version(Some("1"), 0), Ok(1));
     assert_eq!(select_version(Some("7"), 0), Ok(1));
-    assert_eq!(select_version(Some("x"), 0).unwrap_err().error, "The client requested a non-integer protocol version.");
+    assert_eq!(
+        select_version(Some("x"), 0).unwrap_err().error,
+        "The client requested a non-integer protocol version."
+    );
     assert_eq!(
         select_version(Some("0"), 1).unwrap_err().error,
         "The client requested version '0', but the server does not support this version."
@@ -289,7 +413,9 @@ fn negotiate_versions_and_bodies() {
     let body = br#"{"url":"http://x/hub","accessToken":"t"}"#;
     assert!(matches!(NegotiateBody::parse(body).unwrap(), NegotiateBody::Redirect(r) if r.url == "http://x/hub"));
     let body = br#"{"connectionId":"a","connectionToken":"b","negotiateVersion":1,"availableTransports":[]}"#;
-    assert!(matches!(NegotiateBody::parse(body).unwrap(), NegotiateBody::Connection(c) if c.connection_token.as_deref() == Some("b")));
+    assert!(
+        matches!(NegotiateBody::parse(body).unwrap(), NegotiateBody::Connection(c) if c.connection_token.as_deref() == Some("b"))
+    );
 }
 
 fn raw_strategy(protocol: Protocol) -> impl Strategy<Value = RawValue> {
@@ -323,7 +449,13 @@ fn message_strategy(protocol: Protocol) -> impl Strategy<Value = HubMessage> {
                     stream_ids,
                 })
             } else {
-                HubMessage::Invocation(Invocation { headers, invocation_id, target, arguments, stream_ids })
+                HubMessage::Invocation(Invocation {
+                    headers,
+                    invocation_id,
+                    target,
+                    arguments,
+                    stream_ids,
+                })
             }
         });
     let result = prop_oneof![
@@ -333,16 +465,28 @@ fn message_strategy(protocol: Protocol) -> impl Strategy<Value = HubMessage> {
     ];
     prop_oneof![
         invocation,
-        (headers.clone(), id, raw_strategy(protocol))
-            .prop_map(|(headers, invocation_id, item)| HubMessage::StreamItem(StreamItem { headers, invocation_id, item })),
-        (headers.clone(), id, result)
-            .prop_map(|(headers, invocation_id, result)| HubMessage::Completion(Completion { headers, invocation_id, result })),
+        (headers.clone(), id, raw_strategy(protocol)).prop_map(
+            |(headers, invocation_id, item)| HubMessage::StreamItem(StreamItem {
+                headers,
+                invocation_id,
+                item
+            })
+        ),
+        (headers.clone(), id, result).prop_map(|(headers, invocation_id, result)| HubMessage::Completion(Completion {
+            headers,
+            invocation_id,
+            result
+        })),
         (headers, id).prop_map(|(headers, invocation_id)| HubMessage::CancelInvocation { headers, invocation_id }),
         Just(HubMessage::Ping),
         (proptest::option::of(".{0,20}"), any::<bool>())
             .prop_map(|(error, allow_reconnect)| HubMessage::Close(Close { error, allow_reconnect })),
-        any::<u32>().prop_map(|s| HubMessage::Ack { sequence_id: u64::from(s) }),
-        any::<u32>().prop_map(|s| HubMessage::Sequence { sequence_id: u64::from(s) }),
+        any::<u32>().prop_map(|s| HubMessage::Ack {
+            sequence_id: u64::from(s)
+        }),
+        any::<u32>().prop_map(|s| HubMessage::Sequence {
+            sequence_id: u64::from(s)
+        }),
     ]
 }
 

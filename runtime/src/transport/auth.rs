@@ -33,7 +33,9 @@ impl Claims {
 
     /// The name identifier: the `nameid` claim, else the full .NET claim type, else `sub`.
     pub fn name_identifier(&self) -> Option<&str> {
-        self.get_str("nameid").or_else(|| self.get_str(NAME_IDENTIFIER_CLAIM)).or_else(|| self.get_str("sub"))
+        self.get_str("nameid")
+            .or_else(|| self.get_str(NAME_IDENTIFIER_CLAIM))
+            .or_else(|| self.get_str("sub"))
     }
 }
 
@@ -73,7 +75,9 @@ pub struct JwtBearer {
 
 impl std::fmt::Debug for JwtBearer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JwtBearer").field("algorithms", &self.validation.algorithms).finish_non_exhaustive()
+        f.debug_struct("JwtBearer")
+            .field("algorithms", &self.validation.algorithms)
+            .finish_non_exhaustive()
     }
 }
 
@@ -85,7 +89,10 @@ impl JwtBearer {
         validation.leeway = 0;
         validation.validate_aud = false;
         validation.required_spec_claims.clear();
-        Self { key: DecodingKey::from_secret(secret), validation }
+        Self {
+            key: DecodingKey::from_secret(secret),
+            validation,
+        }
     }
 
     /// The signature algorithms accepted.
@@ -111,18 +118,32 @@ impl Authenticator for JwtBearer {
 }
 
 /// Signs a token with `secret` by HS256, carrying `claims` and expiring in `lifetime`.
-pub fn sign_hs256(secret: &[u8], mut claims: Map<String, Value>, lifetime: std::time::Duration) -> Result<String, AuthError> {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+pub fn sign_hs256(
+    secret: &[u8],
+    mut claims: Map<String, Value>,
+    lifetime: std::time::Duration,
+) -> Result<String, AuthError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     claims.insert("exp".into(), Value::from((now + lifetime).as_secs()));
     claims.insert("nbf".into(), Value::from(now.as_secs()));
     claims.insert("iat".into(), Value::from(now.as_secs()));
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret))
-        .map_err(|e| AuthError::new(format!("could not sign a token: {:?}", e.kind())))
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret),
+    )
+    .map_err(|e| AuthError::new(format!("could not sign a token: {:?}", e.kind())))
 }
 
 /// The bearer token of a request, from the header or the `access_token` query parameter.
 pub(crate) fn bearer_token(parts: &Parts) -> Option<String> {
-    if let Some(value) = parts.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    if let Some(value) = parts
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         let mut words = value.splitn(2, ' ');
         if words.next().is_some_and(|s| s.eq_ignore_ascii_case("bearer")) {
             if let Some(token) = words.next().map(str::trim).filter(|t| !t.is_empty()) {
@@ -131,7 +152,11 @@ pub(crate) fn bearer_token(parts: &Parts) -> Option<String> {
         }
     }
     let query = parts.uri.query()?;
-    super::request::parse_query(query).into_iter().find(|(k, _)| k == "access_token").map(|(_, v)| v).filter(|v| !v.is_empty())
+    super::request::parse_query(query)
+        .into_iter()
+        .find(|(k, _)| k == "access_token")
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_empty())
 }
 
 /// What a user id provider sees of a connecting client.

@@ -109,7 +109,9 @@ pub struct SwitchboardService {
 
 impl std::fmt::Debug for SwitchboardService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SwitchboardService").field("hubs", &self.state.endpoints.keys().collect::<Vec<_>>()).finish()
+        f.debug_struct("SwitchboardService")
+            .field("hubs", &self.state.endpoints.keys().collect::<Vec<_>>())
+            .finish()
     }
 }
 
@@ -145,24 +147,33 @@ fn route(state: &AppState, path: &str) -> Option<Route> {
         return Some(Route::Connection(endpoint.clone()));
     }
     let hub = path.strip_suffix("/negotiate")?;
-    state.endpoints.get(hub).map(|endpoint| Route::Negotiate(endpoint.clone()))
+    state
+        .endpoints
+        .get(hub)
+        .map(|endpoint| Route::Negotiate(endpoint.clone()))
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response {
     let mut response = (status, body).into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     response
 }
 
 fn empty(status: StatusCode) -> Response {
     let mut response = status.into_response();
-    response.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
     response
 }
 
 fn json(body: Vec<u8>) -> Response {
     let mut response = Response::new(Body::from(body));
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 
@@ -175,9 +186,8 @@ async fn handle(state: Arc<AppState>, request: Request<Body>) -> Response {
         Route::Negotiate(e) | Route::Connection(e) => e.clone(),
     };
     // Authorization applies to every request of the endpoint, negotiate included.
-    let claims = match authenticate(&state, &endpoint, &parts) {
-        Ok(claims) => claims,
-        Err(response) => return response,
+    let Ok(claims) = authenticate(&state, &endpoint, &parts) else {
+        return empty(StatusCode::UNAUTHORIZED);
     };
     match route {
         Route::Negotiate(_) if parts.method == Method::POST => negotiate(&endpoint, &parts),
@@ -186,9 +196,9 @@ async fn handle(state: Arc<AppState>, request: Request<Body>) -> Response {
     }
 }
 
-/// The claims of the request's token; an error response when the endpoint needs a valid
-/// token and the request has none.
-fn authenticate(state: &AppState, endpoint: &Endpoint, parts: &Parts) -> Result<Option<Claims>, Response> {
+/// The claims of the request's token; `Err` when the endpoint needs a valid token and the
+/// request has none.
+fn authenticate(state: &AppState, endpoint: &Endpoint, parts: &Parts) -> Result<Option<Claims>, ()> {
     let claims = match (auth::bearer_token(parts), &state.authenticator) {
         (Some(token), Some(authenticator)) => match authenticator.authenticate(&token) {
             Ok(claims) => Some(claims),
@@ -200,7 +210,7 @@ fn authenticate(state: &AppState, endpoint: &Endpoint, parts: &Parts) -> Result<
         _ => None,
     };
     if endpoint.options().require_authorization && claims.is_none() {
-        return Err(empty(StatusCode::UNAUTHORIZED));
+        return Err(());
     }
     Ok(claims)
 }
@@ -214,7 +224,10 @@ pub(crate) fn new_id() -> String {
         tracing::error!("the operating system's random source failed; connection ids are not secret");
         static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos() as u64;
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos() as u64;
         bytes[..8].copy_from_slice(&t.to_le_bytes());
         bytes[8..].copy_from_slice(&n.to_le_bytes());
     }
@@ -229,7 +242,10 @@ fn transfer_formats(transport: TransportType) -> &'static [TransferFormat] {
 }
 
 fn query_value(parts: &Parts, name: &str) -> Option<String> {
-    request::parse_query(parts.uri.query()?).into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    request::parse_query(parts.uri.query()?)
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
 }
 
 fn negotiate(endpoint: &Endpoint, parts: &Parts) -> Response {
@@ -241,7 +257,9 @@ fn negotiate(endpoint: &Endpoint, parts: &Parts) -> Response {
     let connection_id = new_id();
     let connection_token = if version > 0 { Some(new_id()) } else { None };
     let token = connection_token.clone().unwrap_or_else(|| connection_id.clone());
-    endpoint.registry.insert_pending(token, connection_id.clone().into(), options.disconnect_timeout);
+    endpoint
+        .registry
+        .insert_pending(token, connection_id.clone().into(), options.disconnect_timeout);
     let body = NegotiateResponse {
         connection_id,
         connection_token,
@@ -289,7 +307,11 @@ async fn connect(state: Arc<AppState>, endpoint: Arc<Endpoint>, parts: Parts, cl
                 .get(header::ACCEPT)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.contains("text/event-stream"));
-            let transport = if accepts_events { TransportType::ServerSentEvents } else { TransportType::LongPolling };
+            let transport = if accepts_events {
+                TransportType::ServerSentEvents
+            } else {
+                TransportType::LongPolling
+            };
             if id.is_none() {
                 return text(StatusCode::BAD_REQUEST, "Connection ID required");
             }
@@ -299,10 +321,14 @@ async fn connect(state: Arc<AppState>, endpoint: Arc<Endpoint>, parts: Parts, cl
             None => text(StatusCode::BAD_REQUEST, "Connection ID required"),
             Some(token) => match endpoint.registry.lookup(&token) {
                 None => text(StatusCode::NOT_FOUND, "No Connection with that ID"),
-                Some(_) if parts.method == Method::POST => {
-                    text(StatusCode::METHOD_NOT_ALLOWED, "POST requests are not allowed for WebSocket connections.")
-                }
-                Some(_) => text(StatusCode::BAD_REQUEST, "Cannot terminate this connection using the DELETE endpoint."),
+                Some(_) if parts.method == Method::POST => text(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "POST requests are not allowed for WebSocket connections.",
+                ),
+                Some(_) => text(
+                    StatusCode::BAD_REQUEST,
+                    "Cannot terminate this connection using the DELETE endpoint.",
+                ),
             },
         },
         _ => empty(StatusCode::METHOD_NOT_ALLOWED),
@@ -332,7 +358,10 @@ async fn websocket_request(
         None => new_id().into(),
     };
     let request = request::RequestInfo::from_parts(&parts);
-    let user_id = (state.user_id_provider)(&UserContext { claims: claims.as_ref(), request: &request });
+    let user_id = (state.user_id_provider)(&UserContext {
+        claims: claims.as_ref(),
+        request: &request,
+    });
     let options = endpoint.options();
     let (conn, outbound) = crate::connection::Connection::new(crate::connection::ConnectionParts {
         id: connection_id,
@@ -343,7 +372,9 @@ async fn websocket_request(
         queue_capacity: options.max_queued_messages,
     });
     // A frame may carry several messages, so the frame limit is a few message sizes.
-    let max_frame = options.maximum_receive_message_size.map_or(64 << 20, |max| max.saturating_mul(4).max(1 << 20));
+    let max_frame = options
+        .maximum_receive_message_size
+        .map_or(64 << 20, |max| max.saturating_mul(4).max(1 << 20));
     let failed_endpoint = endpoint.clone();
     let failed_token = token.clone();
     upgrade

@@ -23,7 +23,9 @@ pub struct RawConnection {
 
 impl std::fmt::Debug for RawConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RawConnection").field("id", self.conn.id()).finish_non_exhaustive()
+        f.debug_struct("RawConnection")
+            .field("id", self.conn.id())
+            .finish_non_exhaustive()
     }
 }
 

@@ -37,7 +37,13 @@ impl Registry {
         let now = Instant::now();
         let mut slots = self.slots();
         slots.retain(|_, slot| !matches!(slot, Slot::Pending { expires, .. } if *expires <= now));
-        slots.insert(token, Slot::Pending { id, expires: now + timeout });
+        slots.insert(
+            token,
+            Slot::Pending {
+                id,
+                expires: now + timeout,
+            },
+        );
     }
 
     /// A transport claims the connection negotiated under `token`.

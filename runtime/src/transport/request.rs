@@ -26,7 +26,12 @@ impl RequestInfo {
                 Some((name.trim().to_owned(), value.trim().to_owned()))
             })
             .collect();
-        Self { path: parts.uri.path().to_owned(), headers: parts.headers.clone(), query, cookies }
+        Self {
+            path: parts.uri.path().to_owned(),
+            headers: parts.headers.clone(),
+            query,
+            cookies,
+        }
     }
 
     /// The request path.
@@ -79,15 +84,13 @@ fn percent_decode(text: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'+' => out.push(b' '),
-            b'%' => {
-                match (hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) {
-                    (Some(h), Some(l)) => {
-                        out.push(h << 4 | l);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
+            b'%' => match (hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 2;
                 }
-            }
+                _ => out.push(b'%'),
+            },
             b => out.push(b),
         }
         i += 1;

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use bytes::{Bytes, BytesMut};
-use futures_util::stream::{SplitSink, StreamExt};
 use futures_util::SinkExt;
+use futures_util::stream::{SplitSink, StreamExt};
 use tokio::sync::mpsc;
 
 use super::raw::RawConnection;
@@ -17,7 +17,12 @@ use crate::protocol::{Close, HubMessage};
 /// The most bytes coalesced into one frame.
 const MAX_BATCH: usize = 64 * 1024;
 
-pub(crate) async fn run(socket: WebSocket, conn: Arc<Connection>, outbound: mpsc::Receiver<Bytes>, endpoint: Arc<Endpoint>) {
+pub(crate) async fn run(
+    socket: WebSocket,
+    conn: Arc<Connection>,
+    outbound: mpsc::Receiver<Bytes>,
+    endpoint: Arc<Endpoint>,
+) {
     let send_timeout = endpoint.options.transport_send_timeout;
     let (sink, stream) = socket.split();
     let writer = tokio::spawn(write(sink, outbound, conn.clone(), send_timeout));
@@ -43,11 +48,7 @@ fn frame(conn: &Connection, bytes: Bytes) -> Option<Message> {
     }
 }
 
-async fn send(
-    sink: &mut SplitSink<WebSocket, Message>,
-    message: Message,
-    timeout: std::time::Duration,
-) -> bool {
+async fn send(sink: &mut SplitSink<WebSocket, Message>, message: Message, timeout: std::time::Duration) -> bool {
     matches!(tokio::time::timeout(timeout, sink.send(message)).await, Ok(Ok(())))
 }
 
@@ -89,7 +90,9 @@ async fn write(
         conn.mark_sent();
     }
     // Closing: what was queued before goes out, then the Close message, then a normal close.
-    let reason = conn.close_reason().unwrap_or_else(crate::connection::CloseReason::transport_closed);
+    let reason = conn
+        .close_reason()
+        .unwrap_or_else(crate::connection::CloseReason::transport_closed);
     outbound.close();
     let mut rest = Vec::new();
     while let Ok(bytes) = outbound.try_recv() {
@@ -98,7 +101,10 @@ async fn write(
     if reason.send_close_message
         && let Some(protocol) = conn.protocol_chosen()
     {
-        let close = HubMessage::Close(Close { error: reason.error.clone(), allow_reconnect: reason.allow_reconnect });
+        let close = HubMessage::Close(Close {
+            error: reason.error.clone(),
+            allow_reconnect: reason.allow_reconnect,
+        });
         let _ = protocol.write_message(&mut rest, &close);
     }
     if !rest.is_empty()
@@ -107,7 +113,10 @@ async fn write(
     {
         return;
     }
-    let close = Message::Close(Some(CloseFrame { code: 1000, reason: Utf8Bytes::from_static("") }));
+    let close = Message::Close(Some(CloseFrame {
+        code: 1000,
+        reason: Utf8Bytes::from_static(""),
+    }));
     let _ = send(&mut sink, close, timeout).await;
     let _ = tokio::time::timeout(timeout, sink.close()).await;
 }

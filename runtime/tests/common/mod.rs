@@ -15,7 +15,9 @@ pub const WAIT: Duration = Duration::from_secs(10);
 /// Serves `app` on 127.0.0.1 and returns `host:port`. The server stops with the test's
 /// runtime.
 pub async fn serve(app: &Switchboard) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
     let addr = listener.local_addr().expect("local addr");
     let router = app.router::<()>();
     tokio::spawn(async move {
@@ -28,7 +30,9 @@ pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Opens a WebSocket to `ws://{addr}{path}` (no negotiate).
 pub async fn open(addr: &str, path: &str) -> Socket {
-    let (socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}{path}")).await.expect("websocket connect");
+    let (socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}{path}"))
+        .await
+        .expect("websocket connect");
     socket
 }
 
@@ -36,7 +40,11 @@ pub async fn open(addr: &str, path: &str) -> Socket {
 pub async fn connect_json(addr: &str, path: &str) -> Socket {
     let mut socket = open(addr, path).await;
     send_text(&mut socket, "{\"protocol\":\"json\",\"version\":1}\u{1e}").await;
-    assert_eq!(next_text(&mut socket).await, "{}\u{1e}", "handshake response comes first");
+    assert_eq!(
+        next_text(&mut socket).await,
+        "{}\u{1e}",
+        "handshake response comes first"
+    );
     socket
 }
 
@@ -58,7 +66,9 @@ pub enum Event {
 
 pub async fn next_event(socket: &mut Socket) -> Event {
     loop {
-        let message = tokio::time::timeout(WAIT, socket.next()).await.expect("server answered in time");
+        let message = tokio::time::timeout(WAIT, socket.next())
+            .await
+            .expect("server answered in time");
         return match message {
             Some(Ok(Message::Text(t))) => Event::Text(t.to_string()),
             Some(Ok(Message::Binary(b))) => Event::Binary(b.to_vec()),

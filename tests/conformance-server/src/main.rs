@@ -42,7 +42,11 @@ fn usage() -> ! {
 }
 
 fn parse_args() -> Args {
-    let mut args = Args { port: 0, service: None, stop_when_stdin_closes: false };
+    let mut args = Args {
+        port: 0,
+        service: None,
+        stop_when_stdin_closes: false,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -138,8 +142,15 @@ fn build(state: &AppState) -> Result<axum::Router, switchboard::BuildError> {
         .hub_with("/testhub-nowebsockets", TestHub, |o| {
             o.transports = vec![TransportType::ServerSentEvents, TransportType::LongPolling];
         })
-        .hub_with("/authorizedhub", test_hub::AuthorizedHub, |o| o.require_authorization = true)
-        .hub("/chathub", ChatHub { stats: state.stats.clone() })
+        .hub_with("/authorizedhub", test_hub::AuthorizedHub, |o| {
+            o.require_authorization = true
+        })
+        .hub(
+            "/chathub",
+            ChatHub {
+                stats: state.stats.clone(),
+            },
+        )
         .connection_handler("/echo", |mut conn| async move {
             while let Some(bytes) = conn.recv().await {
                 conn.send(bytes);
@@ -214,13 +225,7 @@ async fn main() {
 
 /// Resolves when standard input reaches its end (the parent process has gone).
 async fn stdin_closed() {
-    let _ = tokio::task::spawn_blocking(|| {
-        use std::io::Read as _;
-        let mut sink = [0u8; 256];
-        let mut stdin = std::io::stdin();
-        while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
-    })
-    .await;
+    let _ = tokio::task::spawn_blocking(|| std::io::copy(&mut std::io::stdin(), &mut std::io::sink())).await;
 }
 
 /// Fails like a .NET `InvalidOperationException`.

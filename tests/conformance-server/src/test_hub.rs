@@ -28,9 +28,15 @@ fn ok<T>(value: T) -> Result<T, HubError> {
 impl Hub for TestHub {
     fn methods(m: &mut Methods<Self>) {
         m.method("Echo", |_, _, (message,): (String,)| async move { ok(message) });
-        m.method("GetCallerConnectionId", |_, cx: Cx, ()| async move { ok(cx.connection_id().to_owned()) });
+        m.method("GetCallerConnectionId", |_, cx: Cx, ()| async move {
+            ok(cx.connection_id().to_owned())
+        });
         m.method("GetNumRedirects", |_, cx: Cx, ()| async move {
-            ok(cx.request().query("numRedirects").and_then(|n| n.parse::<i32>().ok()).unwrap_or(0))
+            ok(cx
+                .request()
+                .query("numRedirects")
+                .and_then(|n| n.parse::<i32>().ok())
+                .unwrap_or(0))
         });
         m.method("ThrowException", |_, _, (message,): (String,)| async move {
             Err::<(), _>(crate::invalid_operation(message))
@@ -48,7 +54,10 @@ impl Hub for TestHub {
                 TransportType::LongPolling => "LongPolling",
             })
         });
-        m.method("EchoComplexObject", |_, _, (object,): (Dynamic,)| async move { ok(object) });
+        m.method(
+            "EchoComplexObject",
+            |_, _, (object,): (Dynamic,)| async move { ok(object) },
+        );
         m.method("SendComplexObject", |_, _, ()| async move {
             ok(ComplexObject {
                 string: "hello world".into(),
@@ -67,7 +76,9 @@ impl Hub for TestHub {
         m.method("GetCookie", |_, cx: Cx, (name,): (String,)| async move {
             ok(cx.request().cookie(&name).map(str::to_owned))
         });
-        m.method("GetUserIdentifier", |_, cx: Cx, ()| async move { ok(cx.user_id().map(str::to_owned)) });
+        m.method("GetUserIdentifier", |_, cx: Cx, ()| async move {
+            ok(cx.user_id().map(str::to_owned))
+        });
     }
 }
 
@@ -76,6 +87,9 @@ pub struct AuthorizedHub;
 
 impl Hub for AuthorizedHub {
     fn methods(m: &mut Methods<Self>) {
-        m.method("Echo", |_hub: Arc<AuthorizedHub>, _, (message,): (String,)| async move { ok(message) });
+        m.method(
+            "Echo",
+            |_hub: Arc<AuthorizedHub>, _, (message,): (String,)| async move { ok(message) },
+        );
     }
 }

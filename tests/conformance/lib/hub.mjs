@@ -183,7 +183,7 @@ export class Inbox {
 let nonceCounter = 0;
 export function nonce(prefix = "t") {
     nonceCounter += 1;
-    return `${prefix}-${process.pid}-${Date.now().toString(36)}-${nonceCounter}`;
+    return `${prefix}-${process.pid}-${Date.now().toString(36)}-${nonceCounter}-${Math.random().toString(36).slice(2, 8)}`;
 }
 
 /** Fetches a bearer token from the server's token endpoint. */

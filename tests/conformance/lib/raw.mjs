@@ -76,16 +76,28 @@ export class RawSocket {
             return result;
         }
         let wake;
+        let settled = false;
+        const unregister = () => {
+            settled = true;
+            this.waiters = this.waiters.filter((w) => w !== wake);
+        };
         const done = new Promise((resolve, reject) => {
             wake = () => {
+                // `check` consumes input: never run it again once this wait is over.
+                if (settled) {
+                    return;
+                }
                 try {
                     const r = check();
                     if (r !== undefined) {
+                        unregister();
                         resolve(r);
                     } else if (this.closeInfo) {
+                        unregister();
                         reject(new Error(`socket closed (code ${this.closeInfo.code}, reason ${JSON.stringify(this.closeInfo.reason)}) while waiting for ${what}`));
                     }
                 } catch (err) {
+                    unregister();
                     reject(err);
                 }
             };
@@ -95,7 +107,7 @@ export class RawSocket {
         try {
             return await withTimeout(done, ms, what);
         } finally {
-            this.waiters = this.waiters.filter((w) => w !== wake);
+            unregister();
         }
     }
 

@@ -129,9 +129,7 @@ for (const variant of VARIANTS) {
             }));
             await withTimeout(c.start(), WAIT_MS, "start()");
             const message = "你好 SignalR！";
-            const result = await c.invoke("InvokeWithString", message);
-            assert.strictEqual(result, undefined,
-                "InvokeWithString returns Task (void): its Completion must carry no result, so invoke() resolves undefined, not null");
+            await c.invoke("InvokeWithString", message);
             assert.equal(await withTimeout(received, WAIT_MS, "Message"), message);
             assert.deepEqual(lower, [message]);
             assert.deepEqual(mixed, [message]);
@@ -160,10 +158,19 @@ for (const variant of VARIANTS) {
             const c = buildConnection(hubUrl(), { protocol, skipNegotiation });
             const inbox = new Inbox(c, ["CustomObject"]);
             await withTimeout(c.start(), WAIT_MS, "start()");
-            const result = await c.invoke("SendCustomObject", { Name: "test", Value: 42 });
-            assert.strictEqual(result, undefined, "void method: Completion without a result");
+            await c.invoke("SendCustomObject", { Name: "test", Value: 42 });
             const [obj] = await inbox.next("CustomObject");
             assert.deepEqual(obj, { Name: "test", Value: 42 });
+        });
+
+        it("void methods (InvokeWithString, SendCustomObject) resolve invoke() with undefined, not null", opts, async () => {
+            // A void/Task hub method completes without a result (JSON: no "result" property,
+            // MessagePack: result kind 2); the client then resolves undefined. A method that
+            // returns null completes with an explicit null.
+            const c = await open();
+            assert.strictEqual(await c.invoke("InvokeWithString", "x"), undefined, "InvokeWithString");
+            assert.strictEqual(await c.invoke("SendCustomObject", { Name: "n", Value: 1 }), undefined, "SendCustomObject");
+            assert.strictEqual(await c.invoke("GetHeader", "X-Not-Sent-Header"), null, "GetHeader of a missing header");
         });
 
         it("GetActiveTransportName returns \"WebSockets\"", opts, async () => {

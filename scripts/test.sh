@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Runs every test of the project, installing what the tests need first.
+#
+#   ./scripts/test.sh
+#
+# Steps: system packages (Node.js, Python, Chromium) when missing; formatting and lints;
+# the Rust build and tests; the Node conformance suite with the official SignalR client;
+# the Python suite with third-party SignalR clients; the browser test in headless Chromium.
+# A missing tool is installed or reported as a failure: no test is skipped.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+step() { printf '\n==> %s\n' "$*"; }
+fail() { printf '\nerror: %s\n' "$*" >&2; exit 1; }
+
+apt_updated=0
+apt_install() {
+  if ! command -v apt-get >/dev/null 2>&1; then
+    fail "cannot install $* (no apt-get); install it and run again"
+  fi
+  local sudo=""
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null 2>&1 || fail "installing $* needs root or sudo"
+    sudo="sudo"
+  fi
+  if [ "$apt_updated" = 0 ]; then
+    $sudo apt-get update -qq || fail "apt-get update failed"
+    apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null || fail "apt-get install $* failed"
+}
+
+step "system packages"
+command -v cargo >/dev/null 2>&1 || fail "cargo is missing: install Rust (rustup) first"
+command -v node >/dev/null 2>&1 || apt_install nodejs npm
+command -v npm >/dev/null 2>&1 || apt_install npm
+command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv
+python3 -m venv --help >/dev/null 2>&1 || apt_install python3-venv
+chromium_bin="${CHROMIUM:-/usr/bin/chromium}"
+[ -x "$chromium_bin" ] || apt_install chromium
+[ -x "$chromium_bin" ] || fail "Chromium is missing at $chromium_bin (set CHROMIUM to its path)"
+node_major="$(node -p 'process.versions.node.split(".")[0]')"
+[ "$node_major" -ge 18 ] || fail "Node.js 18 or later is needed, found $(node --version)"
+echo "cargo $(cargo --version | cut -d' ' -f2), node $(node --version), $(python3 --version), $("$chromium_bin" --version 2>/dev/null | head -n1)"
+
+step "formatting and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "build"
+cargo build --workspace --quiet
+
+step "Rust tests"
+cargo test --workspace --quiet
+
+step "Node conformance suite (@microsoft/signalr)"
+(cd tests/conformance && npm ci --no-audit --no-fund --loglevel=error && npm test)
+
+step "Python suite (signalrcore, pysignalr)"
+venv="tests/python/.venv"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+(cd tests/python && .venv/bin/python -m pytest -q)
+
+step "browser test (headless Chromium)"
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error && CHROMIUM="$chromium_bin" npm test)
+
+step "all test suites passed"
