@@ -544,3 +544,71 @@ async fn websocket_on_connected_failure_closes_without_reconnect() {
         json!({"type":7,"error":"Connection closed with an error. InvalidOperationException: Hub OnConnected failed."})
     );
 }
+
+/// Counts how often it is serialized.
+struct Counted(Arc<AtomicUsize>);
+
+impl serde::Serialize for Counted {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        serializer.serialize_str("counted")
+    }
+}
+
+#[tokio::test]
+async fn lifetime_send_encodes_once_per_protocol() {
+    let app = Switchboard::builder().hub("/probe", Probe::default()).build().unwrap();
+    let handle = app.hub_handle::<Probe>().unwrap();
+    let addr = serve(&app).await;
+    let mut json_clients = Vec::new();
+    for _ in 0..3 {
+        json_clients.push(connect_json(&addr, "/probe").await);
+    }
+    let mut msgpack_clients = Vec::new();
+    for _ in 0..2 {
+        let mut ws = open(&addr, "/probe").await;
+        send_text(&mut ws, "{\"protocol\":\"messagepack\",\"version\":1}\u{1e}").await;
+        assert_eq!(next_event(&mut ws).await, Event::Binary(b"{}\x1e".to_vec()));
+        // [1, {}, "1", "Echo", ["x"]] answered by [3, {}, "1", 3, "x"]
+        send_binary(
+            &mut ws,
+            vec![
+                13, 0x95, 1, 0x80, 0xa1, b'1', 0xa4, b'E', b'c', b'h', b'o', 0x91, 0xa1, b'x',
+            ],
+        )
+        .await;
+        assert_eq!(
+            next_event(&mut ws).await,
+            Event::Binary(vec![8, 0x95, 3, 0x80, 0xa1, b'1', 3, 0xa1, b'x'])
+        );
+        msgpack_clients.push(ws);
+    }
+    // Everyone is registered once the handshake answered and a call went through.
+    for ws in &mut json_clients {
+        assert_eq!(invoke(ws, "1", "Echo", json!(["ready"])).await["result"], "ready");
+    }
+    let count = Arc::new(AtomicUsize::new(0));
+    handle
+        .clients()
+        .all()
+        .send("Counted", (Counted(count.clone()),))
+        .await
+        .unwrap();
+    for ws in &mut json_clients {
+        assert_eq!(
+            next_record(ws).await,
+            json!({"type":1,"target":"Counted","arguments":["counted"]})
+        );
+    }
+    for ws in &mut msgpack_clients {
+        match next_event(ws).await {
+            Event::Binary(bytes) => assert!(bytes.ends_with(b"\xa7counted"), "{bytes:02x?}"),
+            other => panic!("expected a MessagePack invocation, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        2,
+        "one encoding per protocol for five recipients"
+    );
+}

@@ -29,8 +29,11 @@ Library quirks handled here (client-side, not server behaviour):
   its WebSocket handshake step), so its first negotiate is always sent without
   a token.  The token is passed as an ``Authorization`` header instead, which
   the library sends on negotiate and on the WebSocket upgrade.
-* pysignalr's ``run()`` reconnects forever; stopping means cancelling it and
-  closing the socket it leaves behind.
+* pysignalr's ``run()`` reconnects forever and has no stop method.  Merely
+  cancelling it leaves its WebSocket to be closed by an async-generator
+  finalizer with code 1011 (internal error).  ``PysignalrHubClient.stop``
+  closes the WebSocket normally (1000) and makes the library's close callback
+  end ``run()`` instead of reconnecting.
 """
 
 from __future__ import annotations
@@ -320,6 +323,7 @@ class PysignalrHubClient(HubClient):
         self._sinks: dict[str, MessageSink] = {}
         self.stray_errors: list[Any] = []
         self._task: Optional[asyncio.Task] = None
+        self._stopping = False
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name=f"pysignalr {config.id}", daemon=True
@@ -352,7 +356,9 @@ class PysignalrHubClient(HubClient):
             self._opened.set()
 
         async def on_close() -> None:
-            pass
+            # Called when the socket closes, before pysignalr reconnects.
+            if self._stopping:
+                raise _Stopped()
 
         async def on_error(message: Any) -> None:
             # Per-invocation errors are handled by the invocation callback,
@@ -414,18 +420,26 @@ class PysignalrHubClient(HubClient):
         return message.result
 
     async def _stop(self) -> None:
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            try:
-                await asyncio.wait_for(self._task, 5)
-            except BaseException:
-                pass
+        self._stopping = True
+        task = self._task
         ws = getattr(self._client._transport, "_ws", None)
-        if ws is not None:
+        if ws is not None and task is not None and not task.done():
+            # Normal closure (1000); run() then ends through on_close.
             try:
                 await asyncio.wait_for(ws.close(), 5)
             except BaseException:
                 pass
+        if task is not None and not task.done():
+            try:
+                await asyncio.wait_for(task, 5)  # cancels it on timeout
+            except BaseException:
+                pass
+        current = asyncio.current_task()
+        leftovers = [t for t in asyncio.all_tasks() if t is not current]
+        for t in leftovers:
+            t.cancel()
+        if leftovers:
+            await asyncio.wait(leftovers, timeout=5)
         try:
             await asyncio.wait_for(self._loop.shutdown_asyncgens(), 5)
         except BaseException:
@@ -461,6 +475,10 @@ def _pysignalr_connection_failed(error: Optional[BaseException]) -> ConnectionFa
 
 
 # --------------------------------------------------------------------------
+
+
+class _Stopped(Exception):
+    """Ends pysignalr's run() loop from its close callback."""
 
 
 class _CompletionError(Exception):

@@ -54,5 +54,10 @@ def test_broadcast_across_libraries_and_protocols(hub_clients):
 
     clients[-1].invoke("Broadcast", [name, message])
 
+    missed = []
     for client, sink in zip(clients, sinks):
-        assert sink.wait_for(lambda args: args == [name, message]) == [name, message], client
+        try:
+            sink.wait_for(lambda args: args == [name, message])
+        except AssertionError as e:
+            missed.append(f"{client.config.id}: {e}")
+    assert not missed, "Broadcast not delivered to:\n" + "\n".join(missed)
