@@ -128,7 +128,7 @@ describe("raw WebSocket /testhub, JSON", () => {
         });
     });
 
-    it("a void method completes without a result property; a null result is explicit", opts, async () => {
+    it("a void method completes with an explicit null result, like a null return", opts, async () => {
         await jsonHub(async (ws) => {
             await ws.sendJson(invocation("1", "InvokeWithString", "hi"));
             // Message("hi") invocation then a void Completion
@@ -140,8 +140,8 @@ describe("raw WebSocket /testhub, JSON", () => {
             const completion = await ws.nextJson();
             assert.equal(completion.type, 3);
             assert.equal(completion.invocationId, "1");
-            assert.ok(!("result" in completion), `void completion must have no result: ${JSON.stringify(completion)}`);
-            assert.ok(!("error" in completion) || completion.error === null, JSON.stringify(completion));
+            // ASP.NET Core writes CompletionMessage.WithResult(id, null) for void methods.
+            assertJsonCompletion(assert, completion, "1", null);
 
             await ws.sendJson(invocation("2", "GetHeader", "X-Not-There"));
             const nullResult = await ws.nextJson();
@@ -260,7 +260,7 @@ describe("raw WebSocket /testhub, MessagePack", () => {
         });
     });
 
-    it("a void method completes with result kind 2; null with kind 3 + nil", opts, async () => {
+    it("a void method completes with result kind 3 + nil, like a null return", opts, async () => {
         await msgpackHub(async (ws) => {
             await ws.sendMsgpack([1, {}, "1", "InvokeWithString", ["hi"]]);
             const { msg: sent } = await ws.nextMsgpack();
@@ -269,7 +269,7 @@ describe("raw WebSocket /testhub, MessagePack", () => {
             assert.equal(sent[3], "Message");
             assert.deepEqual(sent[4], ["hi"]);
             const { msg: completion } = await ws.nextMsgpack();
-            assert.deepEqual(completion, [3, {}, "1", 2]);
+            assert.deepEqual(completion, [3, {}, "1", 3, null]);
 
             await ws.sendMsgpack([1, {}, "2", "GetHeader", ["X-Not-There"]]);
             const { msg: nullResult } = await ws.nextMsgpack();

@@ -163,13 +163,12 @@ for (const variant of VARIANTS) {
             assert.deepEqual(obj, { Name: "test", Value: 42 });
         });
 
-        it("void methods (InvokeWithString, SendCustomObject) resolve invoke() with undefined, not null", opts, async () => {
-            // A void/Task hub method completes without a result (JSON: no "result" property,
-            // MessagePack: result kind 2); the client then resolves undefined. A method that
-            // returns null completes with an explicit null.
+        it("void methods (InvokeWithString, SendCustomObject) resolve invoke() with null, as ASP.NET Core does", opts, async () => {
+            // ASP.NET Core completes a void/Task hub method with CompletionMessage.WithResult(id, null)
+            // (DefaultHubDispatcher), so the client resolves null, the same as for a null return.
             const c = await open();
-            assert.strictEqual(await c.invoke("InvokeWithString", "x"), undefined, "InvokeWithString");
-            assert.strictEqual(await c.invoke("SendCustomObject", { Name: "n", Value: 1 }), undefined, "SendCustomObject");
+            assert.strictEqual(await c.invoke("InvokeWithString", "x"), null, "InvokeWithString");
+            assert.strictEqual(await c.invoke("SendCustomObject", { Name: "n", Value: 1 }), null, "SendCustomObject");
             assert.strictEqual(await c.invoke("GetHeader", "X-Not-Sent-Header"), null, "GetHeader of a missing header");
         });
 
