@@ -42,7 +42,8 @@ impl TransportType {
 /// | `transports` | every transport the runtime implements |
 /// | `max_queued_messages` | 4096 messages waiting for one connection's transport |
 /// | `transport_send_timeout` | 10 s for one write to the transport |
-/// | `disconnect_timeout` | 15 s to attach a transport after negotiate |
+/// | `disconnect_timeout` | 15 s to attach a transport after negotiate, or between polls |
+/// | `long_polling_timeout` | 90 s a poll waits for data |
 /// | `require_authorization` | false |
 #[derive(Debug, Clone)]
 pub struct HubOptions {
@@ -70,8 +71,11 @@ pub struct HubOptions {
     pub max_queued_messages: usize,
     /// A single write to a transport that takes longer than this closes the connection.
     pub transport_send_timeout: Duration,
-    /// How long a negotiated connection waits for its transport.
+    /// How long a negotiated connection waits for its transport, and how long a connection
+    /// may be without one (between long polls) before it ends.
     pub disconnect_timeout: Duration,
+    /// How long a long poll waits for data before answering empty.
+    pub long_polling_timeout: Duration,
     /// Refuse requests without a valid bearer token (401 with an empty body).
     pub require_authorization: bool,
 }
@@ -87,10 +91,15 @@ impl Default for HubOptions {
             maximum_parallel_invocations_per_client: 1,
             stream_buffer_capacity: 10,
             supported_protocols: Protocol::ALL.to_vec(),
-            transports: vec![TransportType::WebSockets],
+            transports: vec![
+                TransportType::WebSockets,
+                TransportType::ServerSentEvents,
+                TransportType::LongPolling,
+            ],
             max_queued_messages: 4096,
             transport_send_timeout: Duration::from_secs(10),
             disconnect_timeout: Duration::from_secs(15),
+            long_polling_timeout: Duration::from_secs(90),
             require_authorization: false,
         }
     }
@@ -105,6 +114,7 @@ impl HubOptions {
             ("handshake_timeout", self.handshake_timeout),
             ("transport_send_timeout", self.transport_send_timeout),
             ("disconnect_timeout", self.disconnect_timeout),
+            ("long_polling_timeout", self.long_polling_timeout),
         ];
         for (name, value) in positive {
             if value.is_zero() {

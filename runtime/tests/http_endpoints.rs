@@ -31,6 +31,7 @@ fn app() -> Switchboard {
         .authenticator(JwtBearer::hs256(SECRET))
         .hub("/echo", Echo)
         .hub_with("/secure", Echo, |o| o.require_authorization = true)
+        .hub_with("/ws-only", Echo, |o| o.transports = vec![TransportType::WebSockets])
         .build()
         .unwrap()
 }
@@ -74,9 +75,19 @@ async fn negotiate_versions_and_body() {
     assert_eq!(body["connectionToken"].as_str().unwrap().len(), 22);
     assert_eq!(
         body["availableTransports"],
-        json!([{"transport":"WebSockets","transferFormats":["Text","Binary"]}])
+        json!([
+            {"transport":"WebSockets","transferFormats":["Text","Binary"]},
+            {"transport":"ServerSentEvents","transferFormats":["Text"]},
+            {"transport":"LongPolling","transferFormats":["Text","Binary"]}
+        ])
     );
     assert!(body.get("ProtocolVersion").is_none());
+    let (_, _, ws_only) = call(&app, Method::POST, "/ws-only/negotiate?negotiateVersion=1", &[]).await;
+    let ws_only: Value = serde_json::from_str(&ws_only).unwrap();
+    assert_eq!(
+        ws_only["availableTransports"],
+        json!([{"transport":"WebSockets","transferFormats":["Text","Binary"]}])
+    );
 
     let (_, _, body) = call(&app, Method::POST, "/echo/negotiate", &[]).await;
     let body: Value = serde_json::from_str(&body).unwrap();
@@ -121,6 +132,12 @@ async fn http_status_codes_and_texts() {
             Method::GET,
             "/echo?id=x",
             StatusCode::NOT_FOUND,
+            "No Connection with that ID",
+        ),
+        (
+            Method::GET,
+            "/ws-only?id=x",
+            StatusCode::NOT_FOUND,
             "LongPolling transport not supported by this end point type",
         ),
     ];
@@ -128,7 +145,7 @@ async fn http_status_codes_and_texts() {
         let got = call(&app, method.clone(), uri, &[]).await;
         assert_eq!((got.0, got.2.as_str()), (status, body), "{method} {uri}");
     }
-    let (status, _, body) = call(&app, Method::GET, "/echo?id=x", &[("accept", "text/event-stream")]).await;
+    let (status, _, body) = call(&app, Method::GET, "/ws-only?id=x", &[("accept", "text/event-stream")]).await;
     assert_eq!(
         (status, body.as_str()),
         (
@@ -294,7 +311,6 @@ fn options_and_paths_are_validated() {
         error(Switchboard::builder().hub_with("/chat", Echo, |o| o.require_authorization = true)),
         "hub '/chat' requires authorization, but no authenticator is configured"
     );
-    let _ = TransportType::WebSockets;
 }
 
 struct Twins;

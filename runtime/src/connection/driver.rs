@@ -115,9 +115,19 @@ pub(crate) async fn run(
         .await;
 }
 
-/// Keep-alive and client timeout, checked once a second.
+/// Keep-alive, client timeout and transport loss, checked once a second.
 fn tick(conn: &Connection, options: &crate::HubOptions, ping: &Bytes) {
-    if conn.idle_sending_ms() >= options.keep_alive_interval.as_millis() as u64 {
+    if conn
+        .transport_lost_ms()
+        .is_some_and(|ms| ms >= options.disconnect_timeout.as_millis() as u64)
+    {
+        conn.close(CloseReason::transport_closed());
+        return;
+    }
+    // Long polling needs no keep-alive: every poll is one.
+    if conn.transport() != crate::options::TransportType::LongPolling
+        && conn.idle_sending_ms() >= options.keep_alive_interval.as_millis() as u64
+    {
         conn.try_send_ping(ping.clone());
     }
     let (idle, armed) = conn.idle_receiving_ms();

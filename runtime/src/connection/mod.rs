@@ -84,6 +84,9 @@ pub(crate) struct Connection {
     last_received: AtomicU64,
     last_sent: AtomicU64,
     client_pinged: AtomicBool,
+    /// Milliseconds since `started` when the transport went away (long polling between
+    /// polls); `u64::MAX` while one is attached.
+    transport_lost: AtomicU64,
 }
 
 /// What a connection is created from.
@@ -118,6 +121,7 @@ impl Connection {
             last_received: AtomicU64::new(0),
             last_sent: AtomicU64::new(0),
             client_pinged: AtomicBool::new(false),
+            transport_lost: AtomicU64::new(u64::MAX),
         });
         (connection, receiver)
     }
@@ -195,6 +199,22 @@ impl Connection {
     pub(crate) fn idle_receiving_ms(&self) -> (u64, bool) {
         let idle = self.now_ms().saturating_sub(self.last_received.load(Ordering::Relaxed));
         (idle, self.client_pinged.load(Ordering::Relaxed))
+    }
+
+    /// A transport is attached (a poll is waiting, a socket is open).
+    pub(crate) fn transport_attached(&self) {
+        self.transport_lost.store(u64::MAX, Ordering::Relaxed);
+    }
+
+    /// No transport is attached until the next poll or reconnect.
+    pub(crate) fn transport_detached(&self) {
+        self.transport_lost.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// How long the connection has been without a transport, in milliseconds.
+    pub(crate) fn transport_lost_ms(&self) -> Option<u64> {
+        let lost = self.transport_lost.load(Ordering::Relaxed);
+        (lost != u64::MAX).then(|| self.now_ms().saturating_sub(lost))
     }
 
     pub(crate) fn idle_sending_ms(&self) -> u64 {

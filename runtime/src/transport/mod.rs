@@ -12,9 +12,12 @@
 //! Paths are matched ignoring case, as ASP.NET Core does.
 
 pub mod auth;
+mod long_polling;
+mod outbound;
 pub mod raw;
 pub(crate) mod registry;
 pub mod request;
+mod sse;
 mod websocket;
 
 use std::collections::HashMap;
@@ -33,7 +36,8 @@ use http::{HeaderValue, Method, Request, StatusCode, header};
 use tokio::sync::mpsc;
 
 use self::auth::{Authenticator, Claims, UserContext, UserIdProvider};
-use self::registry::{Claim, Registry};
+use self::registry::{Registry, SendTarget};
+use crate::connection::{CloseReason, Connection, ConnectionParts, driver};
 use crate::hub::dispatch::Dispatcher;
 use crate::options::{HubOptions, TransportType};
 use crate::protocol::TransferFormat;
@@ -42,7 +46,6 @@ use crate::protocol::negotiate::{self, AvailableTransport, NegotiateResponse};
 /// Incoming bytes of a connection, from whichever transport carries them.
 pub(crate) enum Inbound {
     WebSocket(SplitStream<axum::extract::ws::WebSocket>),
-    #[allow(dead_code)]
     Channel(mpsc::Receiver<Bytes>),
 }
 
@@ -181,7 +184,7 @@ async fn handle(state: Arc<AppState>, request: Request<Body>) -> Response {
     let Some(route) = route(&state, request.uri().path()) else {
         return empty(StatusCode::NOT_FOUND);
     };
-    let (parts, _body) = request.into_parts();
+    let (parts, body) = request.into_parts();
     let endpoint = match &route {
         Route::Negotiate(e) | Route::Connection(e) => e.clone(),
     };
@@ -192,7 +195,7 @@ async fn handle(state: Arc<AppState>, request: Request<Body>) -> Response {
     match route {
         Route::Negotiate(_) if parts.method == Method::POST => negotiate(&endpoint, &parts),
         Route::Negotiate(_) => empty(StatusCode::METHOD_NOT_ALLOWED),
-        Route::Connection(_) => connect(state, endpoint, parts, claims).await,
+        Route::Connection(_) => connect(state, endpoint, parts, body, claims).await,
     }
 }
 
@@ -292,109 +295,135 @@ fn not_supported(transport: TransportType) -> Response {
     text(StatusCode::NOT_FOUND, body)
 }
 
-async fn connect(state: Arc<AppState>, endpoint: Arc<Endpoint>, parts: Parts, claims: Option<Claims>) -> Response {
-    let id = query_value(&parts, "id");
+/// What a request to a hub path (not negotiate) asks for.
+fn transport_of(parts: &Parts) -> TransportType {
+    if is_websocket_request(parts) {
+        return TransportType::WebSockets;
+    }
+    let accepts_events = parts
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"));
+    if accepts_events {
+        TransportType::ServerSentEvents
+    } else {
+        TransportType::LongPolling
+    }
+}
+
+async fn connect(
+    state: Arc<AppState>,
+    endpoint: Arc<Endpoint>,
+    parts: Parts,
+    body: Body,
+    claims: Option<Claims>,
+) -> Response {
+    let token = query_value(&parts, "id");
     match parts.method {
-        Method::GET | Method::CONNECT if is_websocket_request(&parts) => {
-            if !endpoint.options().transports.contains(&TransportType::WebSockets) {
-                return not_supported(TransportType::WebSockets);
+        Method::GET | Method::CONNECT => {
+            let transport = transport_of(&parts);
+            if !endpoint.options().transports.contains(&transport) {
+                return not_supported(transport);
             }
-            websocket_request(state, endpoint, parts, id, claims).await
-        }
-        Method::GET => {
-            let accepts_events = parts
-                .headers
-                .get(header::ACCEPT)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.contains("text/event-stream"));
-            let transport = if accepts_events {
-                TransportType::ServerSentEvents
-            } else {
-                TransportType::LongPolling
-            };
-            if id.is_none() {
-                return text(StatusCode::BAD_REQUEST, "Connection ID required");
+            match transport {
+                TransportType::WebSockets => websocket::request(state, endpoint, parts, token, claims).await,
+                _ if token.is_none() => text(StatusCode::BAD_REQUEST, "Connection ID required"),
+                TransportType::ServerSentEvents => sse::request(state, endpoint, parts, token, claims),
+                TransportType::LongPolling => long_polling::request(state, endpoint, parts, token, claims).await,
             }
-            not_supported(transport)
         }
-        Method::POST | Method::DELETE => match id {
+        Method::POST => match token {
             None => text(StatusCode::BAD_REQUEST, "Connection ID required"),
-            Some(token) => match endpoint.registry.lookup(&token) {
-                None => text(StatusCode::NOT_FOUND, "No Connection with that ID"),
-                Some(_) if parts.method == Method::POST => text(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "POST requests are not allowed for WebSocket connections.",
-                ),
-                Some(_) => text(
-                    StatusCode::BAD_REQUEST,
-                    "Cannot terminate this connection using the DELETE endpoint.",
-                ),
-            },
+            Some(token) => send(&endpoint, &token, body).await,
+        },
+        Method::DELETE => match token {
+            None => text(StatusCode::BAD_REQUEST, "Connection ID required"),
+            Some(token) => long_polling::delete(&endpoint, &token),
         },
         _ => empty(StatusCode::METHOD_NOT_ALLOWED),
     }
 }
 
-async fn websocket_request(
-    state: Arc<AppState>,
-    endpoint: Arc<Endpoint>,
-    mut parts: Parts,
-    token: Option<String>,
-    claims: Option<Claims>,
-) -> Response {
-    use axum::extract::FromRequestParts;
-    use axum::extract::ws::WebSocketUpgrade;
-
-    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
-        Ok(upgrade) => upgrade,
-        Err(rejection) => return rejection.into_response(),
+/// `POST {hub}?id=…`: bytes from the client, for Server-Sent Events and long polling.
+async fn send(endpoint: &Endpoint, token: &str, body: Body) -> Response {
+    let limit = endpoint
+        .options()
+        .maximum_receive_message_size
+        .map_or(64 << 20, |max| max.saturating_mul(4).max(1 << 20));
+    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
+        return empty(StatusCode::PAYLOAD_TOO_LARGE);
     };
-    let connection_id: Arc<str> = match &token {
-        Some(token) => match endpoint.registry.claim(token) {
-            Claim::Claimed(id) => id,
-            Claim::InUse => return empty(StatusCode::CONFLICT),
-            Claim::Unknown => return text(StatusCode::NOT_FOUND, "No Connection with that ID"),
+    match endpoint.registry.send_target(token, &bytes) {
+        SendTarget::Unknown => text(StatusCode::NOT_FOUND, "No Connection with that ID"),
+        SendTarget::TooLarge => empty(StatusCode::PAYLOAD_TOO_LARGE),
+        SendTarget::Buffered => empty(StatusCode::OK),
+        SendTarget::Attached(attached) => match &attached.inbound {
+            None => text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "POST requests are not allowed for WebSocket connections.",
+            ),
+            Some(inbound) if bytes.is_empty() => {
+                let _ = inbound;
+                empty(StatusCode::OK)
+            }
+            Some(inbound) => match inbound.send(bytes).await {
+                Ok(()) => empty(StatusCode::OK),
+                Err(_) => text(StatusCode::NOT_FOUND, "No Connection with that ID"),
+            },
         },
-        None => new_id().into(),
-    };
-    let request = request::RequestInfo::from_parts(&parts);
+    }
+}
+
+/// Creates the connection a transport request opens.
+fn new_connection(
+    state: &AppState,
+    endpoint: &Endpoint,
+    parts: &Parts,
+    claims: Option<Claims>,
+    transport: TransportType,
+    id: Arc<str>,
+) -> (Arc<Connection>, mpsc::Receiver<Bytes>) {
+    let request = request::RequestInfo::from_parts(parts);
     let user_id = (state.user_id_provider)(&UserContext {
         claims: claims.as_ref(),
         request: &request,
     });
-    let options = endpoint.options();
-    let (conn, outbound) = crate::connection::Connection::new(crate::connection::ConnectionParts {
-        id: connection_id,
+    Connection::new(ConnectionParts {
+        id,
         user_id: user_id.map(Into::into),
         request,
         claims,
-        transport: TransportType::WebSockets,
-        queue_capacity: options.max_queued_messages,
-    });
-    // A frame may carry several messages, so the frame limit is a few message sizes.
-    let max_frame = options
-        .maximum_receive_message_size
-        .map_or(64 << 20, |max| max.saturating_mul(4).max(1 << 20));
-    let failed_endpoint = endpoint.clone();
-    let failed_token = token.clone();
-    upgrade
-        .read_buffer_size(4 * 1024)
-        .write_buffer_size(4 * 1024)
-        .max_message_size(max_frame)
-        .max_frame_size(max_frame)
-        .on_failed_upgrade(move |error| {
-            tracing::debug!(%error, "WebSocket upgrade failed");
-            if let Some(token) = failed_token {
-                failed_endpoint.registry.remove(&token);
-            }
-        })
-        .on_upgrade(move |socket| async move {
-            if let Some(token) = &token {
-                endpoint.registry.attach(token, conn.clone());
-            }
-            websocket::run(socket, conn, outbound, endpoint.clone()).await;
-            if let Some(token) = &token {
-                endpoint.registry.remove(token);
-            }
-        })
+        transport,
+        queue_capacity: endpoint.options().max_queued_messages,
+    })
+}
+
+/// A channel for bytes that arrive by POST, starting with what came before the transport.
+fn posted_inbound(early: Vec<Bytes>) -> (mpsc::Sender<Bytes>, Inbound) {
+    let (sender, receiver) = mpsc::channel(16 + early.len());
+    for bytes in early {
+        // The channel has room for every early chunk.
+        let _ = sender.try_send(bytes);
+    }
+    (sender, Inbound::Channel(receiver))
+}
+
+/// Runs the hub (or raw handler) of an endpoint on a connection until it ends.
+pub(crate) async fn run_endpoint(endpoint: &Endpoint, conn: Arc<Connection>, inbound: Inbound, binary_transport: bool) {
+    match &endpoint.kind {
+        EndpointKind::Hub(dispatcher) => {
+            let formats: fn(TransferFormat) -> bool = if binary_transport {
+                |_| true
+            } else {
+                |format| format == TransferFormat::Text
+            };
+            driver::run(conn.clone(), inbound, formats, dispatcher.clone()).await;
+        }
+        EndpointKind::Raw(handler) => {
+            handler(raw::RawConnection::new(conn.clone(), inbound)).await;
+            conn.close(CloseReason::graceful());
+        }
+    }
+    conn.close(CloseReason::transport_closed());
 }

@@ -1,23 +1,112 @@
 //! The connections of one endpoint by their secret token: negotiated ones waiting for their
-//! transport, and attached ones.
+//! transport (holding what the client POSTed early), and attached ones.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
 use crate::connection::Connection;
+use crate::options::TransportType;
+
+/// The most a client may POST before its transport is up.
+const MAX_EARLY_BYTES: usize = 1 << 20;
 
 enum Slot {
     /// Negotiated; the transport must arrive before `expires`.
-    Pending { id: Arc<str>, expires: Instant },
-    /// A transport claimed it (the connection is set once it runs).
-    Attached(Option<Arc<Connection>>),
+    Pending {
+        id: Arc<str>,
+        expires: Instant,
+        early: Vec<Bytes>,
+        early_len: usize,
+    },
+    /// A transport is attached.
+    Attached(Arc<Attached>),
+}
+
+/// A connection with its transport.
+pub(crate) struct Attached {
+    pub conn: Arc<Connection>,
+    pub transport: TransportType,
+    /// Where POSTed bytes go (Server-Sent Events and long polling).
+    pub inbound: Option<mpsc::Sender<Bytes>>,
+    /// The outbound queue, drained by one poll at a time (long polling).
+    pub outbound: Option<tokio::sync::Mutex<mpsc::Receiver<Bytes>>>,
+    /// Cancels the poll in progress, when a newer poll or a DELETE arrives.
+    pub poll: Mutex<Option<CancellationToken>>,
+    /// The last bytes of a closed connection have been handed out.
+    drained: AtomicBool,
+}
+
+impl Attached {
+    pub fn new(
+        conn: Arc<Connection>,
+        transport: TransportType,
+        inbound: Option<mpsc::Sender<Bytes>>,
+        outbound: Option<mpsc::Receiver<Bytes>>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            conn,
+            transport,
+            inbound,
+            outbound: outbound.map(tokio::sync::Mutex::new),
+            poll: Mutex::new(None),
+            drained: AtomicBool::new(false),
+        })
+    }
+
+    /// Whether a closed connection's last bytes went out already.
+    pub fn drained(&self) -> bool {
+        self.drained.load(Ordering::Relaxed)
+    }
+
+    pub fn mark_drained(&self) {
+        self.drained.store(true, Ordering::Relaxed);
+    }
+
+    /// Starts a poll: the previous one (if any) is cancelled, and the new one's token returned.
+    pub fn begin_poll(&self) -> CancellationToken {
+        let token = CancellationToken::new();
+        let previous = self
+            .poll
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(token.clone());
+        if let Some(previous) = previous {
+            previous.cancel();
+        }
+        token
+    }
+
+    /// Cancels the poll in progress.
+    pub fn cancel_poll(&self) {
+        if let Some(token) = self.poll.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            token.cancel();
+        }
+    }
 }
 
 /// The outcome of a transport asking for a negotiated connection.
 pub(crate) enum Claim {
-    Claimed(Arc<str>),
-    InUse,
+    /// The connection is the caller's; `early` is what was POSTed before.
+    Claimed {
+        id: Arc<str>,
+        early: Vec<Bytes>,
+    },
+    Attached(Arc<Attached>),
+    Unknown,
+}
+
+/// What a POST finds.
+pub(crate) enum SendTarget {
+    Attached(Arc<Attached>),
+    /// Kept until the transport arrives.
+    Buffered,
+    TooLarge,
     Unknown,
 }
 
@@ -42,43 +131,61 @@ impl Registry {
             Slot::Pending {
                 id,
                 expires: now + timeout,
+                early: Vec::new(),
+                early_len: 0,
             },
         );
     }
 
-    /// A transport claims the connection negotiated under `token`.
+    /// A transport asks for the connection negotiated under `token`: a pending one becomes
+    /// the caller's (who must then [`Registry::attach`] it); an attached one is returned.
     pub fn claim(&self, token: &str) -> Claim {
         let mut slots = self.slots();
-        match slots.get(token) {
-            Some(Slot::Pending { id, expires }) if *expires > Instant::now() => {
-                let id = id.clone();
-                slots.insert(token.to_owned(), Slot::Attached(None));
-                Claim::Claimed(id)
+        match slots.remove(token) {
+            Some(Slot::Pending { id, expires, early, .. }) if expires > Instant::now() => Claim::Claimed { id, early },
+            Some(Slot::Pending { .. }) | None => Claim::Unknown,
+            Some(Slot::Attached(attached)) => {
+                slots.insert(token.to_owned(), Slot::Attached(attached.clone()));
+                Claim::Attached(attached)
             }
-            Some(Slot::Pending { .. }) => {
-                slots.remove(token);
-                Claim::Unknown
-            }
-            Some(Slot::Attached(_)) => Claim::InUse,
-            None => Claim::Unknown,
         }
     }
 
-    pub fn attach(&self, token: &str, conn: Arc<Connection>) {
-        if let Some(slot) = self.slots().get_mut(token) {
-            *slot = Slot::Attached(Some(conn));
+    pub fn attach(&self, token: &str, attached: Arc<Attached>) {
+        self.slots().insert(token.to_owned(), Slot::Attached(attached));
+    }
+
+    /// Where a POST to `token` goes; bytes for a connection whose transport has not arrived
+    /// yet are kept for it.
+    pub fn send_target(&self, token: &str, body: &Bytes) -> SendTarget {
+        let mut slots = self.slots();
+        match slots.get_mut(token) {
+            Some(Slot::Attached(attached)) => SendTarget::Attached(attached.clone()),
+            Some(Slot::Pending { early, early_len, .. }) => {
+                if *early_len + body.len() > MAX_EARLY_BYTES {
+                    return SendTarget::TooLarge;
+                }
+                *early_len += body.len();
+                early.push(body.clone());
+                SendTarget::Buffered
+            }
+            None => SendTarget::Unknown,
         }
     }
 
-    /// The attached connection with this token, if any (`Some(None)` while it starts).
-    pub fn lookup(&self, token: &str) -> Option<Option<Arc<Connection>>> {
+    /// The attached connection with this token.
+    pub fn lookup(&self, token: &str) -> Option<Arc<Attached>> {
         match self.slots().get(token)? {
-            Slot::Attached(conn) => Some(conn.clone()),
+            Slot::Attached(attached) => Some(attached.clone()),
             Slot::Pending { .. } => None,
         }
     }
 
-    pub fn remove(&self, token: &str) {
-        self.slots().remove(token);
+    /// Forgets `token`, if it still names `conn`.
+    pub fn remove(&self, token: &str, conn: &Arc<Connection>) {
+        let mut slots = self.slots();
+        if matches!(slots.get(token), Some(Slot::Attached(a)) if Arc::ptr_eq(&a.conn, conn)) {
+            slots.remove(token);
+        }
     }
 }

@@ -3,38 +3,84 @@
 
 use std::sync::Arc;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use bytes::{Bytes, BytesMut};
+use axum::extract::FromRequestParts;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use futures_util::SinkExt;
 use futures_util::stream::{SplitSink, StreamExt};
+use http::StatusCode;
+use http::request::Parts;
 use tokio::sync::mpsc;
 
-use super::raw::RawConnection;
-use super::{Endpoint, EndpointKind, Inbound};
-use crate::connection::{Connection, driver};
-use crate::protocol::{Close, HubMessage};
+use super::auth::Claims;
+use super::registry::{Attached, Claim};
+use super::{AppState, Endpoint, Inbound, empty, new_connection, new_id, outbound, run_endpoint, text};
+use crate::connection::{CloseReason, Connection};
+use crate::options::TransportType;
 
-/// The most bytes coalesced into one frame.
-const MAX_BATCH: usize = 64 * 1024;
-
-pub(crate) async fn run(
-    socket: WebSocket,
-    conn: Arc<Connection>,
-    outbound: mpsc::Receiver<Bytes>,
+/// `GET {hub}[?id=…]` with a WebSocket upgrade.
+pub(crate) async fn request(
+    state: Arc<AppState>,
     endpoint: Arc<Endpoint>,
-) {
+    mut parts: Parts,
+    token: Option<String>,
+    claims: Option<Claims>,
+) -> Response {
+    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let id: Arc<str> = match &token {
+        // Without an id the client skipped negotiation: the connection starts here.
+        None => new_id().into(),
+        Some(token) => match endpoint.registry.claim(token) {
+            Claim::Claimed { id, .. } => id,
+            Claim::Attached(attached) if attached.transport == TransportType::WebSockets => {
+                return empty(StatusCode::CONFLICT);
+            }
+            Claim::Attached(_) => return text(StatusCode::BAD_REQUEST, "Cannot change transports mid-connection"),
+            Claim::Unknown => return text(StatusCode::NOT_FOUND, "No Connection with that ID"),
+        },
+    };
+    let (conn, outbound) = new_connection(&state, &endpoint, &parts, claims, TransportType::WebSockets, id);
+    if let Some(token) = &token {
+        endpoint.registry.attach(
+            token,
+            Attached::new(conn.clone(), TransportType::WebSockets, None, None),
+        );
+    }
+    // A frame may carry several messages, so the frame limit is a few message sizes.
+    let max_frame = endpoint
+        .options()
+        .maximum_receive_message_size
+        .map_or(64 << 20, |max| max.saturating_mul(4).max(1 << 20));
+    let failed = (endpoint.clone(), token.clone(), conn.clone());
+    upgrade
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
+        .max_message_size(max_frame)
+        .max_frame_size(max_frame)
+        .on_failed_upgrade(move |error| {
+            tracing::debug!(%error, "WebSocket upgrade failed");
+            let (endpoint, token, conn) = failed;
+            if let Some(token) = token {
+                endpoint.registry.remove(&token, &conn);
+            }
+        })
+        .on_upgrade(move |socket| async move {
+            run(socket, conn.clone(), outbound, &endpoint).await;
+            if let Some(token) = &token {
+                endpoint.registry.remove(token, &conn);
+            }
+        })
+}
+
+async fn run(socket: WebSocket, conn: Arc<Connection>, outbound: mpsc::Receiver<Bytes>, endpoint: &Endpoint) {
     let send_timeout = endpoint.options.transport_send_timeout;
     let (sink, stream) = socket.split();
     let writer = tokio::spawn(write(sink, outbound, conn.clone(), send_timeout));
-    let inbound = Inbound::WebSocket(stream);
-    match &endpoint.kind {
-        EndpointKind::Hub(dispatcher) => driver::run(conn.clone(), inbound, |_| true, dispatcher.clone()).await,
-        EndpointKind::Raw(handler) => {
-            handler(RawConnection::new(conn.clone(), inbound)).await;
-            conn.close(crate::connection::CloseReason::graceful());
-        }
-    }
-    conn.close(crate::connection::CloseReason::transport_closed());
+    run_endpoint(endpoint, conn, Inbound::WebSocket(stream), true).await;
     let _ = writer.await;
 }
 
@@ -52,63 +98,23 @@ async fn send(sink: &mut SplitSink<WebSocket, Message>, message: Message, timeou
     matches!(tokio::time::timeout(timeout, sink.send(message)).await, Ok(Ok(())))
 }
 
-/// Takes what is queued after `first`, up to the batch limit.
-fn batch(first: Bytes, outbound: &mut mpsc::Receiver<Bytes>) -> Bytes {
-    let Ok(next) = outbound.try_recv() else { return first };
-    let mut joined = BytesMut::with_capacity(first.len() + next.len());
-    joined.extend_from_slice(&first);
-    joined.extend_from_slice(&next);
-    while joined.len() < MAX_BATCH {
-        match outbound.try_recv() {
-            Ok(more) => joined.extend_from_slice(&more),
-            Err(_) => break,
-        }
-    }
-    joined.freeze()
-}
-
 async fn write(
     mut sink: SplitSink<WebSocket, Message>,
     mut outbound: mpsc::Receiver<Bytes>,
     conn: Arc<Connection>,
     timeout: std::time::Duration,
 ) {
-    let closing = conn.closing().clone();
-    loop {
-        let first = tokio::select! {
-            biased;
-            next = outbound.recv() => next,
-            _ = closing.cancelled() => None,
-        };
-        let Some(first) = first else { break };
-        let bytes = batch(first, &mut outbound);
+    while let Some(bytes) = outbound::next_batch(&mut outbound, &conn).await {
         let Some(message) = frame(&conn, bytes) else { continue };
         if !send(&mut sink, message, timeout).await {
-            conn.close(crate::connection::CloseReason::transport_closed());
+            conn.close(CloseReason::transport_closed());
             return;
         }
         conn.mark_sent();
     }
-    // Closing: what was queued before goes out, then the Close message, then a normal close.
-    let reason = conn
-        .close_reason()
-        .unwrap_or_else(crate::connection::CloseReason::transport_closed);
-    outbound.close();
-    let mut rest = Vec::new();
-    while let Ok(bytes) = outbound.try_recv() {
-        rest.extend_from_slice(&bytes);
-    }
-    if reason.send_close_message
-        && let Some(protocol) = conn.protocol_chosen()
-    {
-        let close = HubMessage::Close(Close {
-            error: reason.error.clone(),
-            allow_reconnect: reason.allow_reconnect,
-        });
-        let _ = protocol.write_message(&mut rest, &close);
-    }
+    let rest = outbound::final_batch(&mut outbound, &conn);
     if !rest.is_empty()
-        && let Some(message) = frame(&conn, Bytes::from(rest))
+        && let Some(message) = frame(&conn, rest)
         && !send(&mut sink, message, timeout).await
     {
         return;
