@@ -602,7 +602,7 @@ async fn lifetime_send_encodes_once_per_protocol() {
     }
     for ws in &mut msgpack_clients {
         match next_event(ws).await {
-            Event::Binary(bytes) => assert!(bytes.ends_with(b"\xa7counted"), "{bytes:02x?}"),
+            Event::Binary(bytes) => assert!(bytes.ends_with(b"\xa7counted\x90"), "{bytes:02x?}"),
             other => panic!("expected a MessagePack invocation, got {other:?}"),
         }
     }

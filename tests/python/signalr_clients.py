@@ -434,6 +434,8 @@ class PysignalrHubClient(HubClient):
                 await asyncio.wait_for(task, 5)  # cancels it on timeout
             except BaseException:
                 pass
+        if task is not None and task.done() and not task.cancelled():
+            task.exception()  # retrieved: _Stopped, or the reason it ended
         current = asyncio.current_task()
         leftovers = [t for t in asyncio.all_tasks() if t is not current]
         for t in leftovers:

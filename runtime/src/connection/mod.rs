@@ -3,6 +3,7 @@
 //! dispatching, keep-alive and timeouts.
 
 pub(crate) mod driver;
+pub(crate) mod invocations;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -87,6 +88,7 @@ pub(crate) struct Connection {
     /// Milliseconds since `started` when the transport went away (long polling between
     /// polls); `u64::MAX` while one is attached.
     transport_lost: AtomicU64,
+    invocations: invocations::Invocations,
 }
 
 /// What a connection is created from.
@@ -122,6 +124,7 @@ impl Connection {
             last_sent: AtomicU64::new(0),
             client_pinged: AtomicBool::new(false),
             transport_lost: AtomicU64::new(u64::MAX),
+            invocations: invocations::Invocations::default(),
         });
         (connection, receiver)
     }
@@ -243,6 +246,22 @@ impl Connection {
             Err(mpsc::error::TrySendError::Closed(_)) => {
                 self.close(CloseReason::transport_closed());
             }
+        }
+    }
+
+    /// Streams and client results in flight.
+    pub(crate) fn invocations(&self) -> &invocations::Invocations {
+        &self.invocations
+    }
+
+    /// Queues one framed message, waiting for room: for traffic the client asked for (stream
+    /// items, results), so a fast producer slows down instead of overflowing the queue.
+    /// Returns `false` once the connection is closing.
+    pub async fn send_frame_wait(&self, frame: Bytes) -> bool {
+        tokio::select! {
+            biased;
+            _ = self.closing.cancelled() => false,
+            sent = self.outbound.send(frame) => sent.is_ok(),
         }
     }
 

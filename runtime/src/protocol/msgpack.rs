@@ -3,7 +3,7 @@
 //!
 //! | type | array |
 //! |---|---|
-//! | 1 Invocation | `[1, headers, invocationId or nil, target, [arguments], [streamIds]?]` |
+//! | 1 Invocation | `[1, headers, invocationId or nil, target, [arguments], [streamIds]?]` (written with six items) |
 //! | 2 StreamItem | `[2, headers, invocationId, item]` |
 //! | 3 Completion | `[3, headers, invocationId, kind, result?]` (kind 1 error, 2 void, 3 value) |
 //! | 4 StreamInvocation | `[4, headers, invocationId, target, [arguments], [streamIds]?]` |
@@ -332,9 +332,10 @@ fn invocation_head(
     headers: Option<&Headers>,
     invocation_id: Option<&str>,
     target: &str,
-    stream_ids: &[String],
 ) -> Result<(), ProtocolError> {
-    enc::write_array_len(out, if stream_ids.is_empty() { 5 } else { 6 }).map_err(io)?;
+    // Always six items, an empty stream id array included, as .NET writes them: some clients
+    // (signalrcore) read the sixth item unconditionally.
+    enc::write_array_len(out, 6).map_err(io)?;
     enc::write_pfix(out, if streaming { 4 } else { 1 }).map_err(io)?;
     write_headers(out, headers)?;
     match invocation_id {
@@ -352,12 +353,9 @@ pub(super) fn write_invocation<A: Serialize + ?Sized>(
     arguments: &A,
     stream_ids: &[String],
 ) -> Result<(), ProtocolError> {
-    invocation_head(out, streaming, None, invocation_id, target, stream_ids)?;
+    invocation_head(out, streaming, None, invocation_id, target)?;
     write_typed(out, arguments)?;
-    if !stream_ids.is_empty() {
-        write_string_array(out, stream_ids)?;
-    }
-    Ok(())
+    write_string_array(out, stream_ids)
 }
 
 fn completion_head(
@@ -414,15 +412,12 @@ pub(super) fn write_message(out: &mut Vec<u8>, message: &HubMessage) -> Result<(
                 Some(&inv.headers),
                 inv.invocation_id.as_deref(),
                 &inv.target,
-                &inv.stream_ids,
             )?;
             enc::write_array_len(out, inv.arguments.len() as u32).map_err(io)?;
             for argument in &inv.arguments {
                 raw(out, argument)?;
             }
-            if !inv.stream_ids.is_empty() {
-                write_string_array(out, &inv.stream_ids)?;
-            }
+            write_string_array(out, &inv.stream_ids)?;
         }
         HubMessage::StreamItem(item) => {
             enc::write_array_len(out, 4).map_err(io)?;

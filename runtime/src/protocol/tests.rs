@@ -85,7 +85,7 @@ fn framing_enforces_maximum_size_early() {
 
 #[test]
 fn msgpack_golden_invocation() {
-    // [1, {}, "xyz", "method", [42]]
+    // The specification's example: [1, {}, "xyz", "method", [42]]
     let body = [
         0x95, 0x01, 0x80, 0xa3, b'x', b'y', b'z', 0xa6, b'm', b'e', b't', b'h', b'o', b'd', 0x91, 0x2a,
     ];
@@ -96,7 +96,12 @@ fn msgpack_golden_invocation() {
     assert_eq!(inv.invocation_id.as_deref(), Some("xyz"));
     assert_eq!(inv.target, "method");
     assert_eq!(inv.arguments[0].decode::<i32>().unwrap(), 42);
-    assert_eq!(written(Protocol::MessagePack, &message), framed_msgpack(&body));
+    // Written, as .NET writes it, with an empty stream id array as a sixth item.
+    let six = [
+        0x96, 0x01, 0x80, 0xa3, b'x', b'y', b'z', 0xa6, b'm', b'e', b't', b'h', b'o', b'd', 0x91, 0x2a, 0x90,
+    ];
+    assert_eq!(written(Protocol::MessagePack, &message), framed_msgpack(&six));
+    assert_eq!(parse_one(Protocol::MessagePack, &framed_msgpack(&six)), message);
 }
 
 #[test]
@@ -127,9 +132,9 @@ fn msgpack_golden_completions_items_cancel_ping_close() {
         vec![0x94, 0x03, 0x80, 0xa3, b'x', b'y', b'z', 0x02],
         // StreamItem: [2, {}, "xyz", 42]
         vec![0x94, 0x02, 0x80, 0xa3, b'x', b'y', b'z', 0x2a],
-        // StreamInvocation: [4, {}, "xyz", "method", [42]]
+        // StreamInvocation: [4, {}, "xyz", "method", [42], []]
         vec![
-            0x95, 0x04, 0x80, 0xa3, b'x', b'y', b'z', 0xa6, b'm', b'e', b't', b'h', b'o', b'd', 0x91, 0x2a,
+            0x96, 0x04, 0x80, 0xa3, b'x', b'y', b'z', 0xa6, b'm', b'e', b't', b'h', b'o', b'd', 0x91, 0x2a, 0x90,
         ],
         // CancelInvocation: [5, {}, "xyz"]
         vec![0x93, 0x05, 0x80, 0xa3, b'x', b'y', b'z'],
@@ -158,10 +163,10 @@ fn msgpack_golden_completions_items_cancel_ping_close() {
 
 #[test]
 fn msgpack_headers_are_read_and_written() {
-    // [1, {"Foo": "Bar"}, "xyz", "method", []]
+    // [1, {"Foo": "Bar"}, "xyz", "method", [], []]
     let body = [
-        0x95, 0x01, 0x81, 0xa3, b'F', b'o', b'o', 0xa3, b'B', b'a', b'r', 0xa3, b'x', b'y', b'z', 0xa6, b'm', b'e',
-        b't', b'h', b'o', b'd', 0x90,
+        0x96, 0x01, 0x81, 0xa3, b'F', b'o', b'o', 0xa3, b'B', b'a', b'r', 0xa3, b'x', b'y', b'z', 0xa6, b'm', b'e',
+        b't', b'h', b'o', b'd', 0x90, 0x90,
     ];
     let message = parse_one(Protocol::MessagePack, &framed_msgpack(&body));
     let HubMessage::Invocation(inv) = &message else {
@@ -320,7 +325,7 @@ fn msgpack_typed_writers_match_the_raw_writer() {
         .write_invocation(&mut typed, false, Some("xyz"), "method", &(42,), &[])
         .unwrap();
     let body = [
-        0x95, 0x01, 0x80, 0xa3, b'x', b'y', b'z', 0xa6, b'm', b'e', b't', b'h', b'o', b'd', 0x91, 0x2a,
+        0x96, 0x01, 0x80, 0xa3, b'x', b'y', b'z', 0xa6, b'm', b'e', b't', b'h', b'o', b'd', 0x91, 0x2a, 0x90,
     ];
     assert_eq!(typed, framed_msgpack(&body));
     let mut typed = Vec::new();
