@@ -16,7 +16,9 @@ pub mod transport;
 pub mod types;
 
 pub use error::{BuildError, HubError};
-pub use hub::{ClientProxy, Clients, Groups, Hub, HubClients, HubContext, HubHandle, Methods};
+pub use hub::{
+    ClientProxy, Clients, Groups, Hub, HubClients, HubContext, HubHandle, HubStream, Methods, SingleClientProxy,
+};
 pub use lifetime::{OutboundMessage, Target};
 pub use options::{HubOptions, TransportType};
 pub use server::{Switchboard, SwitchboardBuilder};

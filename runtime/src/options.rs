@@ -38,6 +38,7 @@ impl TransportType {
 /// | `handshake_timeout` | 15 s |
 /// | `maximum_parallel_invocations_per_client` | 1 |
 /// | `stream_buffer_capacity` | 10 |
+/// | `client_result_timeout` | 30 s |
 /// | `supported_protocols` | JSON and MessagePack |
 /// | `transports` | every transport the runtime implements |
 /// | `max_queued_messages` | 4096 messages waiting for one connection's transport |
@@ -61,6 +62,9 @@ pub struct HubOptions {
     pub maximum_parallel_invocations_per_client: usize,
     /// Items buffered per client-to-server stream.
     pub stream_buffer_capacity: usize,
+    /// How long a client result is awaited before the call fails (per hub type: the first
+    /// endpoint of the type sets it).
+    pub client_result_timeout: Duration,
     /// The hub protocols clients may choose.
     pub supported_protocols: Vec<Protocol>,
     /// The transports offered, in the order clients should try them.
@@ -90,6 +94,7 @@ impl Default for HubOptions {
             handshake_timeout: Duration::from_secs(15),
             maximum_parallel_invocations_per_client: 1,
             stream_buffer_capacity: 10,
+            client_result_timeout: Duration::from_secs(30),
             supported_protocols: Protocol::ALL.to_vec(),
             transports: vec![
                 TransportType::WebSockets,
@@ -115,6 +120,7 @@ impl HubOptions {
             ("transport_send_timeout", self.transport_send_timeout),
             ("disconnect_timeout", self.disconnect_timeout),
             ("long_polling_timeout", self.long_polling_timeout),
+            ("client_result_timeout", self.client_result_timeout),
         ];
         for (name, value) in positive {
             if value.is_zero() {

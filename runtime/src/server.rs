@@ -115,6 +115,7 @@ impl SwitchboardBuilder {
                 .or_insert_with(|| {
                     Arc::new(HubShared {
                         manager: Arc::new(LocalLifetimeManager::default()),
+                        client_result_timeout: options.client_result_timeout,
                     })
                 })
                 .clone();

@@ -17,9 +17,14 @@ use tokio::sync::Semaphore;
 
 use super::{CloseReason, Connection};
 use crate::HubError;
-use crate::hub::dispatch::{Dispatcher, Prepared};
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+
+use super::invocations::StreamInput;
+use crate::hub::dispatch::{Dispatcher, Prepared, Started};
+use crate::hub::methods::{Invoked, ItemStream};
 use crate::protocol::handshake::{self, HANDSHAKE_CANCELED, UNEXPECTED_HANDSHAKE_ERROR};
-use crate::protocol::{Close, CompletionResult, HubMessage, Protocol, ProtocolError, TransferFormat};
+use crate::protocol::{Close, CompletionResult, HubMessage, Protocol, ProtocolError, StreamItem, TransferFormat};
 use crate::transport::Inbound;
 
 const TICK: Duration = Duration::from_secs(1);
@@ -109,6 +114,7 @@ pub(crate) async fn run(
         }
     }
 
+    conn.invocations().close();
     let reason = conn.close_reason();
     dispatcher
         .disconnected(&conn, reason.and_then(|r| r.disconnect_error))
@@ -227,6 +233,41 @@ async fn handle(
         HubMessage::StreamInvocation(invocation) => {
             invoke(conn, invocation, true, dispatcher, permits, ticker, options, ping).await
         }
+        HubMessage::StreamItem(item) => {
+            // Items for a stream nobody reads any more (or never did) are dropped.
+            if let Some(sender) = conn.invocations().incoming(&item.invocation_id) {
+                let delivered = tokio::select! {
+                    biased;
+                    _ = conn.closing().cancelled() => return false,
+                    sent = sender.send(StreamInput::Item(item.item)) => sent.is_ok(),
+                };
+                if !delivered {
+                    conn.invocations().remove_incoming(&item.invocation_id);
+                }
+            }
+            true
+        }
+        HubMessage::Completion(completion) => {
+            let id = completion.invocation_id;
+            if conn.invocations().complete_result(&id, completion.result.clone()) {
+                return true;
+            }
+            // The end of a client stream; an error reaches the method as an `Err` item.
+            if let Some(sender) = conn.invocations().remove_incoming(&id)
+                && let CompletionResult::Error(error) = completion.result
+            {
+                tokio::select! {
+                    biased;
+                    _ = conn.closing().cancelled() => return false,
+                    _ = sender.send(StreamInput::Error(error)) => {}
+                }
+            }
+            true
+        }
+        HubMessage::CancelInvocation { invocation_id, .. } => {
+            conn.invocations().cancel_outgoing(&invocation_id);
+            true
+        }
         HubMessage::Ping => {
             conn.mark_client_pinged();
             true
@@ -237,13 +278,8 @@ async fn handle(
             conn.close(reason);
             false
         }
-        // Stray completions, stream items for unknown streams, cancellations of unknown
-        // invocations, and acknowledgements without stateful reconnect are ignored.
-        HubMessage::Completion(_)
-        | HubMessage::StreamItem(_)
-        | HubMessage::CancelInvocation { .. }
-        | HubMessage::Ack { .. }
-        | HubMessage::Sequence { .. } => true,
+        // Acknowledgements mean nothing without stateful reconnect.
+        HubMessage::Ack { .. } | HubMessage::Sequence { .. } => true,
     }
 }
 
@@ -261,31 +297,63 @@ async fn invoke(
     let id = invocation.invocation_id.clone();
     let target = invocation.target.clone();
     let detailed = options.enable_detailed_errors;
-    let future = match dispatcher.prepare(conn, invocation, streaming) {
+    let started = match dispatcher.prepare(conn, invocation, streaming) {
         Prepared::Fail(text) => {
             if let Some(id) = id {
-                send_completion(conn, &id, CompletionResult::Error(text));
+                send_completion(conn, &id, CompletionResult::Error(text)).await;
             }
             return true;
         }
-        Prepared::Run(future) => future,
+        Prepared::Run(started) => started,
     };
-    // Wait for a free slot, still answering the clock, and giving up if the connection ends.
-    let permit = loop {
-        tokio::select! {
-            biased;
-            _ = conn.closing().cancelled() => return false,
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(permit) => break permit,
-                Err(_) => return false,
-            },
-            _ = ticker.tick() => tick(conn, options, ping),
+    let Started {
+        invoked,
+        cancellation,
+        stream_ids,
+    } = started;
+    let future = match invoked {
+        Invoked::Stream(future) => {
+            // A StreamInvocation always has an id.
+            let id = id.unwrap_or_default();
+            if !conn.invocations().start_outgoing(&id, cancellation.clone()) {
+                let text = format!("Invocation ID '{id}' is already in use.");
+                send_completion(conn, &id, CompletionResult::Error(text)).await;
+                return true;
+            }
+            let conn = conn.clone();
+            tokio::spawn(async move {
+                let error = stream_items(&conn, &id, &target, future, &cancellation, detailed).await;
+                conn.invocations().end_outgoing(&id);
+                forget_streams(&conn, &stream_ids);
+                let result = error.map_or(CompletionResult::Void, CompletionResult::Error);
+                send_completion(&conn, &id, result).await;
+            });
+            return true;
         }
+        Invoked::Unary(future) => future,
+    };
+    // Methods fed by client streams run at once (the driver must keep reading their items);
+    // others wait for a free slot, still answering the clock.
+    let permit = if stream_ids.is_empty() {
+        loop {
+            tokio::select! {
+                biased;
+                _ = conn.closing().cancelled() => return false,
+                permit = permits.clone().acquire_owned() => match permit {
+                    Ok(permit) => break Some(permit),
+                    Err(_) => return false,
+                },
+                _ = ticker.tick() => tick(conn, options, ping),
+            }
+        }
+    } else {
+        None
     };
     let conn = conn.clone();
     tokio::spawn(async move {
         let outcome = AssertUnwindSafe(future).catch_unwind().await;
         drop(permit);
+        forget_streams(&conn, &stream_ids);
         let Some(id) = id else { return };
         let prefix = format!("An unexpected error occurred invoking '{target}' on the server.");
         let result = match outcome {
@@ -293,17 +361,83 @@ async fn invoke(
             Ok(Err(error)) => CompletionResult::Error(error.client_text(&prefix, detailed)),
             Err(_) => {
                 tracing::error!(connection = %conn.id(), method = %target, "hub method panicked");
-                CompletionResult::Error(
-                    HubError::exception("Exception", "The hub method panicked.").client_text(&prefix, detailed),
-                )
+                CompletionResult::Error(panicked().client_text(&prefix, detailed))
             }
         };
-        send_completion(&conn, &id, result);
+        send_completion(&conn, &id, result).await;
     });
     true
 }
 
-fn send_completion(conn: &Connection, id: &str, result: CompletionResult) {
+fn panicked() -> HubError {
+    HubError::exception("Exception", "The hub method panicked.")
+}
+
+/// Later items for these client streams are dropped.
+fn forget_streams(conn: &Connection, stream_ids: &[String]) {
+    for stream_id in stream_ids {
+        conn.invocations().remove_incoming(stream_id);
+    }
+}
+
+/// Sends a streaming method's items until it ends, fails or is cancelled; returns the
+/// error text for the Completion, if any.
+async fn stream_items(
+    conn: &Connection,
+    id: &str,
+    target: &str,
+    future: BoxFuture<'static, Result<ItemStream, HubError>>,
+    cancellation: &tokio_util::sync::CancellationToken,
+    detailed: bool,
+) -> Option<String> {
+    let started = tokio::select! {
+        biased;
+        _ = cancellation.cancelled() => return None,
+        started = AssertUnwindSafe(future).catch_unwind() => started,
+    };
+    let prefix = format!("An unexpected error occurred invoking '{target}' on the server.");
+    let mut items = match started {
+        Ok(Ok(items)) => items,
+        Ok(Err(error)) => return Some(error.client_text(&prefix, detailed)),
+        Err(_) => return Some(panicked().client_text(&prefix, detailed)),
+    };
+    let protocol = conn.protocol();
+    loop {
+        let next = tokio::select! {
+            biased;
+            _ = cancellation.cancelled() => return None,
+            next = AssertUnwindSafe(items.next()).catch_unwind() => next,
+        };
+        let item = match next {
+            Ok(Some(Ok(item))) => item,
+            Ok(None) => return None,
+            Ok(Some(Err(error))) => {
+                return Some(error.client_text("An error occurred on the server while streaming results.", detailed));
+            }
+            Err(_) => {
+                return Some(
+                    panicked().client_text("An error occurred on the server while streaming results.", detailed),
+                );
+            }
+        };
+        let message = HubMessage::StreamItem(StreamItem {
+            headers: Default::default(),
+            invocation_id: id.to_owned(),
+            item,
+        });
+        let mut out = Vec::new();
+        if let Err(error) = protocol.write_message(&mut out, &message) {
+            return Some(
+                HubError::from(error).client_text("An error occurred on the server while streaming results.", detailed),
+            );
+        }
+        if !conn.send_frame_wait(Bytes::from(out)).await {
+            return None;
+        }
+    }
+}
+
+async fn send_completion(conn: &Connection, id: &str, result: CompletionResult) {
     let message = HubMessage::Completion(crate::protocol::Completion {
         headers: Default::default(),
         invocation_id: id.to_owned(),
@@ -311,7 +445,9 @@ fn send_completion(conn: &Connection, id: &str, result: CompletionResult) {
     });
     let mut out = Vec::new();
     match conn.protocol().write_message(&mut out, &message) {
-        Ok(()) => conn.send_frame(Bytes::from(out)),
+        Ok(()) => {
+            conn.send_frame_wait(Bytes::from(out)).await;
+        }
         Err(error) => tracing::error!(connection = %conn.id(), %error, "could not encode a completion"),
     }
 }

@@ -2,17 +2,21 @@
 //! group membership.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::HubError;
 use crate::lifetime::{LifetimeManager, OutboundMessage, Target};
+use crate::protocol::{CompletionResult, Protocol, RawValue};
 
 /// The clients of a hub, to pick targets from. Inside a hub method, [`HubClients`] adds the
 /// caller-relative targets.
 #[derive(Clone)]
 pub struct Clients {
     manager: Arc<dyn LifetimeManager>,
+    results: ResultPolicy,
 }
 
 /// Some clients of a hub: send them an invocation of a client method.
@@ -44,6 +48,98 @@ impl ClientProxy {
     }
 }
 
+/// One connection: send it an invocation, or invoke a client method and await its result.
+#[derive(Clone)]
+pub struct SingleClientProxy {
+    proxy: ClientProxy,
+    connection_id: String,
+    results: ResultPolicy,
+}
+
+/// Whether client results may be awaited where the proxy was made.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum ResultPolicy {
+    Allowed(Duration),
+    /// Inside a hub method with one invocation at a time: awaiting the client would hold
+    /// the only slot its answer needs.
+    SingleInvocation,
+    /// Inside `on_connected`, before the client can answer anything.
+    OnConnected,
+}
+
+impl SingleClientProxy {
+    /// Invokes client method `method` with `arguments` without waiting for an answer.
+    pub async fn send<A>(&self, method: &str, arguments: A) -> Result<(), HubError>
+    where
+        A: Serialize + Send + Sync + 'static,
+    {
+        self.proxy.send(method, arguments).await
+    }
+
+    /// Invokes client method `method` and waits for the value it returns (a client result).
+    ///
+    /// Fails with the client's error, when the client has no handler (`Client didn't provide
+    /// a result.`), when the connection ends (`IOException`), or after the timeout
+    /// (`HubOptions::client_result_timeout`, or [`SingleClientProxy::timeout`]).
+    pub async fn invoke<T, A>(&self, method: &str, arguments: A) -> Result<T, HubError>
+    where
+        T: DeserializeOwned,
+        A: Serialize + Send + Sync + 'static,
+    {
+        let timeout = match self.results {
+            ResultPolicy::Allowed(timeout) => timeout,
+            ResultPolicy::SingleInvocation => {
+                return Err(HubError::exception(
+                    "InvalidOperationException",
+                    "Client results inside a Hub method requires HubOptions.MaximumParallelInvocationsPerClient to be greater than 1.",
+                ));
+            }
+            ResultPolicy::OnConnected => {
+                return Err(HubError::exception(
+                    "InvalidOperationException",
+                    "Client results inside OnConnectedAsync Hub methods are not allowed.",
+                ));
+            }
+        };
+        let message = OutboundMessage::invocation(method, arguments);
+        let outcome = self.proxy.manager.invoke(&self.connection_id, message, timeout).await?;
+        let decode = |raw: &RawValue| {
+            raw.decode::<T>().map_err(|e| {
+                HubError::exception(
+                    "InvalidDataException",
+                    format!("The client result could not be read: {e}"),
+                )
+            })
+        };
+        match outcome {
+            CompletionResult::Value(raw) => decode(&raw),
+            CompletionResult::Void => decode(&RawValue::new(Protocol::Json, bytes::Bytes::from_static(b"null"))),
+            CompletionResult::Error(error) => Err(HubError::new(error)),
+        }
+    }
+
+    /// The same proxy with another timeout for [`SingleClientProxy::invoke`].
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        if let ResultPolicy::Allowed(_) = self.results {
+            self.results = ResultPolicy::Allowed(timeout);
+        }
+        self
+    }
+
+    /// The connection this proxy reaches.
+    pub fn connection_id(&self) -> &str {
+        &self.connection_id
+    }
+}
+
+impl std::fmt::Debug for SingleClientProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SingleClientProxy")
+            .field("connection_id", &self.connection_id)
+            .finish()
+    }
+}
+
 impl std::fmt::Debug for ClientProxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientProxy").field("target", &self.target).finish()
@@ -55,8 +151,8 @@ fn owned(ids: impl IntoIterator<Item = impl Into<String>>) -> Vec<String> {
 }
 
 impl Clients {
-    pub(crate) fn new(manager: Arc<dyn LifetimeManager>) -> Self {
-        Self { manager }
+    pub(crate) fn new(manager: Arc<dyn LifetimeManager>, results: ResultPolicy) -> Self {
+        Self { manager, results }
     }
 
     fn proxy(&self, target: Target) -> ClientProxy {
@@ -76,9 +172,14 @@ impl Clients {
         self.proxy(Target::AllExcept(owned(excluded)))
     }
 
-    /// One connection.
-    pub fn client(&self, connection_id: impl Into<String>) -> ClientProxy {
-        self.proxy(Target::Connection(connection_id.into()))
+    /// One connection (which can also answer with a client result).
+    pub fn client(&self, connection_id: impl Into<String>) -> SingleClientProxy {
+        let connection_id = connection_id.into();
+        SingleClientProxy {
+            proxy: self.proxy(Target::Connection(connection_id.clone())),
+            connection_id,
+            results: self.results,
+        }
     }
 
     /// Several connections.
@@ -130,7 +231,7 @@ impl HubClients {
     }
 
     /// The calling connection.
-    pub fn caller(&self) -> ClientProxy {
+    pub fn caller(&self) -> SingleClientProxy {
         self.clients.client(&*self.caller)
     }
 

@@ -1,20 +1,32 @@
 //! The bridge between a connection (which knows nothing of hub types) and a hub: method
-//! lookup, argument binding, the reference server's error texts, and the lifecycle hooks.
+//! lookup, invocation modes, argument and stream binding, the reference server's error
+//! texts, and the lifecycle hooks.
 
 use std::sync::Arc;
 
 use futures_util::future::{BoxFuture, FutureExt};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
-use super::methods::{MethodKind, Methods};
-use super::{Hub, HubContext, HubShared};
+use super::methods::{Binder, Invoked, MethodKind, Methods};
+use super::{Hub, HubContext, HubShared, Scope};
 use crate::HubError;
 use crate::connection::Connection;
 use crate::options::HubOptions;
-use crate::protocol::{Invocation, RawValue};
+use crate::protocol::Invocation;
+
+/// An invocation ready to run.
+pub(crate) struct Started {
+    pub invoked: Invoked,
+    /// Cancelled by CancelInvocation (streams) or the connection's end.
+    pub cancellation: CancellationToken,
+    /// The client streams feeding the method, to forget once it returns.
+    pub stream_ids: Vec<String>,
+}
 
 /// An invocation ready to run, or the error text its caller gets at once.
 pub(crate) enum Prepared {
-    Run(BoxFuture<'static, Result<RawValue, HubError>>),
+    Run(Started),
     Fail(String),
 }
 
@@ -38,8 +50,8 @@ pub(crate) struct HubEndpoint<H> {
 }
 
 impl<H: Hub> HubEndpoint<H> {
-    fn context(&self, conn: &Arc<Connection>) -> HubContext<H> {
-        HubContext::new(conn.clone(), self.shared.clone())
+    fn context(&self, conn: &Arc<Connection>, scope: Scope) -> HubContext<H> {
+        HubContext::new(conn.clone(), self.shared.clone(), scope)
     }
 }
 
@@ -50,7 +62,7 @@ impl<H: Hub> Dispatcher for HubEndpoint<H> {
 
     fn connected(&self, conn: &Arc<Connection>) -> BoxFuture<'static, Result<(), HubError>> {
         self.shared.manager.on_connected(conn);
-        let hook = self.hub.clone().on_connected(self.context(conn));
+        let hook = self.hub.clone().on_connected(self.context(conn, Scope::Connecting));
         async move {
             match std::panic::AssertUnwindSafe(hook).catch_unwind().await {
                 Ok(result) => result,
@@ -62,7 +74,10 @@ impl<H: Hub> Dispatcher for HubEndpoint<H> {
 
     fn disconnected(&self, conn: &Arc<Connection>, error: Option<HubError>) -> BoxFuture<'static, ()> {
         self.shared.manager.on_disconnected(conn);
-        let hook = self.hub.clone().on_disconnected(self.context(conn), error);
+        let hook = self
+            .hub
+            .clone()
+            .on_disconnected(self.context(conn, Scope::Connection), error);
         async move {
             if std::panic::AssertUnwindSafe(hook).catch_unwind().await.is_err() {
                 tracing::error!("on_disconnected panicked");
@@ -73,26 +88,64 @@ impl<H: Hub> Dispatcher for HubEndpoint<H> {
 
     fn prepare(&self, conn: &Arc<Connection>, invocation: Invocation, streaming: bool) -> Prepared {
         let target = invocation.target;
+        let detailed = self.options.enable_detailed_errors;
         let binding_failure = |error: HubError| {
             Prepared::Fail(error.client_text(
                 &format!("Failed to invoke '{target}' due to an error on the server."),
-                self.options.enable_detailed_errors,
+                detailed,
             ))
         };
         let Some(entry) = self.methods.find(&target) else {
             return binding_failure(HubError::new("Method does not exist."));
         };
+        if invocation.arguments.len() != entry.arguments {
+            let error = super::methods::BindError::count(invocation.arguments.len(), entry.arguments);
+            return binding_failure(HubError::exception("InvalidDataException", error.message()));
+        }
         match (entry.kind, streaming) {
-            (MethodKind::Unary, false) => {}
             (MethodKind::Unary, true) => {
                 return Prepared::Fail(format!(
                     "The client attempted to invoke the non-streaming '{target}' method with a streaming invocation."
                 ));
             }
+            (MethodKind::Stream, false) => {
+                return Prepared::Fail(format!(
+                    "The client attempted to invoke the streaming '{target}' method with a non-streaming invocation."
+                ));
+            }
+            _ => {}
         }
-        match (entry.handler)(self.hub.clone(), self.context(conn), invocation.arguments) {
-            Ok(future) => Prepared::Run(future),
-            Err(error) => binding_failure(HubError::exception("InvalidDataException", error.message())),
+        if invocation.stream_ids.len() != entry.streams {
+            let error = HubError::new(format!(
+                "Client sent {} stream(s), Hub method expects {}.",
+                invocation.stream_ids.len(),
+                entry.streams
+            ));
+            return Prepared::Fail(error.client_text(
+                &format!("An unexpected error occurred invoking '{target}' on the server."),
+                detailed,
+            ));
         }
+        let capacity = self.options.stream_buffer_capacity;
+        let (senders, receivers): (Vec<_>, Vec<_>) =
+            invocation.stream_ids.iter().map(|_| mpsc::channel(capacity)).unzip();
+        let cancellation = conn.closing().child_token();
+        let scope = Scope::Invocation {
+            cancellation: cancellation.clone(),
+            parallel: self.options.maximum_parallel_invocations_per_client > 1,
+        };
+        let mut binder = Binder::new(invocation.arguments, receivers);
+        let invoked = match (entry.handler)(self.hub.clone(), self.context(conn, scope), &mut binder) {
+            Ok(invoked) => invoked,
+            Err(error) => return binding_failure(HubError::exception("InvalidDataException", error.message())),
+        };
+        for (id, sender) in invocation.stream_ids.iter().zip(senders) {
+            conn.invocations().add_incoming(id.clone(), sender);
+        }
+        Prepared::Run(Started {
+            invoked,
+            cancellation,
+            stream_ids: invocation.stream_ids,
+        })
     }
 }

@@ -1,16 +1,20 @@
 //! The method table of a hub: names (looked up ignoring case), how arguments bind to the
-//! parameter types, and how results become completions.
+//! parameter types, and how results and streams become messages.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
 use futures_util::future::{BoxFuture, FutureExt};
+use futures_util::stream::{BoxStream, Stream, StreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
 
+use super::stream::HubStream;
 use super::{Hub, HubContext};
 use crate::HubError;
+use crate::connection::invocations::StreamInput;
 use crate::protocol::{Protocol, RawValue};
 
 /// Why the arguments of an invocation could not be bound to a method's parameters.
@@ -20,7 +24,7 @@ pub struct BindError {
 }
 
 impl BindError {
-    fn count(provided: usize, expected: usize) -> Self {
+    pub(crate) fn count(provided: usize, expected: usize) -> Self {
         Self {
             message: format!("Invocation provides {provided} argument(s) but target expects {expected}."),
         }
@@ -39,50 +43,103 @@ impl BindError {
     }
 }
 
-/// The wire arguments of a method, bound positionally: a tuple of parameter types.
+/// The arguments of one invocation, handed to the parameters in order.
+pub struct Binder {
+    arguments: std::vec::IntoIter<RawValue>,
+    streams: std::vec::IntoIter<mpsc::Receiver<StreamInput>>,
+}
+
+impl Binder {
+    pub(crate) fn new(arguments: Vec<RawValue>, streams: Vec<mpsc::Receiver<StreamInput>>) -> Self {
+        Self {
+            arguments: arguments.into_iter(),
+            streams: streams.into_iter(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Binder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Binder").finish_non_exhaustive()
+    }
+}
+
+/// One parameter of a hub method: a wire argument (any `DeserializeOwned` type), or a stream
+/// the client uploads ([`HubStream`]).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a parameter of a hub method",
+    label = "hub method parameters must implement `serde::Deserialize` (or be a `HubStream<T>`)",
+    note = "each wire argument must implement `serde::de::DeserializeOwned + Send + 'static`"
+)]
+pub trait HubArg: Sized + Send + 'static {
+    /// How many wire arguments the parameter takes (0 or 1).
+    const WIRE: usize;
+    /// How many client streams the parameter takes (0 or 1).
+    const STREAMS: usize;
+    /// Takes the parameter's value from the invocation.
+    fn bind(binder: &mut Binder) -> Result<Self, BindError>;
+}
+
+impl<T: DeserializeOwned + Send + 'static> HubArg for T {
+    const WIRE: usize = 1;
+    const STREAMS: usize = 0;
+
+    fn bind(binder: &mut Binder) -> Result<Self, BindError> {
+        let raw = binder.arguments.next().ok_or_else(BindError::types)?;
+        raw.decode::<T>().map_err(|_| BindError::types())
+    }
+}
+
+impl<T: DeserializeOwned + Send + 'static> HubArg for HubStream<T> {
+    const WIRE: usize = 0;
+    const STREAMS: usize = 1;
+
+    fn bind(binder: &mut Binder) -> Result<Self, BindError> {
+        binder.streams.next().map(HubStream::new).ok_or_else(BindError::types)
+    }
+}
+
+/// The parameters of a method: a tuple of [`HubArg`]s, bound positionally.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be the parameters of a hub method",
-    label = "hub method parameters must be a tuple of types that implement `serde::Deserialize`",
-    note = "each wire argument must implement `serde::de::DeserializeOwned + Send + 'static`"
+    label = "hub method parameters must be a tuple of `HubArg` types (up to 12)"
 )]
 pub trait InvocationArgs: Sized + Send + 'static {
     /// How many wire arguments the method expects.
     const COUNT: usize;
-
-    /// Decodes the arguments, after their count was checked.
-    fn bind(arguments: Vec<RawValue>) -> Result<Self, BindError>;
+    /// How many client streams the method expects.
+    const STREAMS: usize;
+    /// Binds the arguments, after their counts were checked.
+    fn bind(binder: &mut Binder) -> Result<Self, BindError>;
 }
 
 macro_rules! impl_invocation_args {
-    ($count:expr; $($name:ident),*) => {
-        impl<$($name: DeserializeOwned + Send + 'static),*> InvocationArgs for ($($name,)*) {
-            const COUNT: usize = $count;
+    ($($name:ident),*) => {
+        impl<$($name: HubArg),*> InvocationArgs for ($($name,)*) {
+            const COUNT: usize = 0 $(+ $name::WIRE)*;
+            const STREAMS: usize = 0 $(+ $name::STREAMS)*;
 
-            #[allow(unused_variables, unused_mut, clippy::unused_unit)]
-            fn bind(arguments: Vec<RawValue>) -> Result<Self, BindError> {
-                let mut arguments = arguments.into_iter();
-                Ok(($({
-                    let raw = arguments.next().ok_or_else(BindError::types)?;
-                    raw.decode::<$name>().map_err(|_| BindError::types())?
-                },)*))
+            #[allow(unused_variables, clippy::unused_unit)]
+            fn bind(binder: &mut Binder) -> Result<Self, BindError> {
+                Ok(($($name::bind(binder)?,)*))
             }
         }
     };
 }
 
-impl_invocation_args!(0;);
-impl_invocation_args!(1; A);
-impl_invocation_args!(2; A, B);
-impl_invocation_args!(3; A, B, C);
-impl_invocation_args!(4; A, B, C, D);
-impl_invocation_args!(5; A, B, C, D, E);
-impl_invocation_args!(6; A, B, C, D, E, F);
-impl_invocation_args!(7; A, B, C, D, E, F, G);
-impl_invocation_args!(8; A, B, C, D, E, F, G, H);
-impl_invocation_args!(9; A, B, C, D, E, F, G, H, I);
-impl_invocation_args!(10; A, B, C, D, E, F, G, H, I, J);
-impl_invocation_args!(11; A, B, C, D, E, F, G, H, I, J, K);
-impl_invocation_args!(12; A, B, C, D, E, F, G, H, I, J, K, L);
+impl_invocation_args!();
+impl_invocation_args!(A);
+impl_invocation_args!(A, B);
+impl_invocation_args!(A, B, C);
+impl_invocation_args!(A, B, C, D);
+impl_invocation_args!(A, B, C, D, E);
+impl_invocation_args!(A, B, C, D, E, F);
+impl_invocation_args!(A, B, C, D, E, F, G);
+impl_invocation_args!(A, B, C, D, E, F, G, H);
+impl_invocation_args!(A, B, C, D, E, F, G, H, I);
+impl_invocation_args!(A, B, C, D, E, F, G, H, I, J);
+impl_invocation_args!(A, B, C, D, E, F, G, H, I, J, K);
+impl_invocation_args!(A, B, C, D, E, F, G, H, I, J, K, L);
 
 /// What a hub method returns: a result whose value is sent to the caller.
 ///
@@ -107,22 +164,35 @@ where
     }
 }
 
-pub(crate) type Handler<H> = Arc<
-    dyn Fn(Arc<H>, HubContext<H>, Vec<RawValue>) -> Result<BoxFuture<'static, Result<RawValue, HubError>>, BindError>
-        + Send
-        + Sync,
->;
+pub(crate) type ItemStream = BoxStream<'static, Result<RawValue, HubError>>;
+
+/// A started invocation.
+pub(crate) enum Invoked {
+    /// Completes with one result.
+    Unary(BoxFuture<'static, Result<RawValue, HubError>>),
+    /// Yields a stream of items (or fails before the first).
+    Stream(BoxFuture<'static, Result<ItemStream, HubError>>),
+}
+
+pub(crate) type Handler<H> =
+    Arc<dyn Fn(Arc<H>, HubContext<H>, &mut Binder) -> Result<Invoked, BindError> + Send + Sync>;
 
 /// The kind of a method, which must match the kind of invocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum MethodKind {
     /// Called with an Invocation; completes with one result.
     Unary,
+    /// Called with a StreamInvocation; sends stream items, then a Completion.
+    Stream,
 }
 
 pub(crate) struct MethodEntry<H> {
     pub name: String,
     pub kind: MethodKind,
+    /// Wire arguments expected.
+    pub arguments: usize,
+    /// Client streams expected.
+    pub streams: usize,
     pub handler: Handler<H>,
 }
 
@@ -130,6 +200,16 @@ pub(crate) struct MethodEntry<H> {
 pub struct Methods<H> {
     entries: HashMap<String, MethodEntry<H>>,
     errors: Vec<String>,
+}
+
+fn encode_items<S, T>(stream: S, protocol: Protocol) -> ItemStream
+where
+    S: Stream<Item = Result<T, HubError>> + Send + 'static,
+    T: Serialize + Send + 'static,
+{
+    stream
+        .map(move |item| item.and_then(|value| RawValue::encode(protocol, &value).map_err(HubError::encode)))
+        .boxed()
 }
 
 impl<H: Hub> Methods<H> {
@@ -158,20 +238,65 @@ impl<H: Hub> Methods<H> {
         Fut: Future<Output = R> + Send + 'static,
         R: IntoHubResult,
     {
-        let handler: Handler<H> = Arc::new(move |hub, cx, arguments| {
-            if arguments.len() != A::COUNT {
-                return Err(BindError::count(arguments.len(), A::COUNT));
-            }
-            let arguments = A::bind(arguments)?;
+        let handler: Handler<H> = Arc::new(move |hub, cx, binder| {
+            let arguments = A::bind(binder)?;
             let protocol = cx.protocol();
             let future = handler(hub, cx, arguments);
-            Ok(async move { future.await.into_hub_result(protocol) }.boxed())
+            Ok(Invoked::Unary(
+                async move { future.await.into_hub_result(protocol) }.boxed(),
+            ))
         });
-        self.insert(name, MethodKind::Unary, handler);
+        self.insert::<A>(name, MethodKind::Unary, handler);
         self
     }
 
-    fn insert(&mut self, name: &str, kind: MethodKind, handler: Handler<H>) {
+    /// Adds a streaming method: `handler` returns (or fails to return) a stream whose items
+    /// go to the caller one by one. The stream stops when the client cancels or leaves;
+    /// [`HubContext::cancellation`] tells the method.
+    pub fn stream<A, F, Fut, S, E>(&mut self, name: &str, handler: F) -> &mut Self
+    where
+        A: InvocationArgs,
+        F: Fn(Arc<H>, HubContext<H>, A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<S, E>> + Send + 'static,
+        S: Stream + Send + 'static,
+        S::Item: Serialize + Send + 'static,
+        E: Into<HubError> + Send + 'static,
+    {
+        self.try_stream(name, move |hub, cx, arguments: A| {
+            let future = handler(hub, cx, arguments);
+            async move { future.await.map(|stream| stream.map(Ok::<_, HubError>)) }
+        })
+    }
+
+    /// Adds a streaming method whose items may fail: an `Err` item ends the stream with
+    /// that error.
+    pub fn try_stream<A, F, Fut, S, T, E, IE>(&mut self, name: &str, handler: F) -> &mut Self
+    where
+        A: InvocationArgs,
+        F: Fn(Arc<H>, HubContext<H>, A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<S, E>> + Send + 'static,
+        S: Stream<Item = Result<T, IE>> + Send + 'static,
+        T: Serialize + Send + 'static,
+        E: Into<HubError> + Send + 'static,
+        IE: Into<HubError> + Send + 'static,
+    {
+        let handler: Handler<H> = Arc::new(move |hub, cx, binder| {
+            let arguments = A::bind(binder)?;
+            let protocol = cx.protocol();
+            let future = handler(hub, cx, arguments);
+            Ok(Invoked::Stream(
+                async move {
+                    let stream = future.await.map_err(Into::into)?;
+                    Ok(encode_items(stream.map(|item| item.map_err(Into::into)), protocol))
+                }
+                .boxed(),
+            ))
+        });
+        self.insert::<A>(name, MethodKind::Stream, handler);
+        self
+    }
+
+    fn insert<A: InvocationArgs>(&mut self, name: &str, kind: MethodKind, handler: Handler<H>) {
         let key = name.to_lowercase();
         if let Some(existing) = self.entries.get(&key) {
             self.errors.push(format!(
@@ -180,14 +305,14 @@ impl<H: Hub> Methods<H> {
             ));
             return;
         }
-        self.entries.insert(
-            key,
-            MethodEntry {
-                name: name.to_owned(),
-                kind,
-                handler,
-            },
-        );
+        let entry = MethodEntry {
+            name: name.to_owned(),
+            kind,
+            arguments: A::COUNT,
+            streams: A::STREAMS,
+            handler,
+        };
+        self.entries.insert(key, entry);
     }
 
     pub(crate) fn find(&self, name: &str) -> Option<&MethodEntry<H>> {

@@ -3,14 +3,19 @@
 
 mod clients;
 pub(crate) mod dispatch;
-mod methods;
+pub(crate) mod methods;
+mod stream;
 
 use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-pub use clients::{ClientProxy, Clients, Groups, HubClients};
-pub use methods::{BindError, IntoHubResult, InvocationArgs, Methods};
+pub(crate) use clients::ResultPolicy;
+pub use clients::{ClientProxy, Clients, Groups, HubClients, SingleClientProxy};
+pub use methods::{BindError, Binder, HubArg, IntoHubResult, InvocationArgs, Methods};
+pub use stream::HubStream;
+
+use tokio_util::sync::CancellationToken;
 
 use crate::HubError;
 use crate::connection::{CloseReason, Connection};
@@ -65,6 +70,22 @@ pub trait Hub: Send + Sync + Sized + 'static {
 /// What every connection of one hub type shares.
 pub(crate) struct HubShared {
     pub manager: Arc<dyn LifetimeManager>,
+    /// How long client results are awaited by default.
+    pub client_result_timeout: std::time::Duration,
+}
+
+/// Where a context was made, which decides what it may do.
+#[derive(Clone)]
+pub(crate) enum Scope {
+    /// A hub method; the token is cancelled by CancelInvocation or the connection's end.
+    Invocation {
+        cancellation: CancellationToken,
+        parallel: bool,
+    },
+    /// `on_connected`.
+    Connecting,
+    /// `on_disconnected`, or anything else tied to the connection.
+    Connection,
 }
 
 /// The caller of a hub method or hook: who it is, what its request carried, and the way to
@@ -72,6 +93,7 @@ pub(crate) struct HubShared {
 pub struct HubContext<H> {
     conn: Arc<Connection>,
     shared: Arc<HubShared>,
+    scope: Scope,
     hub: PhantomData<fn() -> H>,
 }
 
@@ -80,6 +102,7 @@ impl<H> Clone for HubContext<H> {
         Self {
             conn: self.conn.clone(),
             shared: self.shared.clone(),
+            scope: self.scope.clone(),
             hub: PhantomData,
         }
     }
@@ -94,11 +117,22 @@ impl<H> std::fmt::Debug for HubContext<H> {
 }
 
 impl<H> HubContext<H> {
-    pub(crate) fn new(conn: Arc<Connection>, shared: Arc<HubShared>) -> Self {
+    pub(crate) fn new(conn: Arc<Connection>, shared: Arc<HubShared>, scope: Scope) -> Self {
         Self {
             conn,
             shared,
+            scope,
             hub: PhantomData,
+        }
+    }
+
+    /// Cancelled when this invocation is cancelled (a streaming method whose client sent
+    /// CancelInvocation) or the connection ends. Outside a hub method, cancelled when the
+    /// connection ends.
+    pub fn cancellation(&self) -> CancellationToken {
+        match &self.scope {
+            Scope::Invocation { cancellation, .. } => cancellation.clone(),
+            Scope::Connecting | Scope::Connection => self.conn.closing().child_token(),
         }
     }
 
@@ -159,7 +193,15 @@ impl<H> HubContext<H> {
 
     /// The clients of the hub, including the caller-relative targets.
     pub fn clients(&self) -> HubClients {
-        HubClients::new(Clients::new(self.shared.manager.clone()), self.conn.id().clone())
+        let results = match &self.scope {
+            Scope::Invocation { parallel: false, .. } => ResultPolicy::SingleInvocation,
+            Scope::Connecting => ResultPolicy::OnConnected,
+            _ => ResultPolicy::Allowed(self.shared.client_result_timeout),
+        };
+        HubClients::new(
+            Clients::new(self.shared.manager.clone(), results),
+            self.conn.id().clone(),
+        )
     }
 
     /// Group membership.
@@ -204,7 +246,10 @@ impl<H> HubHandle<H> {
 
     /// The clients of the hub.
     pub fn clients(&self) -> Clients {
-        Clients::new(self.shared.manager.clone())
+        Clients::new(
+            self.shared.manager.clone(),
+            ResultPolicy::Allowed(self.shared.client_result_timeout),
+        )
     }
 
     /// Group membership.

@@ -3,11 +3,15 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
+use std::time::Duration;
+
 use futures_util::future::{BoxFuture, FutureExt};
+use tokio::sync::oneshot;
 
 use super::{LifetimeManager, OutboundMessage, Target};
 use crate::HubError;
 use crate::connection::Connection;
+use crate::protocol::CompletionResult;
 
 type Members = HashMap<Arc<str>, Arc<Connection>>;
 
@@ -175,4 +179,49 @@ impl LifetimeManager for LocalLifetimeManager {
     fn connection(&self, connection_id: &str) -> Option<Arc<Connection>> {
         read(&self.connections).get(connection_id).cloned()
     }
+
+    fn invoke(
+        &self,
+        connection_id: &str,
+        message: Arc<OutboundMessage>,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<CompletionResult, HubError>> {
+        let conn = self.connection(connection_id);
+        let connection_id = connection_id.to_owned();
+        async move {
+            let conn = conn.ok_or_else(|| {
+                HubError::exception("IOException", format!("Connection '{connection_id}' does not exist."))
+            })?;
+            invoke_client(&conn, &message, timeout).await
+        }
+        .boxed()
+    }
+}
+
+/// Sends an invocation with an id to one connection and waits for its Completion, the
+/// timeout, or the connection's end.
+pub(crate) async fn invoke_client(
+    conn: &Arc<Connection>,
+    message: &OutboundMessage,
+    timeout: Duration,
+) -> Result<CompletionResult, HubError> {
+    let disconnected = || HubError::exception("IOException", format!("Connection '{}' disconnected.", conn.id()));
+    let id = conn.invocations().next_result_id();
+    let frame = message.frame_with_id(conn.protocol(), &id)?;
+    let (sender, receiver) = oneshot::channel();
+    conn.invocations().expect_result(id.clone(), sender);
+    if !conn.send_frame_wait(frame).await {
+        conn.invocations().forget_result(&id);
+        return Err(disconnected());
+    }
+    let outcome = tokio::select! {
+        result = receiver => result.map_err(|_| disconnected()),
+        _ = conn.closing().cancelled() => Err(disconnected()),
+        _ = tokio::time::sleep(timeout) => Err(HubError::exception(
+            "TimeoutException",
+            format!("The client did not answer invocation '{id}' within {} ms.", timeout.as_millis()),
+        )),
+    };
+    conn.invocations().forget_result(&id);
+    outcome
 }

@@ -15,9 +15,9 @@ pub(crate) use local::LocalLifetimeManager;
 
 use crate::HubError;
 use crate::connection::Connection;
-use crate::protocol::{Protocol, ProtocolError};
+use crate::protocol::{CompletionResult, Protocol, ProtocolError};
 
-type Encoder = Box<dyn Fn(Protocol, &mut Vec<u8>) -> Result<(), ProtocolError> + Send + Sync>;
+type Encoder = Box<dyn Fn(Protocol, Option<&str>, &mut Vec<u8>) -> Result<(), ProtocolError> + Send + Sync>;
 
 /// A message on its way to one or many connections, encoded lazily, once per protocol.
 pub struct OutboundMessage {
@@ -34,8 +34,8 @@ impl OutboundMessage {
     ) -> Arc<Self> {
         let target = target.into();
         Arc::new(Self {
-            encode: Box::new(move |protocol, out| {
-                protocol.write_invocation(out, false, None, &target, &arguments, &[])
+            encode: Box::new(move |protocol, id, out| {
+                protocol.write_invocation(out, false, id, &target, &arguments, &[])
             }),
             frames: [OnceLock::new(), OnceLock::new()],
         })
@@ -49,10 +49,18 @@ impl OutboundMessage {
         };
         slot.get_or_init(|| {
             let mut out = Vec::new();
-            (self.encode)(protocol, &mut out).map(|()| Bytes::from(out))
+            (self.encode)(protocol, None, &mut out).map(|()| Bytes::from(out))
         })
         .clone()
         .map_err(HubError::encode)
+    }
+
+    /// The framed bytes for `protocol` with an invocation id, for a call that expects the
+    /// client's result (one recipient, so nothing is cached).
+    pub(crate) fn frame_with_id(&self, protocol: Protocol, invocation_id: &str) -> Result<Bytes, HubError> {
+        let mut out = Vec::new();
+        (self.encode)(protocol, Some(invocation_id), &mut out).map_err(HubError::encode)?;
+        Ok(Bytes::from(out))
     }
 }
 
@@ -94,4 +102,11 @@ pub(crate) trait LifetimeManager: Send + Sync + 'static {
     fn remove_from_group(&self, connection_id: &str, group: &str) -> BoxFuture<'_, Result<(), HubError>>;
     /// The connection with this id, if it is connected here.
     fn connection(&self, connection_id: &str) -> Option<Arc<Connection>>;
+    /// Invokes a client method on one connection and waits for its Completion.
+    fn invoke(
+        &self,
+        connection_id: &str,
+        message: Arc<OutboundMessage>,
+        timeout: std::time::Duration,
+    ) -> BoxFuture<'_, Result<CompletionResult, HubError>>;
 }

@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 use switchboard::transport::auth::sign_hs256;
-use switchboard::{HubError, HubOptions, JwtBearer, Switchboard, TransportType};
+use switchboard::{HubError, HubHandle, HubOptions, JwtBearer, Switchboard, TransportType};
 
 use chat_hub::{ChatHub, Stats};
 use test_hub::TestHub;
@@ -71,6 +71,7 @@ struct AppState {
     secret: Arc<Vec<u8>>,
     stats: Arc<Stats>,
     redirects: Arc<AtomicU64>,
+    test_hub: Arc<std::sync::OnceLock<HubHandle<TestHub>>>,
 }
 
 fn token_for(state: &AppState, user: &str, lifetime: Duration) -> Response {
@@ -88,6 +89,18 @@ async fn generate_token(State(state): State<AppState>) -> Response {
 
 async fn generate_token_for(State(state): State<AppState>, Path(user): Path<String>) -> Response {
     token_for(&state, &user, Duration::from_secs(60))
+}
+
+/// Asks a TestHub connection's client method `Result` for an int: the body is the int, or
+/// the error's text.
+async fn client_result(State(state): State<AppState>, Path(connection_id): Path<String>) -> Response {
+    let Some(hub) = state.test_hub.get() else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "TestHub is not mapped").into_response();
+    };
+    match hub.clients().client(connection_id).invoke::<i64, _>("Result", ()).await {
+        Ok(value) => value.to_string().into_response(),
+        Err(error) => error.message().to_owned().into_response(),
+    }
 }
 
 async fn stats(State(state): State<AppState>) -> Response {
@@ -157,11 +170,15 @@ fn build(state: &AppState) -> Result<axum::Router, switchboard::BuildError> {
             }
         })
         .build()?;
+    if let Some(handle) = app.hub_handle::<TestHub>() {
+        let _ = state.test_hub.set(handle);
+    }
     Ok(app
         .router()
         .route("/generateJwtToken", get(generate_token))
         .route("/generateJwtToken/{user}", get(generate_token_for))
         .route("/stats", get(stats))
+        .route("/clientresult/{connection_id}", get(client_result))
         .route("/redirect/negotiate", post(redirect))
         .layer(middleware::from_fn(negotiate_cookies))
         .with_state(state.clone()))
@@ -191,6 +208,7 @@ async fn main() {
         secret: Arc::new(random_secret()),
         stats: Arc::new(Stats::default()),
         redirects: Arc::new(AtomicU64::new(0)),
+        test_hub: Arc::new(std::sync::OnceLock::new()),
     };
     let router = match build(&state) {
         Ok(router) => router,

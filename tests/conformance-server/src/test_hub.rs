@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
+use futures_util::{TryStreamExt, stream};
 use serde::Serialize;
 use switchboard::types::{Binary, Dynamic, Timestamp};
-use switchboard::{Hub, HubContext, HubError, Methods, TransportType};
+use switchboard::{Hub, HubContext, HubError, HubStream, Methods, TransportType};
 
 /// The hub of the official client's functional tests.
 pub struct TestHub;
@@ -78,6 +79,24 @@ impl Hub for TestHub {
         });
         m.method("GetUserIdentifier", |_, cx: Cx, ()| async move {
             ok(cx.user_id().map(str::to_owned))
+        });
+        m.stream("Stream", |_, _, ()| async move { ok(stream::iter(["a", "b", "c"])) });
+        m.stream("InfiniteStream", |_, cx: Cx, ()| async move {
+            let cancelled = cx.cancellation();
+            let caller = cx.clients().caller();
+            tokio::spawn(async move {
+                cancelled.cancelled().await;
+                let _ = caller.send("StreamCanceled", ()).await;
+            });
+            ok(stream::pending::<i32>())
+        });
+        m.method("StreamingConcat", |_, _, (parts,): (HubStream<String>,)| async move {
+            let parts: Vec<String> = parts.try_collect().await?;
+            ok(parts.concat())
+        });
+        m.stream("EmptyStream", |_, _, ()| async move { ok(stream::empty::<i32>()) });
+        m.stream("StreamThrowException", |_, _, (message,): (String,)| async move {
+            Err::<stream::Empty<i32>, _>(crate::invalid_operation(message))
         });
     }
 }
