@@ -46,6 +46,8 @@ impl TransportType {
 /// | `disconnect_timeout` | 15 s to attach a transport after negotiate, or between polls |
 /// | `long_polling_timeout` | 90 s a poll waits for data |
 /// | `require_authorization` | false |
+/// | `allow_stateful_reconnects` | false |
+/// | `stateful_reconnect_buffer_size` | 100,000 bytes |
 #[derive(Debug, Clone)]
 pub struct HubOptions {
     /// Show the type and message of internal errors to clients.
@@ -82,6 +84,12 @@ pub struct HubOptions {
     pub long_polling_timeout: Duration,
     /// Refuse requests without a valid bearer token (401 with an empty body).
     pub require_authorization: bool,
+    /// Let clients that ask for it reconnect a dropped WebSocket to the same connection,
+    /// with no message lost or repeated.
+    pub allow_stateful_reconnects: bool,
+    /// The bytes of unacknowledged messages kept for replay per connection; when full, the
+    /// connection stops sending until the client acknowledges.
+    pub stateful_reconnect_buffer_size: usize,
 }
 
 impl Default for HubOptions {
@@ -106,6 +114,8 @@ impl Default for HubOptions {
             disconnect_timeout: Duration::from_secs(15),
             long_polling_timeout: Duration::from_secs(90),
             require_authorization: false,
+            allow_stateful_reconnects: false,
+            stateful_reconnect_buffer_size: 100_000,
         }
     }
 }
@@ -134,6 +144,11 @@ impl HubOptions {
         }
         if self.stream_buffer_capacity == 0 {
             return Err(BuildError::new("HubOptions.stream_buffer_capacity must be at least 1."));
+        }
+        if self.stateful_reconnect_buffer_size == 0 {
+            return Err(BuildError::new(
+                "HubOptions.stateful_reconnect_buffer_size must be at least 1.",
+            ));
         }
         if self.max_queued_messages == 0 {
             return Err(BuildError::new("HubOptions.max_queued_messages must be at least 1."));

@@ -351,3 +351,39 @@ async fn raw_connection_echoes_text_and_binary() {
     send_binary(&mut ws, vec![0, 159, 255]).await;
     assert_eq!(next_event(&mut ws).await, Event::Binary(vec![0, 159, 255]));
 }
+
+#[tokio::test]
+async fn negotiate_offers_stateful_reconnect_only_when_allowed_and_asked() {
+    let app = Switchboard::builder()
+        .hub("/plain", Echo)
+        .hub_with("/stateful", Echo, |o| o.allow_stateful_reconnects = true)
+        .build()
+        .unwrap();
+    let offered = |body: String| {
+        serde_json::from_str::<Value>(&body)
+            .unwrap()
+            .get("useStatefulReconnect")
+            .cloned()
+    };
+    let ask = "negotiateVersion=1&useStatefulReconnect=true";
+    assert_eq!(
+        offered(
+            call(&app, Method::POST, &format!("/stateful/negotiate?{ask}"), &[])
+                .await
+                .2
+        ),
+        Some(json!(true))
+    );
+    assert_eq!(
+        offered(
+            call(&app, Method::POST, &format!("/plain/negotiate?{ask}"), &[])
+                .await
+                .2
+        ),
+        None
+    );
+    let not_asked = call(&app, Method::POST, "/stateful/negotiate?negotiateVersion=1", &[])
+        .await
+        .2;
+    assert_eq!(offered(not_asked), None, "never offered to a client that did not ask");
+}

@@ -24,7 +24,9 @@ use super::invocations::StreamInput;
 use crate::hub::dispatch::{Dispatcher, Prepared, Started};
 use crate::hub::methods::{Invoked, ItemStream};
 use crate::protocol::handshake::{self, HANDSHAKE_CANCELED, UNEXPECTED_HANDSHAKE_ERROR};
-use crate::protocol::{Close, CompletionResult, HubMessage, Protocol, ProtocolError, StreamItem, TransferFormat};
+use crate::protocol::{
+    Close, CompletionResult, HubMessage, Protocol, ProtocolError, StreamItem, TransferFormat, framing,
+};
 use crate::transport::Inbound;
 
 const TICK: Duration = Duration::from_secs(1);
@@ -213,6 +215,12 @@ async fn handshake(
     }
     conn.set_protocol(protocol);
     conn.send_frame(handshake::write_response(None));
+    // Stateful reconnect needs version 2; an older client just does not get it.
+    if request.version >= 2
+        && let Some(stateful) = conn.stateful()
+    {
+        stateful.activate();
+    }
     HandshakeOutcome::Accepted(protocol)
 }
 
@@ -226,6 +234,13 @@ async fn handle(
     options: &crate::HubOptions,
     ping: &Bytes,
 ) -> bool {
+    if framing::is_tracked(message.type_id())
+        && let Some(stateful) = conn.stateful()
+        && !stateful.accept()
+    {
+        // A duplicate replayed after a reconnect, or a message before the client's Sequence.
+        return true;
+    }
     match message {
         HubMessage::Invocation(invocation) => {
             invoke(conn, invocation, false, dispatcher, permits, ticker, options, ping).await
@@ -278,8 +293,26 @@ async fn handle(
             conn.close(reason);
             false
         }
-        // Acknowledgements mean nothing without stateful reconnect.
-        HubMessage::Ack { .. } | HubMessage::Sequence { .. } => true,
+        HubMessage::Ack { sequence_id } => {
+            if let Some(stateful) = conn.stateful() {
+                stateful.on_ack(sequence_id);
+            }
+            true
+        }
+        HubMessage::Sequence { sequence_id } => {
+            let Some(stateful) = conn.stateful() else { return true };
+            match stateful.on_sequence(sequence_id) {
+                Ok(()) => true,
+                Err(text) => {
+                    let error = HubError::exception("InvalidOperationException", text);
+                    let text = error.client_text("Connection closed with an error.", options.enable_detailed_errors);
+                    let mut reason = CloseReason::error(text, error);
+                    reason.allow_reconnect = false;
+                    conn.close(reason);
+                    false
+                }
+            }
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub(crate) mod driver;
 pub(crate) mod invocations;
+pub(crate) mod stateful;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -89,6 +90,10 @@ pub(crate) struct Connection {
     /// polls); `u64::MAX` while one is attached.
     transport_lost: AtomicU64,
     invocations: invocations::Invocations,
+    /// Present when the client negotiated stateful reconnect and the hub allows it.
+    stateful: Option<stateful::Stateful>,
+    /// Ends the current transport abruptly (a test hook for stateful reconnect).
+    interrupt: Mutex<Option<CancellationToken>>,
 }
 
 /// What a connection is created from.
@@ -99,6 +104,8 @@ pub(crate) struct ConnectionParts {
     pub claims: Option<Claims>,
     pub transport: TransportType,
     pub queue_capacity: usize,
+    /// The send buffer limit, when the connection may reconnect statefully.
+    pub stateful_buffer: Option<usize>,
 }
 
 impl Connection {
@@ -125,6 +132,8 @@ impl Connection {
             client_pinged: AtomicBool::new(false),
             transport_lost: AtomicU64::new(u64::MAX),
             invocations: invocations::Invocations::default(),
+            stateful: parts.stateful_buffer.map(stateful::Stateful::new),
+            interrupt: Mutex::new(None),
         });
         (connection, receiver)
     }
@@ -246,6 +255,31 @@ impl Connection {
             Err(mpsc::error::TrySendError::Closed(_)) => {
                 self.close(CloseReason::transport_closed());
             }
+        }
+    }
+
+    /// Stateful reconnect state, when the connection negotiated it.
+    pub(crate) fn stateful(&self) -> Option<&stateful::Stateful> {
+        self.stateful.as_ref()
+    }
+
+    /// Whether the connection reconnects statefully (negotiated, and version 2 handshake).
+    pub(crate) fn reconnects(&self) -> bool {
+        self.stateful.as_ref().is_some_and(stateful::Stateful::is_active)
+    }
+
+    /// Registers the token that ends the current transport abruptly.
+    pub(crate) fn set_interrupt(&self, token: CancellationToken) {
+        *self.interrupt.lock().unwrap_or_else(|e| e.into_inner()) = Some(token);
+    }
+
+    /// Drops the current transport as a network failure would, without a close handshake.
+    /// A connection that reconnects statefully waits for its client to come back; any other
+    /// ends.
+    pub fn interrupt_transport(&self) {
+        match self.interrupt.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            Some(token) => token.cancel(),
+            None => self.close(CloseReason::transport_closed()),
         }
     }
 

@@ -257,6 +257,19 @@ impl<H> HubHandle<H> {
         Groups::new(self.shared.manager.clone())
     }
 
+    /// Drops a connection's transport as a network failure would (no close handshake), for
+    /// testing stateful reconnect: a connection that reconnects statefully waits for its
+    /// client to come back; any other ends. Returns whether the connection was found.
+    pub fn interrupt_transport(&self, connection_id: &str) -> bool {
+        match self.shared.manager.connection(connection_id) {
+            Some(conn) => {
+                conn.interrupt_transport();
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Whether a connection with this id is connected to the hub here.
     pub fn is_connected(&self, connection_id: &str) -> bool {
         self.shared.manager.connection(connection_id).is_some()

@@ -111,3 +111,33 @@ pub fn write_text_record(out: &mut Vec<u8>, body: &[u8]) {
     out.extend_from_slice(body);
     out.push(RECORD_SEPARATOR);
 }
+
+/// The hub message type of one framed record as this implementation writes it (JSON records
+/// start with `{"type":N`; MessagePack records are arrays whose first item is the type), or
+/// `None` for anything else, such as the handshake response.
+pub fn message_type(text: bool, frame: &[u8]) -> Option<u8> {
+    if text {
+        let rest = frame.strip_prefix(b"{\"type\":")?;
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
+    } else {
+        let (_, prefix) = read_varint(frame).ok()??;
+        let body = &frame[prefix..];
+        let skip = match *body.first()? {
+            0x90..=0x9f => 1,
+            0xdc => 3,
+            0xdd => 5,
+            _ => return None,
+        };
+        match *body.get(skip)? {
+            kind @ 0x00..=0x7f => Some(kind),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a message type counts for stateful reconnect (numbered, buffered, acknowledged):
+/// Invocation, StreamItem, Completion, StreamInvocation and CancelInvocation.
+pub fn is_tracked(message_type: u8) -> bool {
+    (1..=5).contains(&message_type)
+}

@@ -4,7 +4,7 @@
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
 
-use super::framing::{read_varint, write_varint};
+use super::framing::{self, read_varint, write_varint};
 use super::handshake;
 use super::negotiate::{NegotiateBody, select_version};
 use super::*;
@@ -533,4 +533,22 @@ proptest! {
     fn json_parse_never_panics(text in ".{0,64}") {
         let _ = Protocol::Json.parse_record(Bytes::from(text));
     }
+}
+
+#[test]
+fn framing_message_type_of_written_records() {
+    for protocol in Protocol::ALL {
+        let text = protocol == Protocol::Json;
+        let mut out = Vec::new();
+        protocol
+            .write_invocation(&mut out, false, None, "x", &(1,), &[])
+            .unwrap();
+        assert_eq!(framing::message_type(text, &out), Some(1));
+        for (message, kind) in [(HubMessage::Ping, 6), (HubMessage::Ack { sequence_id: 300 }, 8)] {
+            let out = written(protocol, &message);
+            assert_eq!(framing::message_type(text, &out), Some(kind));
+        }
+    }
+    assert_eq!(framing::message_type(true, &handshake::write_response(None)), None);
+    assert!(framing::is_tracked(3) && !framing::is_tracked(6) && !framing::is_tracked(8));
 }

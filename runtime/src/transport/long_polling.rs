@@ -60,8 +60,9 @@ pub(crate) async fn request(
             text(StatusCode::BAD_REQUEST, "Cannot change transports mid-connection")
         }
         Claim::Attached(attached) => poll(&attached, endpoint.options().long_polling_timeout).await,
-        Claim::Claimed { id, early } => {
-            let (conn, outbound) = new_connection(&state, &endpoint, &parts, claims, TransportType::LongPolling, id);
+        Claim::Claimed { id, early, .. } => {
+            let (conn, outbound) =
+                new_connection(&state, &endpoint, &parts, claims, TransportType::LongPolling, id, false);
             let (posted, inbound) = posted_inbound(early);
             let attached = Attached::new(conn.clone(), TransportType::LongPolling, Some(posted), Some(outbound));
             endpoint.registry.attach(&token, attached);
@@ -79,7 +80,7 @@ pub(crate) async fn request(
 
 async fn poll(attached: &Attached, timeout: std::time::Duration) -> Response {
     let conn = &attached.conn;
-    let cancelled = attached.begin_poll();
+    let (_, cancelled) = attached.begin_poll();
     conn.transport_attached();
     let response = async {
         let Some(queue) = &attached.outbound else {

@@ -257,12 +257,20 @@ fn negotiate(endpoint: &Endpoint, parts: &Parts) -> Response {
         Err(error) => return json(serde_json::to_vec(&error).unwrap_or_default()),
     };
     let options = endpoint.options();
+    // Only when the hub allows it and the client asked: the client fails when told about
+    // stateful reconnect without having asked.
+    let stateful = options.allow_stateful_reconnects
+        && version > 0
+        && query_value(parts, "useStatefulReconnect").is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let connection_id = new_id();
     let connection_token = if version > 0 { Some(new_id()) } else { None };
     let token = connection_token.clone().unwrap_or_else(|| connection_id.clone());
-    endpoint
-        .registry
-        .insert_pending(token, connection_id.clone().into(), options.disconnect_timeout);
+    endpoint.registry.insert_pending(
+        token,
+        connection_id.clone().into(),
+        options.disconnect_timeout,
+        stateful,
+    );
     let body = NegotiateResponse {
         connection_id,
         connection_token,
@@ -272,7 +280,7 @@ fn negotiate(endpoint: &Endpoint, parts: &Parts) -> Response {
             .iter()
             .map(|t| AvailableTransport::new(t.as_str(), transfer_formats(*t)))
             .collect(),
-        use_stateful_reconnect: false,
+        use_stateful_reconnect: stateful,
     };
     json(serde_json::to_vec(&body).unwrap_or_default())
 }
@@ -359,14 +367,12 @@ async fn send(endpoint: &Endpoint, token: &str, body: Body) -> Response {
         SendTarget::TooLarge => empty(StatusCode::PAYLOAD_TOO_LARGE),
         SendTarget::Buffered => empty(StatusCode::OK),
         SendTarget::Attached(attached) => match &attached.inbound {
-            None => text(
+            _ if attached.transport == TransportType::WebSockets => text(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "POST requests are not allowed for WebSocket connections.",
             ),
-            Some(inbound) if bytes.is_empty() => {
-                let _ = inbound;
-                empty(StatusCode::OK)
-            }
+            None => empty(StatusCode::OK),
+            Some(_) if bytes.is_empty() => empty(StatusCode::OK),
             Some(inbound) => match inbound.send(bytes).await {
                 Ok(()) => empty(StatusCode::OK),
                 Err(_) => text(StatusCode::NOT_FOUND, "No Connection with that ID"),
@@ -383,6 +389,7 @@ fn new_connection(
     claims: Option<Claims>,
     transport: TransportType,
     id: Arc<str>,
+    stateful: bool,
 ) -> (Arc<Connection>, mpsc::Receiver<Bytes>) {
     let request = request::RequestInfo::from_parts(parts);
     let user_id = (state.user_id_provider)(&UserContext {
@@ -396,6 +403,7 @@ fn new_connection(
         claims,
         transport,
         queue_capacity: endpoint.options().max_queued_messages,
+        stateful_buffer: stateful.then_some(endpoint.options().stateful_reconnect_buffer_size),
     })
 }
 

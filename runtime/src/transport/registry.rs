@@ -2,7 +2,7 @@
 //! transport (holding what the client POSTed early), and attached ones.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,7 @@ enum Slot {
         expires: Instant,
         early: Vec<Bytes>,
         early_len: usize,
+        stateful: bool,
     },
     /// A transport is attached.
     Attached(Arc<Attached>),
@@ -36,8 +37,10 @@ pub(crate) struct Attached {
     pub inbound: Option<mpsc::Sender<Bytes>>,
     /// The outbound queue, drained by one poll at a time (long polling).
     pub outbound: Option<tokio::sync::Mutex<mpsc::Receiver<Bytes>>>,
-    /// Cancels the poll in progress, when a newer poll or a DELETE arrives.
-    pub poll: Mutex<Option<CancellationToken>>,
+    /// Cancels the poll (or socket) in progress, when a newer one or a DELETE arrives; with
+    /// the generation that tells which is current.
+    pub poll: Mutex<Option<(u64, CancellationToken)>>,
+    generation: AtomicU64,
     /// The last bytes of a closed connection have been handed out.
     drained: AtomicBool,
 }
@@ -55,6 +58,7 @@ impl Attached {
             inbound,
             outbound: outbound.map(tokio::sync::Mutex::new),
             poll: Mutex::new(None),
+            generation: AtomicU64::new(0),
             drained: AtomicBool::new(false),
         })
     }
@@ -68,23 +72,30 @@ impl Attached {
         self.drained.store(true, Ordering::Relaxed);
     }
 
-    /// Starts a poll: the previous one (if any) is cancelled, and the new one's token returned.
-    pub fn begin_poll(&self) -> CancellationToken {
+    /// Starts a poll, or attaches a new socket: the previous one (if any) is cancelled, and
+    /// the new one's token returned.
+    pub fn begin_poll(&self) -> (u64, CancellationToken) {
         let token = CancellationToken::new();
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         let previous = self
             .poll
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .replace(token.clone());
-        if let Some(previous) = previous {
+            .replace((generation, token.clone()));
+        if let Some((_, previous)) = previous {
             previous.cancel();
         }
-        token
+        (generation, token)
+    }
+
+    /// Whether the poll (or socket) of this generation is still the current one.
+    pub fn is_current(&self, generation: u64) -> bool {
+        self.generation.load(Ordering::Relaxed) == generation
     }
 
     /// Cancels the poll in progress.
     pub fn cancel_poll(&self) {
-        if let Some(token) = self.poll.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some((_, token)) = self.poll.lock().unwrap_or_else(|e| e.into_inner()).take() {
             token.cancel();
         }
     }
@@ -92,10 +103,12 @@ impl Attached {
 
 /// The outcome of a transport asking for a negotiated connection.
 pub(crate) enum Claim {
-    /// The connection is the caller's; `early` is what was POSTed before.
+    /// The connection is the caller's; `early` is what was POSTed before; `stateful` says
+    /// whether negotiate agreed on stateful reconnect.
     Claimed {
         id: Arc<str>,
         early: Vec<Bytes>,
+        stateful: bool,
     },
     Attached(Arc<Attached>),
     Unknown,
@@ -122,7 +135,7 @@ impl Registry {
 
     /// Records a negotiated connection. Negotiated connections whose transport never came
     /// are dropped here, so the map cannot grow without bound.
-    pub fn insert_pending(&self, token: String, id: Arc<str>, timeout: Duration) {
+    pub fn insert_pending(&self, token: String, id: Arc<str>, timeout: Duration, stateful: bool) {
         let now = Instant::now();
         let mut slots = self.slots();
         slots.retain(|_, slot| !matches!(slot, Slot::Pending { expires, .. } if *expires <= now));
@@ -133,6 +146,7 @@ impl Registry {
                 expires: now + timeout,
                 early: Vec::new(),
                 early_len: 0,
+                stateful,
             },
         );
     }
@@ -142,7 +156,13 @@ impl Registry {
     pub fn claim(&self, token: &str) -> Claim {
         let mut slots = self.slots();
         match slots.remove(token) {
-            Some(Slot::Pending { id, expires, early, .. }) if expires > Instant::now() => Claim::Claimed { id, early },
+            Some(Slot::Pending {
+                id,
+                expires,
+                early,
+                stateful,
+                ..
+            }) if expires > Instant::now() => Claim::Claimed { id, early, stateful },
             Some(Slot::Pending { .. }) | None => Claim::Unknown,
             Some(Slot::Attached(attached)) => {
                 slots.insert(token.to_owned(), Slot::Attached(attached.clone()));

@@ -33,14 +33,22 @@ pub(crate) fn request(
         return text(StatusCode::BAD_REQUEST, "Connection ID required");
     };
     let (id, early) = match endpoint.registry.claim(&token) {
-        Claim::Claimed { id, early } => (id, early),
+        Claim::Claimed { id, early, .. } => (id, early),
         Claim::Attached(attached) if attached.transport == TransportType::ServerSentEvents => {
             return super::empty(StatusCode::CONFLICT);
         }
         Claim::Attached(_) => return text(StatusCode::BAD_REQUEST, "Cannot change transports mid-connection"),
         Claim::Unknown => return text(StatusCode::NOT_FOUND, "No Connection with that ID"),
     };
-    let (conn, outbound) = new_connection(&state, &endpoint, &parts, claims, TransportType::ServerSentEvents, id);
+    let (conn, outbound) = new_connection(
+        &state,
+        &endpoint,
+        &parts,
+        claims,
+        TransportType::ServerSentEvents,
+        id,
+        false,
+    );
     let (posted, inbound) = posted_inbound(early);
     endpoint.registry.attach(
         &token,

@@ -15,9 +15,11 @@ use tokio::sync::mpsc;
 
 use super::auth::Claims;
 use super::registry::{Attached, Claim};
-use super::{AppState, Endpoint, Inbound, empty, new_connection, new_id, outbound, run_endpoint, text};
+use super::{AppState, Endpoint, Inbound, empty, new_connection, new_id, outbound, posted_inbound, run_endpoint, text};
 use crate::connection::{CloseReason, Connection};
 use crate::options::TransportType;
+use crate::protocol::{HubMessage, framing};
+use tokio_util::sync::CancellationToken;
 
 /// `GET {hub}[?id=…]` with a WebSocket upgrade.
 pub(crate) async fn request(
@@ -31,11 +33,19 @@ pub(crate) async fn request(
         Ok(upgrade) => upgrade,
         Err(rejection) => return rejection.into_response(),
     };
-    let id: Arc<str> = match &token {
+    let (id, stateful) = match &token {
         // Without an id the client skipped negotiation: the connection starts here.
-        None => new_id().into(),
+        None => (new_id().into(), false),
         Some(token) => match endpoint.registry.claim(token) {
-            Claim::Claimed { id, .. } => id,
+            Claim::Claimed { id, stateful, .. } => (id, stateful),
+            // The same connection, back after its socket dropped.
+            Claim::Attached(attached)
+                if attached.transport == TransportType::WebSockets && attached.conn.reconnects() =>
+            {
+                let timeout = endpoint.options().transport_send_timeout;
+                return configure(upgrade, &endpoint)
+                    .on_upgrade(move |socket| run_reattachable(socket, attached, timeout, true));
+            }
             Claim::Attached(attached) if attached.transport == TransportType::WebSockets => {
                 return empty(StatusCode::CONFLICT);
             }
@@ -43,24 +53,37 @@ pub(crate) async fn request(
             Claim::Unknown => return text(StatusCode::NOT_FOUND, "No Connection with that ID"),
         },
     };
-    let (conn, outbound) = new_connection(&state, &endpoint, &parts, claims, TransportType::WebSockets, id);
+    let (conn, outbound) = new_connection(
+        &state,
+        &endpoint,
+        &parts,
+        claims,
+        TransportType::WebSockets,
+        id,
+        stateful,
+    );
+    let upgrade = configure(upgrade, &endpoint);
+    if let (true, Some(token)) = (stateful, token.clone()) {
+        // The connection outlives its sockets: bytes reach the driver through a channel, and
+        // each socket's writer takes the queue in turn.
+        let (posted, inbound) = posted_inbound(Vec::new());
+        let attached = Attached::new(conn.clone(), TransportType::WebSockets, Some(posted), Some(outbound));
+        endpoint.registry.attach(&token, attached.clone());
+        let timeout = endpoint.options().transport_send_timeout;
+        tokio::spawn(async move {
+            run_endpoint(&endpoint, conn.clone(), inbound, true).await;
+            endpoint.registry.remove(&token, &conn);
+        });
+        return upgrade.on_upgrade(move |socket| run_reattachable(socket, attached, timeout, false));
+    }
     if let Some(token) = &token {
         endpoint.registry.attach(
             token,
             Attached::new(conn.clone(), TransportType::WebSockets, None, None),
         );
     }
-    // A frame may carry several messages, so the frame limit is a few message sizes.
-    let max_frame = endpoint
-        .options()
-        .maximum_receive_message_size
-        .map_or(64 << 20, |max| max.saturating_mul(4).max(1 << 20));
     let failed = (endpoint.clone(), token.clone(), conn.clone());
     upgrade
-        .read_buffer_size(4 * 1024)
-        .write_buffer_size(4 * 1024)
-        .max_message_size(max_frame)
-        .max_frame_size(max_frame)
         .on_failed_upgrade(move |error| {
             tracing::debug!(%error, "WebSocket upgrade failed");
             let (endpoint, token, conn) = failed;
@@ -74,6 +97,20 @@ pub(crate) async fn request(
                 endpoint.registry.remove(token, &conn);
             }
         })
+}
+
+/// Small buffers (idle connections stay cheap) and frame limits of a few message sizes (a
+/// frame may carry several messages).
+fn configure(upgrade: WebSocketUpgrade, endpoint: &Endpoint) -> WebSocketUpgrade {
+    let max_frame = endpoint
+        .options()
+        .maximum_receive_message_size
+        .map_or(64 << 20, |max| max.saturating_mul(4).max(1 << 20));
+    upgrade
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
+        .max_message_size(max_frame)
+        .max_frame_size(max_frame)
 }
 
 async fn run(socket: WebSocket, conn: Arc<Connection>, outbound: mpsc::Receiver<Bytes>, endpoint: &Endpoint) {
@@ -124,5 +161,145 @@ async fn write(
         reason: Utf8Bytes::from_static(""),
     }));
     let _ = send(&mut sink, close, timeout).await;
+    let _ = tokio::time::timeout(timeout, sink.close()).await;
+}
+
+/// Runs one socket of a connection that reconnects statefully. The socket may drop and a
+/// later one take over; the connection waits for it up to the disconnect timeout.
+async fn run_reattachable(socket: WebSocket, attached: Arc<Attached>, timeout: std::time::Duration, reconnect: bool) {
+    let conn = attached.conn.clone();
+    let (generation, stop) = attached.begin_poll();
+    conn.set_interrupt(stop.clone());
+    conn.transport_attached();
+    if reconnect && let Some(stateful) = conn.stateful() {
+        stateful.reconnected();
+    }
+    let (mut sink, mut stream) = socket.split();
+    let done = stop.child_token();
+    let reader = async {
+        let Some(inbound) = attached.inbound.clone() else {
+            return;
+        };
+        loop {
+            let message = tokio::select! {
+                biased;
+                _ = done.cancelled() => break,
+                message = stream.next() => message,
+            };
+            let bytes = match message {
+                Some(Ok(Message::Text(text))) => Bytes::from(text),
+                Some(Ok(Message::Binary(bytes))) => bytes,
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+            };
+            conn.mark_received();
+            if inbound.send(bytes).await.is_err() {
+                break;
+            }
+        }
+        done.cancel();
+    };
+    let writer = async {
+        write_reattachable(&mut sink, &attached, &done, timeout, reconnect).await;
+        done.cancel();
+    };
+    tokio::join!(reader, writer);
+    if conn.closing().is_cancelled() || !attached.is_current(generation) {
+        return;
+    }
+    if conn.reconnects() {
+        // The network dropped (or the client left): wait for the client to reconnect.
+        conn.transport_detached();
+    } else {
+        conn.close(CloseReason::transport_closed());
+    }
+}
+
+async fn write_reattachable(
+    sink: &mut SplitSink<WebSocket, Message>,
+    attached: &Attached,
+    done: &CancellationToken,
+    timeout: std::time::Duration,
+    reconnect: bool,
+) {
+    let conn = &attached.conn;
+    let Some(queue) = &attached.outbound else { return };
+    let Some(stateful) = conn.stateful() else { return };
+    // The previous socket's writer lets go of the queue once it has stopped.
+    let mut queue = tokio::select! {
+        queue = queue.lock() => queue,
+        _ = done.cancelled() => return,
+    };
+    let protocol = conn.protocol();
+    if reconnect {
+        let (first, frames) = stateful.replay();
+        let mut out = Vec::new();
+        let _ = protocol.write_message(&mut out, &HubMessage::Sequence { sequence_id: first });
+        frames.iter().for_each(|frame| out.extend_from_slice(frame));
+        if let Some(message) = frame(conn, Bytes::from(out))
+            && !send(sink, message, timeout).await
+        {
+            return;
+        }
+    }
+    let mut acks = tokio::time::interval(std::time::Duration::from_secs(1));
+    acks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let room = stateful.has_room();
+        tokio::select! {
+            biased;
+            _ = done.cancelled() => return,
+            _ = conn.closing().cancelled() => break,
+            _ = acks.tick() => {
+                if let Some(sequence_id) = stateful.ack_due() {
+                    let mut out = Vec::new();
+                    let _ = protocol.write_message(&mut out, &HubMessage::Ack { sequence_id });
+                    if let Some(message) = frame(conn, Bytes::from(out))
+                        && !send(sink, message, timeout).await
+                    {
+                        return;
+                    }
+                }
+            }
+            // A full send buffer waits for the client's acknowledgements.
+            _ = stateful.acknowledged(), if !room => {}
+            next = queue.recv(), if room => {
+                let Some(first) = next else { break };
+                let mut batch = Vec::with_capacity(first.len());
+                let add = |batch: &mut Vec<u8>, bytes: Bytes| {
+                    let kind = framing::message_type(!conn.binary(), &bytes);
+                    if stateful.is_active() && kind.is_some_and(framing::is_tracked) {
+                        stateful.sent(&bytes);
+                    }
+                    batch.extend_from_slice(&bytes);
+                };
+                add(&mut batch, first);
+                while batch.len() < outbound::MAX_BATCH && stateful.has_room() {
+                    match queue.try_recv() {
+                        Ok(bytes) => add(&mut batch, bytes),
+                        Err(_) => break,
+                    }
+                }
+                let Some(message) = frame(conn, Bytes::from(batch)) else { continue };
+                // What did not reach the client stays buffered for the next socket.
+                if !send(sink, message, timeout).await {
+                    return;
+                }
+                conn.mark_sent();
+            }
+        }
+    }
+    let rest = outbound::final_batch(&mut queue, conn);
+    if !rest.is_empty()
+        && let Some(message) = frame(conn, rest)
+        && !send(sink, message, timeout).await
+    {
+        return;
+    }
+    let close = Message::Close(Some(CloseFrame {
+        code: 1000,
+        reason: Utf8Bytes::from_static(""),
+    }));
+    let _ = send(sink, close, timeout).await;
     let _ = tokio::time::timeout(timeout, sink.close()).await;
 }

@@ -103,6 +103,15 @@ async fn client_result(State(state): State<AppState>, Path(connection_id): Path<
     }
 }
 
+/// Drops a TestHub connection's transport as a network failure would; the connection
+/// survives when it reconnects statefully (a test hook, not part of the reference app).
+async fn drop_transport(State(state): State<AppState>, Path(connection_id): Path<String>) -> Response {
+    match state.test_hub.get() {
+        Some(hub) if hub.interrupt_transport(&connection_id) => StatusCode::OK.into_response(),
+        _ => (StatusCode::NOT_FOUND, "No Connection with that ID").into_response(),
+    }
+}
+
 async fn stats(State(state): State<AppState>) -> Response {
     axum::Json(json!({
         "connected": state.stats.connected.load(Ordering::Relaxed),
@@ -151,7 +160,7 @@ fn build(state: &AppState) -> Result<axum::Router, switchboard::BuildError> {
                 .map(str::to_owned)
                 .or_else(|| user.request.query("user").map(str::to_owned))
         })
-        .hub("/testhub", TestHub)
+        .hub_with("/testhub", TestHub, |o| o.allow_stateful_reconnects = true)
         .hub_with("/testhub-nowebsockets", TestHub, |o| {
             o.transports = vec![TransportType::ServerSentEvents, TransportType::LongPolling];
         })
@@ -179,6 +188,7 @@ fn build(state: &AppState) -> Result<axum::Router, switchboard::BuildError> {
         .route("/generateJwtToken/{user}", get(generate_token_for))
         .route("/stats", get(stats))
         .route("/clientresult/{connection_id}", get(client_result))
+        .route("/droptransport/{connection_id}", get(drop_transport))
         .route("/redirect/negotiate", post(redirect))
         .layer(middleware::from_fn(negotiate_cookies))
         .with_state(state.clone()))
