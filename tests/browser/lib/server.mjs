@@ -1,10 +1,13 @@
-// Starts the chat example server (examples/chat) for a browser test.
+// Starts the servers the browser tests talk to: the chat example
+// (examples/chat) and the conformance server (tests/, contract in
+// CONFORMANCE.md).
 //
-// The binary comes from CHAT_BIN, or <repo>/target/debug/chat by default; this
-// package never builds it (run `cargo build -p chat` first). The page is told to
-// load this package's own copy of the official browser client, so no network is
-// needed. The server runs with --stop-when-stdin-closes and we hold its stdin
-// open, so it also goes away if this process dies without cleaning up.
+// The binaries come from CHAT_BIN / CONFORMANCE_SERVER_BIN, or
+// <repo>/target/debug/{chat,conformance-server} by default; this package never
+// builds them (run `cargo build` first). The chat page is told to load this
+// package's own copy of the official browser client, so no network is needed.
+// The servers run with --stop-when-stdin-closes and we hold their stdin open,
+// so they also go away if this process dies without cleaning up.
 
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -17,14 +20,29 @@ const packageRoot = resolve(here, "..");
 const repoRoot = resolve(packageRoot, "..", "..");
 
 export const CHAT_BIN = process.env.CHAT_BIN || join(repoRoot, "target", "debug", "chat");
+export const CONFORMANCE_SERVER_BIN =
+  process.env.CONFORMANCE_SERVER_BIN || join(repoRoot, "target", "debug", "conformance-server");
 
 /** Path of the browser build of @microsoft/signalr installed in this package. */
 export function signalrBrowserJs() {
+  return browserBundle("@microsoft/signalr", "signalr.min.js");
+}
+
+/**
+ * Path of the browser build of @microsoft/signalr-protocol-msgpack installed in
+ * this package. Loaded after signalr.min.js, it defines
+ * `signalR.protocols.msgpack.MessagePackHubProtocol`.
+ */
+export function signalrMsgpackBrowserJs() {
+  return browserBundle("@microsoft/signalr-protocol-msgpack", "signalr-protocol-msgpack.min.js");
+}
+
+function browserBundle(pkg, fileName) {
   const require = createRequire(join(packageRoot, "package.json"));
-  const pkgJson = require.resolve("@microsoft/signalr/package.json", { paths: [packageRoot] });
-  const file = join(dirname(pkgJson), "dist", "browser", "signalr.min.js");
+  const pkgJson = require.resolve(`${pkg}/package.json`, { paths: [packageRoot] });
+  const file = join(dirname(pkgJson), "dist", "browser", fileName);
   if (!pkgJson.startsWith(join(packageRoot, "node_modules"))) {
-    throw new Error(`@microsoft/signalr resolved outside this package (${pkgJson}); run \`npm ci\` in ${packageRoot}`);
+    throw new Error(`${pkg} resolved outside this package (${pkgJson}); run \`npm ci\` in ${packageRoot}`);
   }
   if (!existsSync(file)) {
     throw new Error(`${file} is missing; run \`npm ci\` in ${packageRoot}`);
@@ -46,7 +64,30 @@ export async function startChatServer({ timeoutMs = 20_000 } = {}) {
     );
   }
   const js = signalrBrowserJs();
-  const child = spawn(CHAT_BIN, ["--port", "0", "--signalr-js", js, "--stop-when-stdin-closes"], {
+  return startServer("chat server", CHAT_BIN, ["--port", "0", "--signalr-js", js, "--stop-when-stdin-closes"], timeoutMs);
+}
+
+/**
+ * Spawns the conformance server (self-hosted) on a free port and resolves to
+ * `{ url, stop(), output() }` once it prints its listening line.
+ */
+export async function startConformanceServer({ timeoutMs = 20_000 } = {}) {
+  if (!existsSync(CONFORMANCE_SERVER_BIN)) {
+    throw new Error(
+      `conformance server binary not found at ${CONFORMANCE_SERVER_BIN}: run \`cargo build -p conformance-server\` in ${repoRoot} ` +
+        `(or set CONFORMANCE_SERVER_BIN to the binary's path)`,
+    );
+  }
+  return startServer(
+    "conformance server",
+    CONFORMANCE_SERVER_BIN,
+    ["--port", "0", "--stop-when-stdin-closes"],
+    timeoutMs,
+  );
+}
+
+async function startServer(what, bin, args, timeoutMs) {
+  const child = spawn(bin, args, {
     stdio: ["pipe", "pipe", "pipe"],
   });
 
@@ -65,17 +106,17 @@ export async function startChatServer({ timeoutMs = 20_000 } = {}) {
   try {
     const url = await new Promise((res, rej) => {
       timer = setTimeout(
-        () => rej(new Error(`chat server did not print its listening line within ${timeoutMs} ms\n${output()}`)),
+        () => rej(new Error(`${what} did not print its listening line within ${timeoutMs} ms\n${output()}`)),
         timeoutMs,
       );
-      child.once("error", (err) => rej(new Error(`could not start ${CHAT_BIN}: ${err.message}`)));
+      child.once("error", (err) => rej(new Error(`could not start ${bin}: ${err.message}`)));
       child.stdout.on("data", (chunk) => {
         stdout += chunk;
         const m = LISTENING.exec(stdout);
         if (m) res(m[1]);
       });
       exited.then(({ code, signal }) =>
-        rej(new Error(`chat server exited early (code ${code}, signal ${signal})\n${output()}`)),
+        rej(new Error(`${what} exited early (code ${code}, signal ${signal})\n${output()}`)),
       );
     });
     return { url, stop: () => stop(child, exited), output };
