@@ -5,6 +5,8 @@
 //! hub protocols, negotiate and the transports are SignalR's own.
 #![deny(missing_docs)]
 
+#[cfg(feature = "client")]
+pub mod client;
 mod connection;
 mod error;
 pub mod hub;
@@ -15,9 +17,16 @@ mod server;
 pub mod transport;
 pub mod types;
 
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
+pub use switchboard_macros::{client, hub};
+
 pub use error::{BuildError, HubError};
 pub use hub::{
-    ClientProxy, Clients, Groups, Hub, HubClients, HubContext, HubHandle, HubStream, Methods, SingleClientProxy,
+    ClientContract, ClientProxy, Clients, Groups, Hub, HubClients, HubContext, HubHandle, HubStream, Methods,
+    SingleClientProxy, Untyped,
 };
 pub use lifetime::{OutboundMessage, Target};
 pub use options::{HubOptions, TransportType};

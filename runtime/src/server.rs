@@ -24,7 +24,7 @@ type Configure = Box<dyn FnOnce(&mut HubOptions)>;
 /// ```no_run
 /// # use switchboard::{Hub, Methods, Switchboard};
 /// # struct Chat;
-/// # impl Hub for Chat { fn methods(_: &mut Methods<Self>) {} }
+/// # impl Hub for Chat { type Client = switchboard::Untyped; fn methods(_: &mut Methods<Self>) {} }
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let app = Switchboard::builder().hub("/chat", Chat).build()?;
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:5000").await?;
@@ -72,7 +72,8 @@ impl Switchboard {
 /// Configures an app; see [`Switchboard::builder`].
 pub struct SwitchboardBuilder {
     defaults: HubOptions,
-    endpoints: Vec<(String, EndpointFactory, Option<Configure>)>,
+    endpoints: Vec<(String, EndpointFactory, Configure)>,
+    errors: Vec<String>,
     authenticator: Option<Arc<dyn Authenticator>>,
     user_id_provider: UserIdProvider,
 }
@@ -82,6 +83,7 @@ impl Default for SwitchboardBuilder {
         Self {
             defaults: HubOptions::default(),
             endpoints: Vec::new(),
+            errors: Vec::new(),
             authenticator: None,
             user_id_provider: Arc::new(auth::default_user_id),
         }
@@ -107,7 +109,28 @@ impl SwitchboardBuilder {
         self.add(path, hub, Some(Box::new(configure)))
     }
 
+    /// Maps `hub` at the path its `#[hub("/path")]` attribute (`Hub::PATH`) names.
+    pub fn mount<H: Hub>(mut self, hub: H) -> Self {
+        match H::PATH {
+            Some(path) => self.add(path, hub, None),
+            None => {
+                self.errors.push(format!(
+                    "hub type `{}` has no path: map it with `.hub(path, hub)` or give it one with #[hub(\"/path\")]",
+                    std::any::type_name::<H>()
+                ));
+                self
+            }
+        }
+    }
+
     fn add<H: Hub>(mut self, path: &str, hub: H, configure: Option<Configure>) -> Self {
+        // The hub's own options first, then the app's adjustments for this mapping.
+        let configure: Configure = Box::new(move |options| {
+            H::configure(options);
+            if let Some(configure) = configure {
+                configure(options);
+            }
+        });
         let factory: EndpointFactory = Box::new(move |shared, options| {
             let methods = Methods::<H>::collect().map_err(|errors| BuildError::new(errors.join("; ")))?;
             let shared = shared
@@ -140,7 +163,7 @@ impl SwitchboardBuilder {
     {
         let handler: RawHandler = Arc::new(move |conn| Box::pin(handler(conn)));
         let factory: EndpointFactory = Box::new(move |_, _| Ok(EndpointKind::Raw(handler)));
-        self.endpoints.push((path.to_owned(), factory, None));
+        self.endpoints.push((path.to_owned(), factory, Box::new(|_| {})));
         self
     }
 
@@ -168,14 +191,15 @@ impl SwitchboardBuilder {
 
     /// Checks the configuration and builds the app.
     pub fn build(self) -> Result<Switchboard, BuildError> {
+        if let Some(error) = self.errors.first() {
+            return Err(BuildError::new(error.clone()));
+        }
         let mut endpoints = HashMap::new();
         let mut shared = SharedByType::new();
         for (path, factory, configure) in self.endpoints {
             validate_path(&path)?;
             let mut options = self.defaults.clone();
-            if let Some(configure) = configure {
-                configure(&mut options);
-            }
+            configure(&mut options);
             options
                 .validate()
                 .map_err(|e| BuildError::new(format!("hub '{path}': {e}")))?;

@@ -16,6 +16,7 @@ use tower::ServiceExt;
 struct Echo;
 
 impl Hub for Echo {
+    type Client = switchboard::Untyped;
     fn methods(m: &mut Methods<Self>) {
         m.method("Echo", |_, _, (s,): (String,)| async move { Ok::<_, HubError>(s) });
         m.method("User", |_, cx, ()| async move {
@@ -316,6 +317,7 @@ fn options_and_paths_are_validated() {
 struct Twins;
 
 impl Hub for Twins {
+    type Client = switchboard::Untyped;
     fn methods(m: &mut Methods<Self>) {
         m.method("Send", |_, _, ()| async move { Ok::<_, HubError>(()) });
         m.method("send", |_, _, ()| async move { Ok::<_, HubError>(()) });

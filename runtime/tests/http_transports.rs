@@ -13,6 +13,7 @@ use tower::ServiceExt;
 struct Echo;
 
 impl Hub for Echo {
+    type Client = switchboard::Untyped;
     fn methods(m: &mut Methods<Self>) {
         m.method("Echo", |_, _, (s,): (String,)| async move { Ok::<_, HubError>(s) });
         m.method("Transport", |_, cx, ()| async move {

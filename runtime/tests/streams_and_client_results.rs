@@ -19,6 +19,7 @@ struct Streams {
 type Cx = HubContext<Streams>;
 
 impl Hub for Streams {
+    type Client = switchboard::Untyped;
     fn methods(m: &mut Methods<Self>) {
         m.stream("Count", |_, _, (n,): (u32,)| async move {
             Ok::<_, HubError>(stream::iter(1..=n))

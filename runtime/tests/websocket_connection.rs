@@ -20,6 +20,7 @@ struct Probe {
 type Cx = HubContext<Probe>;
 
 impl Hub for Probe {
+    type Client = switchboard::Untyped;
     fn methods(m: &mut Methods<Self>) {
         m.method("Echo", |_, _, (s,): (String,)| async move { Ok::<_, HubError>(s) });
         m.method("Void", |_, _, ()| async move { Ok::<_, HubError>(()) });
@@ -515,6 +516,7 @@ async fn websocket_lifecycle_counts_and_query() {
 struct Grumpy;
 
 impl Hub for Grumpy {
+    type Client = switchboard::Untyped;
     fn methods(_: &mut Methods<Self>) {}
 
     async fn on_connected(self: Arc<Self>, _cx: HubContext<Self>) -> Result<(), HubError> {

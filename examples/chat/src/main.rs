@@ -9,29 +9,31 @@
 //! Microsoft's tutorials do. `--signalr-js FILE` (or `SIGNALR_JS=FILE`) serves a local copy
 //! instead, for machines without internet access.
 
-use std::sync::Arc;
-
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use switchboard::{Hub, HubContext, Methods, Switchboard};
+use switchboard::{HubContext, HubError, Switchboard};
 
 /// The official browser client, pinned to the version the project tests against.
 const CDN_SIGNALR_JS: &str = "https://cdn.jsdelivr.net/npm/@microsoft/signalr@10.0.11/dist/browser/signalr.min.js";
 const LOCAL_SIGNALR_JS: &str = "/lib/signalr.min.js";
 const PAGE: &str = include_str!("../static/index.html");
 
+/// What the chat page can be told: the browser registers `ReceiveMessage`.
+#[switchboard::client]
+trait ChatClient {
+    /// Someone said something.
+    async fn receive_message(&self, user: String, message: String);
+}
+
 /// Relays every message to every connected client.
 struct Chat;
 
-impl Hub for Chat {
-    fn methods(methods: &mut Methods<Self>) {
-        methods.method(
-            "SendMessage",
-            |_hub: Arc<Chat>, cx: HubContext<Chat>, (user, message): (String, String)| async move {
-                cx.clients().all().send("ReceiveMessage", (user, message)).await
-            },
-        );
+#[switchboard::hub("/chat", client = ChatClient)]
+impl Chat {
+    /// Called by the page as `connection.invoke("SendMessage", user, message)`.
+    async fn send_message(&self, cx: &HubContext<Self>, user: String, message: String) -> Result<(), HubError> {
+        cx.clients().all().receive_message(user, message).await
     }
 }
 
@@ -97,7 +99,7 @@ async fn main() {
     };
     let page = PAGE.replace("{{SIGNALR_JS}}", script);
 
-    let app = match Switchboard::builder().hub("/chat", Chat).build() {
+    let app = match Switchboard::builder().mount(Chat).build() {
         Ok(app) => app,
         Err(error) => {
             eprintln!("configuration error: {error}");

@@ -423,11 +423,9 @@ async fn stream_items(
     cancellation: &tokio_util::sync::CancellationToken,
     detailed: bool,
 ) -> Option<String> {
-    let started = tokio::select! {
-        biased;
-        _ = cancellation.cancelled() => return None,
-        started = AssertUnwindSafe(future).catch_unwind() => started,
-    };
+    // The method runs even when cancelled before it started, as the reference server does, so
+    // that it can see the cancellation (through its token) and react.
+    let started = AssertUnwindSafe(future).catch_unwind().await;
     let prefix = format!("An unexpected error occurred invoking '{target}' on the server.");
     let mut items = match started {
         Ok(Ok(items)) => items,

@@ -1,22 +1,32 @@
 //! Sending to clients: targets (all, groups, users, connections…) as proxies with `send`, and
 //! group membership.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::HubError;
 use crate::lifetime::{LifetimeManager, OutboundMessage, Target};
-use crate::protocol::{CompletionResult, Protocol, RawValue};
+use crate::protocol::{Arguments, CompletionResult, Protocol, RawValue};
 
 /// The clients of a hub, to pick targets from. Inside a hub method, [`HubClients`] adds the
 /// caller-relative targets.
-#[derive(Clone)]
-pub struct Clients {
+pub struct Clients<C: ClientContract = Untyped> {
     manager: Arc<dyn LifetimeManager>,
     results: ResultPolicy,
+    contract: PhantomData<fn() -> C>,
+}
+
+impl<C: ClientContract> Clone for Clients<C> {
+    fn clone(&self) -> Self {
+        Self {
+            manager: self.manager.clone(),
+            results: self.results,
+            contract: PhantomData,
+        }
+    }
 }
 
 /// Some clients of a hub: send them an invocation of a client method.
@@ -32,7 +42,7 @@ impl ClientProxy {
     /// per protocol, whatever the number of connections.
     pub async fn send<A>(&self, method: &str, arguments: A) -> Result<(), HubError>
     where
-        A: Serialize + Send + Sync + 'static,
+        A: Arguments,
     {
         self.send_message(OutboundMessage::invocation(method, arguments)).await
     }
@@ -71,7 +81,7 @@ impl SingleClientProxy {
     /// Invokes client method `method` with `arguments` without waiting for an answer.
     pub async fn send<A>(&self, method: &str, arguments: A) -> Result<(), HubError>
     where
-        A: Serialize + Send + Sync + 'static,
+        A: Arguments,
     {
         self.proxy.send(method, arguments).await
     }
@@ -84,7 +94,7 @@ impl SingleClientProxy {
     pub async fn invoke<T, A>(&self, method: &str, arguments: A) -> Result<T, HubError>
     where
         T: DeserializeOwned,
-        A: Serialize + Send + Sync + 'static,
+        A: Arguments,
     {
         let timeout = match self.results {
             ResultPolicy::Allowed(timeout) => timeout,
@@ -150,50 +160,58 @@ fn owned(ids: impl IntoIterator<Item = impl Into<String>>) -> Vec<String> {
     ids.into_iter().map(Into::into).collect()
 }
 
-impl Clients {
+impl<C: ClientContract> Clients<C> {
     pub(crate) fn new(manager: Arc<dyn LifetimeManager>, results: ResultPolicy) -> Self {
-        Self { manager, results }
-    }
-
-    fn proxy(&self, target: Target) -> ClientProxy {
-        ClientProxy {
-            manager: self.manager.clone(),
-            target,
+        Self {
+            manager,
+            results,
+            contract: PhantomData,
         }
     }
 
+    fn proxy(&self, target: Target) -> C::Multi {
+        C::Multi::from(ClientProxy {
+            manager: self.manager.clone(),
+            target,
+        })
+    }
+
     /// Every connection.
-    pub fn all(&self) -> ClientProxy {
+    pub fn all(&self) -> C::Multi {
         self.proxy(Target::All)
     }
 
     /// Every connection but these.
-    pub fn all_except(&self, excluded: impl IntoIterator<Item = impl Into<String>>) -> ClientProxy {
+    pub fn all_except(&self, excluded: impl IntoIterator<Item = impl Into<String>>) -> C::Multi {
         self.proxy(Target::AllExcept(owned(excluded)))
     }
 
     /// One connection (which can also answer with a client result).
-    pub fn client(&self, connection_id: impl Into<String>) -> SingleClientProxy {
+    pub fn client(&self, connection_id: impl Into<String>) -> C::Single {
         let connection_id = connection_id.into();
-        SingleClientProxy {
-            proxy: self.proxy(Target::Connection(connection_id.clone())),
+        let proxy = ClientProxy {
+            manager: self.manager.clone(),
+            target: Target::Connection(connection_id.clone()),
+        };
+        C::Single::from(SingleClientProxy {
+            proxy,
             connection_id,
             results: self.results,
-        }
+        })
     }
 
     /// Several connections.
-    pub fn clients(&self, connection_ids: impl IntoIterator<Item = impl Into<String>>) -> ClientProxy {
+    pub fn clients(&self, connection_ids: impl IntoIterator<Item = impl Into<String>>) -> C::Multi {
         self.proxy(Target::Connections(owned(connection_ids)))
     }
 
     /// The members of a group.
-    pub fn group(&self, group: impl Into<String>) -> ClientProxy {
+    pub fn group(&self, group: impl Into<String>) -> C::Multi {
         self.proxy(Target::Group(group.into()))
     }
 
     /// The members of any of these groups, each reached once.
-    pub fn groups(&self, groups: impl IntoIterator<Item = impl Into<String>>) -> ClientProxy {
+    pub fn groups(&self, groups: impl IntoIterator<Item = impl Into<String>>) -> C::Multi {
         self.proxy(Target::Groups(owned(groups)))
     }
 
@@ -202,56 +220,90 @@ impl Clients {
         &self,
         group: impl Into<String>,
         excluded: impl IntoIterator<Item = impl Into<String>>,
-    ) -> ClientProxy {
+    ) -> C::Multi {
         self.proxy(Target::GroupExcept(group.into(), owned(excluded)))
     }
 
     /// Every connection of a user.
-    pub fn user(&self, user_id: impl Into<String>) -> ClientProxy {
+    pub fn user(&self, user_id: impl Into<String>) -> C::Multi {
         self.proxy(Target::User(user_id.into()))
     }
 
     /// Every connection of any of these users.
-    pub fn users(&self, user_ids: impl IntoIterator<Item = impl Into<String>>) -> ClientProxy {
+    pub fn users(&self, user_ids: impl IntoIterator<Item = impl Into<String>>) -> C::Multi {
         self.proxy(Target::Users(owned(user_ids)))
     }
 }
 
 /// The clients as seen from inside a hub method: everything [`Clients`] has, plus the
 /// targets relative to the caller.
-#[derive(Clone)]
-pub struct HubClients {
-    clients: Clients,
+pub struct HubClients<C: ClientContract = Untyped> {
+    clients: Clients<C>,
     caller: Arc<str>,
 }
 
-impl HubClients {
-    pub(crate) fn new(clients: Clients, caller: Arc<str>) -> Self {
+impl<C: ClientContract> Clone for HubClients<C> {
+    fn clone(&self) -> Self {
+        Self {
+            clients: self.clients.clone(),
+            caller: self.caller.clone(),
+        }
+    }
+}
+
+impl<C: ClientContract> HubClients<C> {
+    pub(crate) fn new(clients: Clients<C>, caller: Arc<str>) -> Self {
         Self { clients, caller }
     }
 
     /// The calling connection.
-    pub fn caller(&self) -> SingleClientProxy {
+    pub fn caller(&self) -> C::Single {
         self.clients.client(&*self.caller)
     }
 
     /// Every connection but the caller.
-    pub fn others(&self) -> ClientProxy {
+    pub fn others(&self) -> C::Multi {
         self.clients.all_except([&*self.caller])
     }
 
     /// The members of a group but the caller.
-    pub fn others_in_group(&self, group: impl Into<String>) -> ClientProxy {
+    pub fn others_in_group(&self, group: impl Into<String>) -> C::Multi {
         self.clients.group_except(group, [&*self.caller])
     }
 }
 
-impl std::ops::Deref for HubClients {
-    type Target = Clients;
+impl<C: ClientContract> std::ops::Deref for HubClients<C> {
+    type Target = Clients<C>;
 
-    fn deref(&self) -> &Clients {
+    fn deref(&self) -> &Clients<C> {
         &self.clients
     }
+}
+
+/// What a hub calls on its clients: proxies for multicast targets (fire-and-forget calls)
+/// and for single connections (which can also return client results).
+///
+/// [`Untyped`] gives `send(method, args)` proxies; a `#[switchboard::client]` trait gives
+/// proxies with one typed method per client method.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not describe a hub's client methods",
+    label = "expected the proxy of a `#[switchboard::client]` trait, or `Untyped`",
+    note = "`client = SomeTrait` in `#[hub(..)]` needs `#[switchboard::client]` on `trait SomeTrait`"
+)]
+pub trait ClientContract: Send + Sync + 'static {
+    /// The proxy for targets that may be many connections.
+    type Multi: From<ClientProxy> + Send + Sync;
+    /// The proxy for one connection.
+    type Single: From<SingleClientProxy> + Send + Sync;
+}
+
+/// Client methods called by name: `send(method, args)` and `invoke(method, args)`.
+#[derive(Debug, Clone, Copy)]
+pub enum Untyped {}
+
+impl ClientContract for Untyped {
+    type Multi = ClientProxy;
+    type Single = SingleClientProxy;
 }
 
 /// Group membership of a hub's connections.

@@ -11,7 +11,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 pub(crate) use clients::ResultPolicy;
-pub use clients::{ClientProxy, Clients, Groups, HubClients, SingleClientProxy};
+pub use clients::{ClientContract, ClientProxy, Clients, Groups, HubClients, SingleClientProxy, Untyped};
 pub use methods::{BindError, Binder, HubArg, IntoHubResult, InvocationArgs, Methods};
 pub use stream::HubStream;
 
@@ -37,6 +37,7 @@ use crate::transport::request::RequestInfo;
 /// struct Chat;
 ///
 /// impl Hub for Chat {
+///     type Client = switchboard::Untyped;
 ///     fn methods(methods: &mut Methods<Self>) {
 ///         methods.method("Send", |_hub: Arc<Chat>, cx: HubContext<Chat>, (name, text): (String, String)| async move {
 ///             cx.clients().all().send("Send", (name, text)).await
@@ -46,6 +47,20 @@ use crate::transport::request::RequestInfo;
 /// }
 /// ```
 pub trait Hub: Send + Sync + Sized + 'static {
+    /// The client methods the hub calls: [`Untyped`] (by name), or the proxies of a
+    /// `#[switchboard::client]` trait.
+    type Client: ClientContract;
+
+    /// Where [`SwitchboardBuilder::mount`](crate::SwitchboardBuilder::mount) maps the hub
+    /// (the path of `#[hub("/path")]`).
+    const PATH: Option<&'static str> = None;
+
+    /// Adjusts the hub's options after the app's defaults (the options given in
+    /// `#[hub(..)]`).
+    fn configure(options: &mut crate::HubOptions) {
+        let _ = options;
+    }
+
     /// Registers the hub's methods.
     fn methods(methods: &mut Methods<Self>);
 
@@ -192,7 +207,10 @@ impl<H> HubContext<H> {
     }
 
     /// The clients of the hub, including the caller-relative targets.
-    pub fn clients(&self) -> HubClients {
+    pub fn clients(&self) -> HubClients<H::Client>
+    where
+        H: Hub,
+    {
         let results = match &self.scope {
             Scope::Invocation { parallel: false, .. } => ResultPolicy::SingleInvocation,
             Scope::Connecting => ResultPolicy::OnConnected,
@@ -245,7 +263,10 @@ impl<H> HubHandle<H> {
     }
 
     /// The clients of the hub.
-    pub fn clients(&self) -> Clients {
+    pub fn clients(&self) -> Clients<H::Client>
+    where
+        H: Hub,
+    {
         Clients::new(
             self.shared.manager.clone(),
             ResultPolicy::Allowed(self.shared.client_result_timeout),

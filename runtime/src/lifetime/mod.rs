@@ -28,10 +28,7 @@ pub struct OutboundMessage {
 impl OutboundMessage {
     /// An Invocation of `target` on clients, with `arguments` (a tuple or another value that
     /// serializes as a sequence), sent without an invocation id.
-    pub fn invocation<A: serde::Serialize + Send + Sync + 'static>(
-        target: impl Into<String>,
-        arguments: A,
-    ) -> Arc<Self> {
+    pub fn invocation<A: crate::protocol::Arguments>(target: impl Into<String>, arguments: A) -> Arc<Self> {
         let target = target.into();
         Arc::new(Self {
             encode: Box::new(move |protocol, id, out| {

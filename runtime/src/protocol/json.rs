@@ -195,7 +195,7 @@ fn stream_ids_tail(out: &mut Vec<u8>, stream_ids: &[String]) -> Result<(), Proto
     Ok(())
 }
 
-pub(super) fn write_invocation<A: Serialize + ?Sized>(
+pub(super) fn write_invocation<A: super::Arguments + ?Sized>(
     out: &mut Vec<u8>,
     streaming: bool,
     invocation_id: Option<&str>,
@@ -205,7 +205,7 @@ pub(super) fn write_invocation<A: Serialize + ?Sized>(
 ) -> Result<(), ProtocolError> {
     guarded(out, |out| {
         invocation_head(out, streaming, None, invocation_id, target)?;
-        value(out, arguments)?;
+        value(out, &super::AsArray(arguments))?;
         stream_ids_tail(out, stream_ids)
     })
 }

@@ -7,17 +7,21 @@
 //! - [`handshake`]: the handshake request and response.
 //! - [`negotiate`]: the bodies of `POST {hub}/negotiate`, versions 0 and 1.
 
+mod arguments;
 pub mod framing;
 pub mod handshake;
 mod json;
 mod message;
 mod msgpack;
 pub mod negotiate;
+pub mod service;
 
 use bytes::{Bytes, BytesMut};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use arguments::Arguments;
+pub(crate) use arguments::AsArray;
 pub use message::{Close, Completion, CompletionResult, Headers, HubMessage, Invocation, RawValue, StreamItem};
 
 /// The highest hub protocol version this implementation speaks (2 adds Ack and Sequence).
@@ -158,8 +162,8 @@ impl Protocol {
     }
 
     /// Appends a framed Invocation (or StreamInvocation when `streaming`) whose arguments are
-    /// the typed value `arguments`, which must serialize as a sequence (a tuple, a slice…).
-    pub fn write_invocation<A: Serialize + ?Sized>(
+    /// the typed values `arguments` (a tuple, `()` for none).
+    pub fn write_invocation<A: Arguments + ?Sized>(
         self,
         out: &mut Vec<u8>,
         streaming: bool,

@@ -345,7 +345,7 @@ fn invocation_head(
     enc::write_str(out, target).map_err(io)
 }
 
-pub(super) fn write_invocation<A: Serialize + ?Sized>(
+pub(super) fn write_invocation<A: super::Arguments + ?Sized>(
     out: &mut Vec<u8>,
     streaming: bool,
     invocation_id: Option<&str>,
@@ -354,7 +354,7 @@ pub(super) fn write_invocation<A: Serialize + ?Sized>(
     stream_ids: &[String],
 ) -> Result<(), ProtocolError> {
     invocation_head(out, streaming, None, invocation_id, target)?;
-    write_typed(out, arguments)?;
+    write_typed(out, &super::AsArray(arguments))?;
     write_string_array(out, stream_ids)
 }
 

@@ -552,3 +552,22 @@ fn framing_message_type_of_written_records() {
     assert_eq!(framing::message_type(true, &handshake::write_response(None)), None);
     assert!(framing::is_tracked(3) && !framing::is_tracked(6) && !framing::is_tracked(8));
 }
+
+#[test]
+fn arguments_are_always_an_array() {
+    let mut out = Vec::new();
+    Protocol::Json
+        .write_invocation(&mut out, false, None, "StreamCanceled", &(), &[])
+        .unwrap();
+    assert_eq!(out, b"{\"type\":1,\"target\":\"StreamCanceled\",\"arguments\":[]}\x1e");
+    let mut out = Vec::new();
+    Protocol::MessagePack
+        .write_invocation(&mut out, false, None, "X", &(), &[])
+        .unwrap();
+    assert_eq!(out, framed_msgpack(&[0x96, 0x01, 0x80, 0xc0, 0xa1, b'X', 0x90, 0x90]));
+    let mut out = Vec::new();
+    Protocol::Json
+        .write_invocation(&mut out, false, None, "X", &vec![1, 2], &[])
+        .unwrap();
+    assert_eq!(out, b"{\"type\":1,\"target\":\"X\",\"arguments\":[1,2]}\x1e");
+}

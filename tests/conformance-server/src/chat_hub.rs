@@ -1,10 +1,11 @@
-//! ChatHub: broadcast, groups, users and connections, plus the benchmark methods.
+//! ChatHub: broadcast, groups, users and connections, plus the benchmark methods; written
+//! with `#[hub]` and `#[client]`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use switchboard::types::Dynamic;
-use switchboard::{Hub, HubContext, HubError, Methods};
+use switchboard::{HubContext, HubError};
 
 /// Counts of connections that came and went.
 #[derive(Default)]
@@ -13,125 +14,144 @@ pub struct Stats {
     pub disconnected: AtomicU64,
 }
 
+/// What ChatHub calls on its clients.
+#[switchboard::client]
+pub trait ChatClient {
+    /// A broadcast: who, and what.
+    async fn send(&self, name: String, message: String);
+    /// A group message: the group (or `*` for several), and what.
+    async fn group_message(&self, group: String, message: String);
+    /// A message to a user's connections.
+    async fn user_message(&self, message: String);
+    /// A message to one connection.
+    async fn direct(&self, message: String);
+    /// The benchmark echo: the caller's ticks and payload, unchanged.
+    async fn measure(&self, ticks: Dynamic, payload: Dynamic);
+}
+
 pub struct ChatHub {
     pub stats: Arc<Stats>,
 }
 
-type Cx = HubContext<ChatHub>;
-
-impl Hub for ChatHub {
-    fn methods(m: &mut Methods<Self>) {
-        m.method("Broadcast", |_, cx: Cx, (name, message): (String, String)| async move {
-            cx.clients().all().send("Send", (name, message)).await
-        });
-        m.method(
-            "BroadcastOthers",
-            |_, cx: Cx, (name, message): (String, String)| async move {
-                cx.clients().others().send("Send", (name, message)).await
-            },
-        );
-        m.method("JoinGroup", |_, cx: Cx, (group,): (String,)| async move {
-            cx.groups().add(cx.connection_id(), &group).await
-        });
-        m.method("LeaveGroup", |_, cx: Cx, (group,): (String,)| async move {
-            cx.groups().remove(cx.connection_id(), &group).await
-        });
-        m.method(
-            "SendToGroup",
-            |_, cx: Cx, (group, message): (String, String)| async move {
-                cx.clients()
-                    .group(group.clone())
-                    .send("GroupMessage", (group, message))
-                    .await
-            },
-        );
-        m.method(
-            "SendToOthersInGroup",
-            |_, cx: Cx, (group, message): (String, String)| async move {
-                cx.clients()
-                    .others_in_group(group.clone())
-                    .send("GroupMessage", (group, message))
-                    .await
-            },
-        );
-        m.method(
-            "SendToGroupExcept",
-            |_, cx: Cx, (group, excluded, message): (String, String, String)| async move {
-                cx.clients()
-                    .group_except(group.clone(), [excluded])
-                    .send("GroupMessage", (group, message))
-                    .await
-            },
-        );
-        m.method(
-            "SendToGroups",
-            |_, cx: Cx, (groups, message): (Vec<String>, String)| async move {
-                cx.clients().groups(groups).send("GroupMessage", ("*", message)).await
-            },
-        );
-        m.method(
-            "SendToUser",
-            |_, cx: Cx, (user, message): (String, String)| async move {
-                cx.clients().user(user).send("UserMessage", (message,)).await
-            },
-        );
-        m.method(
-            "SendToUsers",
-            |_, cx: Cx, (users, message): (Vec<String>, String)| async move {
-                cx.clients().users(users).send("UserMessage", (message,)).await
-            },
-        );
-        m.method(
-            "SendToConnection",
-            |_, cx: Cx, (id, message): (String, String)| async move {
-                cx.clients().client(id).send("Direct", (message,)).await
-            },
-        );
-        m.method(
-            "SendToConnections",
-            |_, cx: Cx, (ids, message): (Vec<String>, String)| async move {
-                cx.clients().clients(ids).send("Direct", (message,)).await
-            },
-        );
-        m.method(
-            "SendToAllExcept",
-            |_, cx: Cx, (excluded, message): (Vec<String>, String)| async move {
-                cx.clients().all_except(excluded).send("Send", ("*", message)).await
-            },
-        );
-        m.method("Echo", |_, _, (ticks, payload): (Dynamic, Dynamic)| async move {
-            Ok::<_, HubError>((ticks, payload))
-        });
-        m.method(
-            "EchoMeasure",
-            |_, cx: Cx, (ticks, payload): (Dynamic, Dynamic)| async move {
-                cx.clients().caller().send("Measure", (ticks, payload)).await
-            },
-        );
-        m.method(
-            "BroadcastMeasure",
-            |_, cx: Cx, (ticks, payload): (Dynamic, Dynamic)| async move {
-                cx.clients().all().send("Measure", (ticks, payload)).await
-            },
-        );
-        m.method(
-            "GroupMeasure",
-            |_, cx: Cx, (group, ticks, payload): (String, Dynamic, Dynamic)| async move {
-                cx.clients().group(group).send("Measure", (ticks, payload)).await
-            },
-        );
-        m.method("Disconnect", |_, cx: Cx, ()| async move {
-            cx.abort();
-            Ok::<_, HubError>(())
-        });
+#[switchboard::hub("/chathub", client = ChatClient, detailed_errors = true)]
+impl ChatHub {
+    async fn broadcast(&self, cx: &HubContext<Self>, name: String, message: String) -> Result<(), HubError> {
+        cx.clients().all().send(name, message).await
     }
 
-    async fn on_connected(self: Arc<Self>, _cx: Cx) -> Result<(), HubError> {
+    async fn broadcast_others(&self, cx: &HubContext<Self>, name: String, message: String) -> Result<(), HubError> {
+        cx.clients().others().send(name, message).await
+    }
+
+    async fn join_group(&self, cx: &HubContext<Self>, group: String) -> Result<(), HubError> {
+        cx.groups().add(cx.connection_id(), &group).await
+    }
+
+    async fn leave_group(&self, cx: &HubContext<Self>, group: String) -> Result<(), HubError> {
+        cx.groups().remove(cx.connection_id(), &group).await
+    }
+
+    async fn send_to_group(&self, cx: &HubContext<Self>, group: String, message: String) -> Result<(), HubError> {
+        cx.clients().group(group.clone()).group_message(group, message).await
+    }
+
+    async fn send_to_others_in_group(
+        &self,
+        cx: &HubContext<Self>,
+        group: String,
+        message: String,
+    ) -> Result<(), HubError> {
+        cx.clients()
+            .others_in_group(group.clone())
+            .group_message(group, message)
+            .await
+    }
+
+    async fn send_to_group_except(
+        &self,
+        cx: &HubContext<Self>,
+        group: String,
+        excluded: String,
+        message: String,
+    ) -> Result<(), HubError> {
+        cx.clients()
+            .group_except(group.clone(), [excluded])
+            .group_message(group, message)
+            .await
+    }
+
+    async fn send_to_groups(
+        &self,
+        cx: &HubContext<Self>,
+        groups: Vec<String>,
+        message: String,
+    ) -> Result<(), HubError> {
+        cx.clients().groups(groups).group_message("*".into(), message).await
+    }
+
+    async fn send_to_user(&self, cx: &HubContext<Self>, user: String, message: String) -> Result<(), HubError> {
+        cx.clients().user(user).user_message(message).await
+    }
+
+    async fn send_to_users(&self, cx: &HubContext<Self>, users: Vec<String>, message: String) -> Result<(), HubError> {
+        cx.clients().users(users).user_message(message).await
+    }
+
+    async fn send_to_connection(&self, cx: &HubContext<Self>, id: String, message: String) -> Result<(), HubError> {
+        cx.clients().client(id).direct(message).await
+    }
+
+    async fn send_to_connections(
+        &self,
+        cx: &HubContext<Self>,
+        ids: Vec<String>,
+        message: String,
+    ) -> Result<(), HubError> {
+        cx.clients().clients(ids).direct(message).await
+    }
+
+    async fn send_to_all_except(
+        &self,
+        cx: &HubContext<Self>,
+        excluded: Vec<String>,
+        message: String,
+    ) -> Result<(), HubError> {
+        cx.clients().all_except(excluded).send("*".into(), message).await
+    }
+
+    async fn echo(&self, ticks: Dynamic, payload: Dynamic) -> (Dynamic, Dynamic) {
+        (ticks, payload)
+    }
+
+    async fn echo_measure(&self, cx: &HubContext<Self>, ticks: Dynamic, payload: Dynamic) -> Result<(), HubError> {
+        cx.clients().caller().measure(ticks, payload).await
+    }
+
+    async fn broadcast_measure(&self, cx: &HubContext<Self>, ticks: Dynamic, payload: Dynamic) -> Result<(), HubError> {
+        cx.clients().all().measure(ticks, payload).await
+    }
+
+    async fn group_measure(
+        &self,
+        cx: &HubContext<Self>,
+        group: String,
+        ticks: Dynamic,
+        payload: Dynamic,
+    ) -> Result<(), HubError> {
+        cx.clients().group(group).measure(ticks, payload).await
+    }
+
+    async fn disconnect(&self, cx: &HubContext<Self>) {
+        cx.abort();
+    }
+
+    #[on_connected]
+    async fn count_connected(&self) {
         self.stats.connected.fetch_add(1, Ordering::Relaxed);
-        Ok(())
     }
 
-    async fn on_disconnected(self: Arc<Self>, _cx: Cx, _error: Option<HubError>) {
+    #[on_disconnected]
+    async fn count_disconnected(&self, _cx: &HubContext<Self>, _error: Option<HubError>) {
         self.stats.disconnected.fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 use switchboard::transport::auth::sign_hs256;
-use switchboard::{HubError, HubHandle, HubOptions, JwtBearer, Switchboard, TransportType};
+use switchboard::{HubError, HubHandle, JwtBearer, Switchboard, TransportType};
 
 use chat_hub::{ChatHub, Stats};
 use test_hub::TestHub;
@@ -97,7 +97,7 @@ async fn client_result(State(state): State<AppState>, Path(connection_id): Path<
     let Some(hub) = state.test_hub.get() else {
         return (StatusCode::INTERNAL_SERVER_ERROR, "TestHub is not mapped").into_response();
     };
-    match hub.clients().client(connection_id).invoke::<i64, _>("Result", ()).await {
+    match hub.clients().client(connection_id).result().await {
         Ok(value) => value.to_string().into_response(),
         Err(error) => error.message().to_owned().into_response(),
     }
@@ -150,9 +150,7 @@ async fn negotiate_cookies(request: Request<axum::body::Body>, next: Next) -> Re
 }
 
 fn build(state: &AppState) -> Result<axum::Router, switchboard::BuildError> {
-    let detailed = |options: &mut HubOptions| options.enable_detailed_errors = true;
     let app = Switchboard::builder()
-        .hub_options(detailed)
         .authenticator(JwtBearer::hs256(&state.secret))
         .user_id_provider(|user| {
             user.claims

@@ -1,0 +1,227 @@
+//! The WebSocket under a connection: opening it (after negotiate), the handshake, and the
+//! task that writes to it (coalescing queued records, and pinging when idle).
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
+use http::HeaderValue;
+use http::header::USER_AGENT;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_util::sync::CancellationToken;
+
+use super::endpoint::Endpoint;
+use super::negotiate::{CLIENT_USER_AGENT, negotiate};
+use super::{ClientError, ClientOptions};
+use crate::protocol::handshake::{self, HandshakeRequest};
+use crate::protocol::{Close, HubMessage, Protocol};
+
+/// The WebSocket of a connection.
+pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// How long opening the WebSocket may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(100);
+
+/// How long closing the WebSocket may take.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The most bytes of queued records written as one frame.
+const MAX_BATCH: usize = 64 * 1024;
+
+/// A WebSocket whose handshake is done.
+pub(crate) struct Opened {
+    pub socket: Socket,
+    /// Bytes that came after the handshake response: already hub messages.
+    pub leftover: BytesMut,
+    /// The public connection id (none without negotiate).
+    pub connection_id: Option<String>,
+}
+
+/// Negotiates (unless skipped), opens the WebSocket and completes the handshake.
+pub(crate) async fn open(endpoint: &Endpoint, options: &ClientOptions) -> Result<Opened, ClientError> {
+    let (url, connection_id) = if options.skip_negotiation {
+        (endpoint.websocket_url(None, options.access_token.as_deref()), None)
+    } else {
+        let negotiated = negotiate(endpoint, options).await?;
+        let url = negotiated
+            .endpoint
+            .websocket_url(Some(&negotiated.transport_id), negotiated.access_token.as_deref());
+        (url, Some(negotiated.connection_id))
+    };
+    let mut socket = connect(&url, options).await?;
+    let leftover = handshake(&mut socket, options).await?;
+    Ok(Opened {
+        socket,
+        leftover,
+        connection_id,
+    })
+}
+
+fn failed_to_start(error: impl std::fmt::Display) -> String {
+    format!("Failed to start the transport 'WebSockets': {error}")
+}
+
+async fn connect(url: &str, options: &ClientOptions) -> Result<Socket, ClientError> {
+    let mut request = url
+        .into_client_request()
+        .map_err(|e| ClientError::config(failed_to_start(e)))?;
+    let headers = request.headers_mut();
+    headers.insert(USER_AGENT, HeaderValue::from_static(CLIENT_USER_AGENT));
+    for (name, value) in &options.headers {
+        let name = http::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|e| ClientError::config(format!("Invalid header name '{name}': {e}")))?;
+        let value = HeaderValue::from_str(value)
+            .map_err(|e| ClientError::config(format!("Invalid value of header '{name}': {e}")))?;
+        headers.insert(name, value);
+    }
+    let connecting = tokio_tungstenite::connect_async(request);
+    match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+        Err(_) => Err(ClientError::timeout(failed_to_start("the upgrade timed out."))),
+        Ok(Ok((socket, _))) => Ok(socket),
+        Ok(Err(tungstenite::Error::Http(response))) => {
+            let status = response.status();
+            Err(ClientError::http(
+                Some(status.as_u16()),
+                failed_to_start(format_args!(
+                    "{}: Status code '{}'",
+                    status.canonical_reason().unwrap_or("Unexpected response"),
+                    status.as_u16()
+                )),
+            ))
+        }
+        Ok(Err(e)) => Err(ClientError::io(failed_to_start(e))),
+    }
+}
+
+/// Sends the handshake request and waits for the response; returns what followed it.
+async fn handshake(socket: &mut Socket, options: &ClientOptions) -> Result<BytesMut, ClientError> {
+    let request = handshake::write_request(&HandshakeRequest {
+        protocol: options.protocol.name().to_owned(),
+        version: 1,
+    });
+    // Always a text frame, whatever the hub protocol, as the TypeScript client sends it.
+    let request = String::from_utf8_lossy(&request).into_owned();
+    socket
+        .send(Message::text(request))
+        .await
+        .map_err(|e| ClientError::io(format!("Failed to send the handshake: {e}")))?;
+    let deadline = Instant::now() + options.handshake_timeout;
+    let mut buffer = BytesMut::new();
+    loop {
+        if let Some(response) = handshake::read_response(&mut buffer, None)? {
+            return match response.error {
+                Some(error) => Err(ClientError::handshake(error)),
+                None => Ok(buffer),
+            };
+        }
+        let next = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .map_err(|_| ClientError::timeout("The server did not answer the handshake in time."))?;
+        match next {
+            Some(Ok(Message::Text(text))) => buffer.extend_from_slice(text.as_bytes()),
+            Some(Ok(Message::Binary(bytes))) => buffer.extend_from_slice(&bytes),
+            Some(Ok(Message::Close(_))) | None => {
+                return Err(ClientError::disconnected(
+                    "The server closed the connection before the handshake completed.",
+                ));
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(ClientError::io(format!("The handshake failed: {e}"))),
+        }
+    }
+}
+
+/// What the writer task is asked to do.
+pub(crate) enum Outbound {
+    /// Write framed records.
+    Records(Bytes),
+    /// Close gracefully: a Close message, then the WebSocket close handshake.
+    Stop,
+}
+
+/// The framed records of one message, in `protocol`.
+pub(crate) fn encode(protocol: Protocol, message: &HubMessage) -> Bytes {
+    let mut out = Vec::new();
+    // Messages the client builds (Ping, Close, CancelInvocation) always encode.
+    let _ = protocol.write_message(&mut out, message);
+    Bytes::from(out)
+}
+
+fn frame(protocol: Protocol, bytes: Bytes) -> Message {
+    match protocol {
+        // Records of the JSON protocol are always UTF-8.
+        Protocol::Json => match Utf8Bytes::try_from(bytes.clone()) {
+            Ok(text) => Message::Text(text),
+            Err(_) => Message::text(String::from_utf8_lossy(&bytes).into_owned()),
+        },
+        Protocol::MessagePack => Message::Binary(bytes),
+    }
+}
+
+/// Writes queued records to the socket until asked to stop, until `shutdown`, or until a
+/// write fails. Sends a Ping at once (which arms the server's client timeout) and whenever
+/// nothing was written for `keep_alive`. Returns whether a write failed.
+pub(crate) async fn write_loop(
+    mut sink: SplitSink<Socket, Message>,
+    mut queue: mpsc::Receiver<Outbound>,
+    protocol: Protocol,
+    keep_alive: Duration,
+    shutdown: CancellationToken,
+) -> bool {
+    let ping = encode(protocol, &HubMessage::Ping);
+    let mut next_ping = Instant::now();
+    loop {
+        let first = tokio::select! {
+            item = queue.recv() => item,
+            () = tokio::time::sleep_until(next_ping) => Some(Outbound::Records(ping.clone())),
+            () = shutdown.cancelled() => None,
+        };
+        let (batch, stop) = match first {
+            None => {
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
+                return false;
+            }
+            Some(Outbound::Stop) => (None, true),
+            Some(Outbound::Records(records)) => coalesce(records, &mut queue),
+        };
+        if let Some(batch) = batch {
+            if sink.send(frame(protocol, batch)).await.is_err() {
+                return true;
+            }
+            next_ping = Instant::now() + keep_alive;
+        }
+        if stop {
+            let close = encode(protocol, &HubMessage::Close(Close::default()));
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+                let _ = sink.send(frame(protocol, close)).await;
+                let _ = sink.close().await;
+            })
+            .await;
+            return false;
+        }
+    }
+}
+
+/// Appends whatever else is queued (up to [`MAX_BATCH`] bytes) to `first`; says whether a
+/// Stop came after them.
+fn coalesce(first: Bytes, queue: &mut mpsc::Receiver<Outbound>) -> (Option<Bytes>, bool) {
+    let mut batch: Option<Vec<u8>> = None;
+    let mut stop = false;
+    while batch.as_ref().map_or(first.len(), Vec::len) < MAX_BATCH {
+        match queue.try_recv() {
+            Ok(Outbound::Records(more)) => batch.get_or_insert_with(|| first.to_vec()).extend_from_slice(&more),
+            Ok(Outbound::Stop) => {
+                stop = true;
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    (Some(batch.map_or(first, Bytes::from)), stop)
+}
