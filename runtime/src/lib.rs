@@ -21,7 +21,10 @@ pub mod types;
 #[path = "private.rs"]
 pub mod __private;
 
-pub use switchboard_macros::{client, hub};
+#[doc = include_str!("docs/client.md")]
+pub use switchboard_macros::client;
+#[doc = include_str!("docs/hub.md")]
+pub use switchboard_macros::hub;
 
 pub use error::{BuildError, HubError};
 pub use hub::{
