@@ -14,6 +14,7 @@ mod lifetime;
 mod options;
 pub mod protocol;
 mod server;
+pub mod service;
 pub mod transport;
 pub mod types;
 

@@ -25,6 +25,26 @@ Library quirks handled here (client-side, not server behaviour):
   FIN, so ``stop()`` hangs until the server sends something (up to a keep-alive
   interval).  ``SignalrcoreHubClient.stop`` therefore shuts the socket down
   first.
+* signalrcore's long-polling client (1.0.2) has three bugs, the first two
+  patched here by ``_patch_signalrcore_long_polling`` (client code only; the
+  wire traffic is then what a fixed client sends):
+
+  - a poll response holding several records (``Message`` and the
+    ``Completion`` of ``InvokeWithString``, or a handshake answer followed by
+    a message) is delivered one record per poll: the rest waits in its buffer
+    until the *next* poll returns data (up to the 90 s poll timeout).  The
+    patch hands every complete record of the buffer to the protocol at once
+    (the protocol parsers already split on the record separator).
+  - polls are sent without the connection's headers, so on ``/authorizedhub``
+    every poll is answered 401 and the client polls in a tight loop.  The
+    patch sends the connection headers (``Authorization``, user headers) on
+    polls too, as the TypeScript client does.
+  - MessagePack over long polling cannot work: the transport never marks
+    itself binary (it always uses the text client, which looks for 0x1E
+    record separators in the VarInt-framed data), and the binary client's
+    constructor raises ``TypeError``.  That combination is therefore not run
+    (``LIBRARY_UNSUPPORTED``).
+
 * pysignalr's ``access_token_factory`` is only applied after negotiation (in
   its WebSocket handshake step), so its first negotiate is always sent without
   a token.  The token is passed as an ``Authorization`` header instead, which
@@ -50,9 +70,9 @@ from typing import Any, Callable, Optional, Union
 
 DEFAULT_TIMEOUT = 10.0
 
-# Only WebSockets for now.  ServerSentEvents and LongPolling (signalrcore only;
-# pysignalr is WebSockets-only) are to be added to this tuple later.
-TRANSPORTS = ("WebSockets",)
+# Every transport; each library runs on those it supports (LIBRARY_TRANSPORTS):
+# signalrcore on all three, pysignalr on WebSockets only.
+TRANSPORTS = ("WebSockets", "ServerSentEvents", "LongPolling")
 
 LIBRARIES = ("signalrcore", "pysignalr")
 PROTOCOLS = ("json", "messagepack")
@@ -61,6 +81,12 @@ PROTOCOLS = ("json", "messagepack")
 LIBRARY_TRANSPORTS = {
     "signalrcore": ("WebSockets", "ServerSentEvents", "LongPolling"),
     "pysignalr": ("WebSockets",),
+}
+
+# (library, protocol, transport) combinations a library cannot do at all
+# (client bugs, see the module docstring).
+LIBRARY_UNSUPPORTED = {
+    ("signalrcore", "messagepack", "LongPolling"),
 }
 
 
@@ -84,6 +110,8 @@ def all_client_configs() -> list[ClientConfig]:
             for protocol in PROTOCOLS:
                 if transport == "ServerSentEvents" and protocol == "messagepack":
                     continue  # SSE is a text-only transport
+                if (library, protocol, transport) in LIBRARY_UNSUPPORTED:
+                    continue
                 configs.append(ClientConfig(library, protocol, transport))
     return configs
 
@@ -198,11 +226,49 @@ TokenArg = Optional[Union[str, Callable[[], str]]]
 # --------------------------------------------------------------------------
 
 
+_signalrcore_patched = False
+
+
+def _patch_signalrcore_long_polling() -> None:
+    """Fixes two client-side bugs of signalrcore 1.0.2's long polling (see the
+    module docstring).  Idempotent."""
+    global _signalrcore_patched
+    if _signalrcore_patched:
+        return
+    from signalrcore.transport.long_polling.long_polling_client import LongPollingBaseClient
+
+    def _append(self, frame):
+        # Every complete record at once (without the last separator, as the
+        # original returns them); an incomplete tail stays buffered.
+        self._buffer += frame or b""
+        idx = self._buffer.rfind(self._byte_separator)
+        if idx < 0:
+            return None
+        complete, self._buffer = self._buffer[:idx], self._buffer[idx + 1:]
+        return complete
+
+    original_recv_frame = LongPollingBaseClient._recv_frame
+
+    def _recv_frame(self):
+        # Polls carry the connection's headers (Authorization, user headers).
+        for name, value in (self.headers or {}).items():
+            self._receive_headers.setdefault(name, value)
+        return original_recv_frame(self)
+
+    LongPollingBaseClient._append = _append
+    LongPollingBaseClient._recv_frame = _recv_frame
+    _signalrcore_patched = True
+
+
 class SignalrcoreHubClient(HubClient):
     def __init__(self, config: ClientConfig, url: str, token: TokenArg = None,
                  headers: Optional[dict] = None):
         from signalrcore.hub_connection_builder import HubConnectionBuilder
         from signalrcore.types import HttpTransportType, HubProtocolEncoding
+
+        if (config.library, config.protocol, config.transport) in LIBRARY_UNSUPPORTED:
+            raise ValueError(f"signalrcore cannot do {config.id}")
+        _patch_signalrcore_long_polling()
 
         self.config = config
         self.url = url

@@ -45,3 +45,24 @@ def test_throw_exception_reports_detailed_error(connect):
 def test_get_active_transport_name(connect, client_config):
     client = connect("/testhub")
     assert client.invoke("GetActiveTransportName", []) == client_config.transport
+
+
+def test_get_header_returns_custom_header(connect):
+    """Headers given to the client reach the request the hub sees (the
+    WebSocket upgrade, the SSE GET or the first long poll)."""
+    client = connect("/testhub", headers={"X-HEADER": "VALUE"})
+    assert client.invoke("GetHeader", ["X-HEADER"]) == "VALUE"
+    assert client.invoke("GetHeader", ["x-header"]) == "VALUE"
+    assert client.invoke("GetHeader", ["X-Not-Sent-Header"]) is None
+
+
+def test_many_server_calls_arrive_in_order(connect):
+    """Several client-method calls in a row (batched into one long-poll
+    response or SSE event on those transports) all arrive, in order."""
+    client = connect("/testhub")
+    calls = client.on("Message")
+    messages = [unique(f"m{i}") for i in range(20)]
+    for message in messages:
+        client.invoke("InvokeWithString", [message])
+    calls.wait_for(lambda args: args == [messages[-1]])
+    assert [args[0] for args in calls.received()] == messages

@@ -1,7 +1,7 @@
 //! TestHub and the hub behind `/authorizedhub`, written with `#[hub]` and `#[client]`.
 
 use futures_util::{Stream, TryStreamExt, stream};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use switchboard::types::{Binary, Dynamic, Timestamp};
 use switchboard::{HubContext, HubError, HubStream, TransportType};
 
@@ -21,7 +21,7 @@ pub trait TestClient {
 /// The hub of the official client's functional tests.
 pub struct TestHub;
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ComplexObject {
     string: String,

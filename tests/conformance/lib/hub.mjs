@@ -2,7 +2,9 @@
 
 import { afterEach } from "node:test";
 import { createRequire } from "node:module";
-import { HttpTransportType, HubConnectionBuilder, HubConnectionState, LogLevel } from "@microsoft/signalr";
+import {
+    DefaultHttpClient, HttpClient, HttpTransportType, HubConnectionBuilder, HubConnectionState, LogLevel, NullLogger,
+} from "@microsoft/signalr";
 import { MessagePackHubProtocol } from "@microsoft/signalr-protocol-msgpack";
 import { DEBUG } from "./server.mjs";
 
@@ -16,22 +18,51 @@ export const TEST_TIMEOUT = 10_000;
 export const WAIT_MS = 5_000;
 
 export const PROTOCOLS = ["json", "messagepack"];
+export const TRANSPORTS = ["WebSockets", "ServerSentEvents", "LongPolling"];
 
-/** protocol × skipNegotiation, all on WebSockets. */
-export const VARIANTS = PROTOCOLS.flatMap((protocol) => [false, true].map((skipNegotiation) => ({
-    protocol,
-    skipNegotiation,
-    name: `WebSockets, ${protocol}, ${skipNegotiation ? "skipNegotiation" : "negotiate"}`,
-})));
+/** transport × protocol, without Server-Sent Events × MessagePack (SSE is a text-only transport). */
+export const TRANSPORT_PROTOCOLS = TRANSPORTS.flatMap((transport) => PROTOCOLS
+    .filter((protocol) => !(transport === "ServerSentEvents" && protocol === "messagepack"))
+    .map((protocol) => ({ transport, protocol, name: `${transport}, ${protocol}` })));
+
+/**
+ * transport × protocol × skipNegotiation (skipNegotiation only exists for WebSockets), without
+ * Server-Sent Events × MessagePack.
+ */
+export const VARIANTS = TRANSPORT_PROTOCOLS.flatMap(({ transport, protocol }) =>
+    (transport === "WebSockets" ? [false, true] : [false]).map((skipNegotiation) => ({
+        transport,
+        protocol,
+        skipNegotiation,
+        name: `${transport}, ${protocol}, ${skipNegotiation ? "skipNegotiation" : "negotiate"}`,
+    })));
+
+/** HttpTransportType of a transport name ("WebSockets", ...) or the enum value itself. */
+export function transportType(transport) {
+    if (typeof transport === "number") {
+        return transport;
+    }
+    const value = HttpTransportType[transport];
+    if (typeof value !== "number") {
+        throw new Error(`unknown transport ${transport}`);
+    }
+    return value;
+}
 
 const openConnections = new Set();
 
 /**
  * Builds (does not start) a HubConnection.
  * @param {string} url full hub URL
- * @param {{protocol?: string, skipNegotiation?: boolean, transport?: number,
+ * @param {{protocol?: string, skipNegotiation?: boolean, transport?: number | string,
  *          accessTokenFactory?: () => string | Promise<string>, headers?: Record<string,string>,
- *          logLevel?: number}} [options]
+ *          httpClient?: object, statefulReconnect?: boolean | object,
+ *          automaticReconnect?: boolean | number[], httpOptions?: object, logLevel?: number}} [options]
+ *   `transport` is an HttpTransportType value or name, or null for the client's default (every
+ *   transport the server offers, in its order); `statefulReconnect` calls
+ *   withStatefulReconnect() (an object is passed on as its options); `automaticReconnect` calls
+ *   withAutomaticReconnect() (an array is passed on as the retry delays); `httpOptions` are extra
+ *   IHttpConnectionOptions (e.g. a `WebSocket` constructor).
  */
 export function buildConnection(url, options = {}) {
     const {
@@ -40,14 +71,24 @@ export function buildConnection(url, options = {}) {
         transport = HttpTransportType.WebSockets,
         accessTokenFactory,
         headers,
+        httpClient,
+        statefulReconnect,
+        automaticReconnect,
+        httpOptions: extraHttpOptions,
         logLevel = LogLevel.Warning,
     } = options;
-    const httpOptions = { transport, skipNegotiation, logMessageContent: DEBUG };
+    const httpOptions = { skipNegotiation, logMessageContent: DEBUG, ...extraHttpOptions };
+    if (transport !== null) {
+        httpOptions.transport = transportType(transport);
+    }
     if (accessTokenFactory) {
         httpOptions.accessTokenFactory = accessTokenFactory;
     }
     if (headers) {
         httpOptions.headers = headers;
+    }
+    if (httpClient) {
+        httpOptions.httpClient = httpClient;
     }
     let builder = new HubConnectionBuilder()
         .withUrl(url, httpOptions)
@@ -56,6 +97,16 @@ export function buildConnection(url, options = {}) {
         builder = builder.withHubProtocol(new MessagePackHubProtocol());
     } else if (protocol !== "json") {
         throw new Error(`unknown protocol ${protocol}`);
+    }
+    if (statefulReconnect) {
+        builder = typeof statefulReconnect === "object"
+            ? builder.withStatefulReconnect(statefulReconnect)
+            : builder.withStatefulReconnect();
+    }
+    if (automaticReconnect) {
+        builder = Array.isArray(automaticReconnect)
+            ? builder.withAutomaticReconnect(automaticReconnect)
+            : builder.withAutomaticReconnect();
     }
     const connection = builder.build();
     openConnections.add(connection);
@@ -198,4 +249,50 @@ export async function fetchToken(baseUrl, user) {
         throw new Error(`GET ${url} returned an empty token`);
     }
     return body;
+}
+
+/**
+ * Subscribes to `connection.stream(method, ...args)` and resolves, when the stream ends, with
+ * `{ items, error }` (`error` undefined when it completed normally).
+ */
+export function collectStream(connection, method, ...args) {
+    return new Promise((resolve) => {
+        const items = [];
+        connection.stream(method, ...args).subscribe({
+            next: (item) => items.push(item),
+            complete: () => resolve({ items, error: undefined }),
+            error: (error) => resolve({ items, error }),
+        });
+    });
+}
+
+/** GET `url`; returns { status, text }. */
+export async function httpGet(url) {
+    const res = await fetch(url);
+    return { status: res.status, text: await res.text() };
+}
+
+/** An HttpClient (for the `httpClient` option) that records every request and its outcome. */
+export class RecordingHttpClient extends HttpClient {
+    constructor() {
+        super();
+        this.inner = new DefaultHttpClient(NullLogger.instance);
+        /** { method, url, start, promise, status?, content?, error?, end? } per request */
+        this.log = [];
+    }
+
+    send(request) {
+        const entry = { method: request.method, url: request.url, start: Date.now() };
+        this.log.push(entry);
+        const promise = this.inner.send(request);
+        entry.promise = promise.then(
+            (res) => Object.assign(entry, { status: res.statusCode, content: res.content, end: Date.now() }),
+            (err) => Object.assign(entry, { error: err, status: err.statusCode, end: Date.now() }),
+        );
+        return promise;
+    }
+
+    getCookieString(url) {
+        return this.inner.getCookieString(url);
+    }
 }

@@ -274,3 +274,115 @@ export function assertJsonCompletion(assert, msg, invocationId, result) {
     assert.ok("result" in msg, `Completion without a result: ${JSON.stringify(msg)}`);
     assert.deepEqual(msg.result, result);
 }
+
+/**
+ * A raw Server-Sent Events reader over fetch: records the raw text and the `data` of every event
+ * (several `data:` lines of one event joined with "\n", as EventSource does).
+ */
+export class SseStream {
+    /** GETs `url` with `Accept: text/event-stream`; resolves once the response headers arrived. */
+    static async open(url, { headers } = {}) {
+        const abort = new AbortController();
+        const res = await withTimeout(fetch(url, {
+            headers: { Accept: "text/event-stream", ...headers },
+            signal: abort.signal,
+        }), WAIT_MS, `SSE GET ${url}`);
+        return new SseStream(res, abort);
+    }
+
+    constructor(res, abort) {
+        this.status = res.status;
+        this.headers = res.headers;
+        this.abort = abort;
+        this.raw = "";
+        this.events = [];
+        this.ended = false;
+        this.waiters = [];
+        this._pending = "";
+        this.done = this._pump(res);
+    }
+
+    async _pump(res) {
+        const decoder = new TextDecoder();
+        try {
+            for await (const chunk of res.body) {
+                const text = decoder.decode(chunk, { stream: true });
+                this.raw += text;
+                this._pending += text;
+                this._parse();
+                this._wake();
+            }
+        } catch {
+            // aborted
+        }
+        this.ended = true;
+        this._wake();
+    }
+
+    _parse() {
+        for (;;) {
+            const m = /\r?\n\r?\n/.exec(this._pending);
+            if (!m) {
+                return;
+            }
+            const block = this._pending.slice(0, m.index);
+            this._pending = this._pending.slice(m.index + m[0].length);
+            const data = block.split(/\r?\n/)
+                .filter((line) => line.startsWith("data:"))
+                .map((line) => line.slice(5).replace(/^ /, ""));
+            if (data.length > 0) {
+                this.events.push(data.join("\n"));
+            }
+        }
+    }
+
+    _wake() {
+        for (const waiter of [...this.waiters]) {
+            waiter();
+        }
+    }
+
+    _waitFor(check, ms, what) {
+        return withTimeout(new Promise((resolve, reject) => {
+            const wake = () => {
+                const r = check();
+                if (r !== undefined) {
+                    this.waiters = this.waiters.filter((w) => w !== wake);
+                    resolve(r);
+                } else if (this.ended) {
+                    this.waiters = this.waiters.filter((w) => w !== wake);
+                    reject(new Error(`the SSE response ended while waiting for ${what} (raw: ${JSON.stringify(this.raw)})`));
+                }
+            };
+            this.waiters.push(wake);
+            wake();
+        }), ms, what);
+    }
+
+    /** The data of the next event. */
+    nextEvent(ms = WAIT_MS) {
+        return this._waitFor(() => this.events.shift(), ms, "an SSE event");
+    }
+
+    /** Waits until the raw text is non-empty; returns it. */
+    firstBytes(ms = WAIT_MS) {
+        return this._waitFor(() => (this.raw.length > 0 ? this.raw : undefined), ms, "the first bytes of the SSE response");
+    }
+
+    /** Resolves when the server ends the response. */
+    end(ms = WAIT_MS) {
+        return withTimeout(this.done, ms, "the end of the SSE response");
+    }
+
+    close() {
+        this.abort.abort();
+    }
+}
+
+/** One HTTP request with fetch; returns { status, headers, text, bytes, ms } (ms = duration). */
+export async function http(method, url, { body, headers, signal } = {}) {
+    const start = Date.now();
+    const res = await fetch(url, { method, body, headers, signal });
+    const bytes = Buffer.from(await res.arrayBuffer());
+    return { status: res.status, headers: res.headers, bytes, text: bytes.toString("utf8"), ms: Date.now() - start };
+}

@@ -63,10 +63,10 @@ describe("/authorizedhub over raw HTTP", () => {
 });
 
 for (const variant of VARIANTS) {
-    const { protocol, skipNegotiation } = variant;
+    const { protocol, skipNegotiation, transport } = variant;
     describe(`/authorizedhub over ${variant.name}`, () => {
         it("start() without a token fails with 401", opts, async () => {
-            const c = buildConnection(`${server.url}/authorizedhub`, { protocol, skipNegotiation, logLevel: LogLevel.None });
+            const c = buildConnection(`${server.url}/authorizedhub`, { protocol, skipNegotiation, transport, logLevel: LogLevel.None });
             const err = await rejection(withTimeout(c.start(), WAIT_MS, "start()"), "start()");
             if (skipNegotiation) {
                 // No negotiate: the refused upgrade surfaces as the client's generic WebSocket error.
@@ -78,7 +78,7 @@ for (const variant of VARIANTS) {
 
         it("start() with an invalid token fails", opts, async () => {
             const c = buildConnection(`${server.url}/authorizedhub`, {
-                protocol, skipNegotiation, logLevel: LogLevel.None, accessTokenFactory: () => "invalid.token.value",
+                protocol, skipNegotiation, transport, logLevel: LogLevel.None, accessTokenFactory: () => "invalid.token.value",
             });
             const err = await rejection(withTimeout(c.start(), WAIT_MS, "start()"), "start()");
             if (skipNegotiation) {
@@ -90,7 +90,7 @@ for (const variant of VARIANTS) {
 
         it("Echo works with a token from /generateJwtToken (accessTokenFactory)", opts, async () => {
             const c = await connect(`${server.url}/authorizedhub`, {
-                protocol, skipNegotiation, accessTokenFactory: () => fetchToken(server.url),
+                protocol, skipNegotiation, transport, accessTokenFactory: () => fetchToken(server.url),
             });
             const message = "你好，世界！";
             assert.equal(await c.invoke("Echo", message), message);

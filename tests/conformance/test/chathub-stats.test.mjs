@@ -6,7 +6,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { ownsServer, useServer } from "../lib/server.mjs";
-import { buildConnection, connect, delay, TEST_TIMEOUT, useConnectionCleanup, withTimeout, WAIT_MS } from "../lib/hub.mjs";
+import { buildConnection, connect, delay, TEST_TIMEOUT, TRANSPORT_PROTOCOLS, useConnectionCleanup, withTimeout, WAIT_MS } from "../lib/hub.mjs";
 
 const server = useServer();
 useConnectionCleanup();
@@ -93,4 +93,25 @@ describe("GET /stats", () => {
             assert.ok(after.connected >= before.connected);
         }
     });
+    for (const { transport, protocol, name } of TRANSPORT_PROTOCOLS) {
+        it(`counts a connect and a stop() over ${name}`, opts, async () => {
+            const before = await stats();
+            const c = await connect(`${server.url}/chathub`, { protocol, transport });
+            await statsUntil((s) => matches(s.connected - before.connected, 1), "connected to grow by 1");
+            await withTimeout(c.stop(), WAIT_MS, "stop()");
+            const after = await statsUntil((s) => matches(s.disconnected - before.disconnected, 1), "disconnected to grow by 1");
+            assert.ok(matches(after.connected - before.connected, 1), `${JSON.stringify(before)} -> ${JSON.stringify(after)}`);
+        });
+
+        it(`counts a server-side Disconnect() over ${name}`, opts, async () => {
+            const before = await stats();
+            const c = buildConnection(`${server.url}/chathub`, { protocol, transport });
+            const closedPromise = new Promise((resolve) => c.onclose(resolve));
+            await withTimeout(c.start(), WAIT_MS, "start()");
+            c.invoke("Disconnect").catch(() => {});
+            const error = await withTimeout(closedPromise, WAIT_MS, "onclose");
+            assert.strictEqual(error, undefined, `Disconnect() should close cleanly, got: ${error}`);
+            await statsUntil((s) => matches(s.disconnected - before.disconnected, 1), "disconnected to grow by 1");
+        });
+    }
 });

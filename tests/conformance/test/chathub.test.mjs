@@ -1,4 +1,5 @@
-// ChatHub (/chathub): broadcast, groups, users, connections, benchmarks methods, Disconnect.
+// ChatHub (/chathub): broadcast, groups, users, connections, benchmarks methods, Disconnect, over
+// every transport × protocol (Server-Sent Events × MessagePack excluded).
 //
 // Absence of a message is proven with a sentinel: after the call under test has completed, one
 // client invokes Broadcast(SENTINEL, token); messages to one connection are delivered in order, so
@@ -8,7 +9,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { useServer } from "../lib/server.mjs";
 import {
-    PROTOCOLS, TEST_TIMEOUT, buildConnection, closed, fetchToken, Inbox, nonce, useConnectionCleanup,
+    TRANSPORT_PROTOCOLS, VARIANTS, TEST_TIMEOUT, buildConnection, closed, fetchToken, Inbox, nonce, useConnectionCleanup,
     withTimeout, WAIT_MS,
 } from "../lib/hub.mjs";
 
@@ -20,9 +21,9 @@ const CHAT_METHODS = ["Send", "GroupMessage", "UserMessage", "Direct", "Measure"
 const SENTINEL = "__sentinel__";
 
 /** Starts a ChatHub client that records every chat client method call. */
-async function chatClient({ protocol = "json", skipNegotiation = false, user, token } = {}) {
+async function chatClient({ protocol = "json", skipNegotiation = false, transport = "WebSockets", user, token } = {}) {
     const url = `${server.url}/chathub${user ? `?user=${encodeURIComponent(user)}` : ""}`;
-    const options = { protocol, skipNegotiation };
+    const options = { protocol, skipNegotiation, transport };
     if (token) {
         options.accessTokenFactory = () => token;
     }
@@ -57,11 +58,11 @@ async function flush(sender, clients, marker) {
 
 const call = (method, ...args) => ({ method, args });
 
-for (const protocol of PROTOCOLS) {
-    describe(`ChatHub over WebSockets, ${protocol}`, () => {
+for (const { transport, protocol, name } of TRANSPORT_PROTOCOLS) {
+    describe(`ChatHub over ${name}`, () => {
         it("Broadcast reaches every client, the caller included", opts, async () => {
             const n = nonce();
-            const [a, b, c] = await chatClients(3, { protocol });
+            const [a, b, c] = await chatClients(3, { protocol, transport, transport });
             await a.connection.invoke("Broadcast", "alice", `hello ${n}`);
             const logs = await flush(a, [a, b, c], n);
             for (const log of logs) {
@@ -71,7 +72,7 @@ for (const protocol of PROTOCOLS) {
 
         it("BroadcastOthers reaches everyone but the caller", opts, async () => {
             const n = nonce();
-            const [a, b, c] = await chatClients(3, { protocol });
+            const [a, b, c] = await chatClients(3, { protocol, transport, transport });
             await a.connection.invoke("BroadcastOthers", "alice", `others ${n}`);
             const [logA, logB, logC] = await flush(a, [a, b, c], n);
             assert.deepEqual(logA, [], "the caller must not receive BroadcastOthers");
@@ -82,7 +83,7 @@ for (const protocol of PROTOCOLS) {
         it("JoinGroup / SendToGroup / LeaveGroup", opts, async () => {
             const n = nonce();
             const group = `room-${n}`;
-            const [a, b, c] = await chatClients(3, { protocol });
+            const [a, b, c] = await chatClients(3, { protocol, transport, transport });
             await a.connection.invoke("JoinGroup", group);
             await b.connection.invoke("JoinGroup", group);
 
@@ -104,7 +105,7 @@ for (const protocol of PROTOCOLS) {
         it("joining a group twice delivers group messages once", opts, async () => {
             const n = nonce();
             const group = `twice-${n}`;
-            const [a] = await chatClients(1, { protocol });
+            const [a] = await chatClients(1, { protocol, transport, transport });
             await a.connection.invoke("JoinGroup", group);
             await a.connection.invoke("JoinGroup", group);
             await a.connection.invoke("SendToGroup", group, `once ${n}`);
@@ -114,7 +115,7 @@ for (const protocol of PROTOCOLS) {
 
         it("group names are case-sensitive", opts, async () => {
             const n = nonce();
-            const [a, b] = await chatClients(2, { protocol });
+            const [a, b] = await chatClients(2, { protocol, transport, transport });
             await a.connection.invoke("JoinGroup", `Room-${n}`);
             await b.connection.invoke("SendToGroup", `room-${n}`, `lower ${n}`);
             await b.connection.invoke("SendToGroup", `Room-${n}`, `exact ${n}`);
@@ -125,7 +126,7 @@ for (const protocol of PROTOCOLS) {
         it("SendToOthersInGroup skips the caller", opts, async () => {
             const n = nonce();
             const group = `others-${n}`;
-            const [a, b, c] = await chatClients(3, { protocol });
+            const [a, b, c] = await chatClients(3, { protocol, transport, transport });
             await a.connection.invoke("JoinGroup", group);
             await b.connection.invoke("JoinGroup", group);
             await a.connection.invoke("SendToOthersInGroup", group, `msg ${n}`);
@@ -138,7 +139,7 @@ for (const protocol of PROTOCOLS) {
         it("SendToGroupExcept skips the excluded connection", opts, async () => {
             const n = nonce();
             const group = `except-${n}`;
-            const [a, b, c] = await chatClients(3, { protocol });
+            const [a, b, c] = await chatClients(3, { protocol, transport, transport });
             await a.connection.invoke("JoinGroup", group);
             await b.connection.invoke("JoinGroup", group);
             await c.connection.invoke("JoinGroup", group);
@@ -154,7 +155,7 @@ for (const protocol of PROTOCOLS) {
             const g1 = `g1-${n}`;
             const g2 = `g2-${n}`;
             const g3 = `g3-${n}`;
-            const [a, b, c] = await chatClients(3, { protocol });
+            const [a, b, c] = await chatClients(3, { protocol, transport, transport });
             await a.connection.invoke("JoinGroup", g1);
             await a.connection.invoke("JoinGroup", g2);
             await b.connection.invoke("JoinGroup", g2);
@@ -169,10 +170,10 @@ for (const protocol of PROTOCOLS) {
         it("SendToUser reaches every connection of a user given by ?user=", opts, async () => {
             const n = nonce();
             const alice = `alice-${n}`;
-            const a1 = await chatClient({ protocol, user: alice });
-            const a2 = await chatClient({ protocol, user: alice });
-            const bob = await chatClient({ protocol, user: `bob-${n}` });
-            const anon = await chatClient({ protocol });
+            const a1 = await chatClient({ protocol, transport, user: alice });
+            const a2 = await chatClient({ protocol, transport, user: alice });
+            const bob = await chatClient({ protocol, transport, user: `bob-${n}` });
+            const anon = await chatClient({ protocol, transport, transport });
             await bob.connection.invoke("SendToUser", alice, `to alice ${n}`);
             const [log1, log2, logBob, logAnon] = await flush(bob, [a1, a2, bob, anon], n);
             assert.deepEqual(log1, [call("UserMessage", `to alice ${n}`)]);
@@ -183,8 +184,8 @@ for (const protocol of PROTOCOLS) {
 
         it("user ids are case-sensitive", opts, async () => {
             const n = nonce();
-            const a = await chatClient({ protocol, user: `Alice-${n}` });
-            const b = await chatClient({ protocol });
+            const a = await chatClient({ protocol, transport, user: `Alice-${n}` });
+            const b = await chatClient({ protocol, transport, transport });
             await b.connection.invoke("SendToUser", `alice-${n}`, `lower ${n}`);
             await b.connection.invoke("SendToUser", `Alice-${n}`, `exact ${n}`);
             const [logA] = await flush(b, [a], n);
@@ -195,8 +196,8 @@ for (const protocol of PROTOCOLS) {
             const n = nonce();
             const carol = `carol-${n}`;
             const token = await fetchToken(server.url, carol);
-            const c1 = await chatClient({ protocol, token });
-            const other = await chatClient({ protocol });
+            const c1 = await chatClient({ protocol, transport, token });
+            const other = await chatClient({ protocol, transport, transport });
             await other.connection.invoke("SendToUser", carol, `to carol ${n}`);
             const [logC, logOther] = await flush(other, [c1, other], n);
             assert.deepEqual(logC, [call("UserMessage", `to carol ${n}`)]);
@@ -208,8 +209,8 @@ for (const protocol of PROTOCOLS) {
             const tokenUser = `token-${n}`;
             const queryUser = `query-${n}`;
             const token = await fetchToken(server.url, tokenUser);
-            const both = await chatClient({ protocol, token, user: queryUser });
-            const other = await chatClient({ protocol });
+            const both = await chatClient({ protocol, transport, token, user: queryUser });
+            const other = await chatClient({ protocol, transport, transport });
             await other.connection.invoke("SendToUser", queryUser, `by query ${n}`);
             await other.connection.invoke("SendToUser", tokenUser, `by token ${n}`);
             const [log] = await flush(other, [both], n);
@@ -218,9 +219,9 @@ for (const protocol of PROTOCOLS) {
 
         it("SendToUsers reaches every listed user", opts, async () => {
             const n = nonce();
-            const alice = await chatClient({ protocol, user: `alice-${n}` });
-            const bob = await chatClient({ protocol, token: await fetchToken(server.url, `bob-${n}`) });
-            const carol = await chatClient({ protocol, user: `carol-${n}` });
+            const alice = await chatClient({ protocol, transport, user: `alice-${n}` });
+            const bob = await chatClient({ protocol, transport, token: await fetchToken(server.url, `bob-${n}`) });
+            const carol = await chatClient({ protocol, transport, user: `carol-${n}` });
             await carol.connection.invoke("SendToUsers", [`alice-${n}`, `bob-${n}`], `to many ${n}`);
             const [logA, logB, logC] = await flush(carol, [alice, bob, carol], n);
             assert.deepEqual(logA, [call("UserMessage", `to many ${n}`)]);
@@ -230,7 +231,7 @@ for (const protocol of PROTOCOLS) {
 
         it("SendToConnection reaches only that connection", opts, async () => {
             const n = nonce();
-            const [a, b, c] = await chatClients(3, { protocol });
+            const [a, b, c] = await chatClients(3, { protocol, transport, transport });
             assert.ok(b.id, "negotiated connections have a connectionId");
             await a.connection.invoke("SendToConnection", b.id, `direct ${n}`);
             const [logA, logB, logC] = await flush(a, [a, b, c], n);
@@ -241,7 +242,7 @@ for (const protocol of PROTOCOLS) {
 
         it("SendToConnection to an unknown connection id is a no-op", opts, async () => {
             const n = nonce();
-            const [a, b] = await chatClients(2, { protocol });
+            const [a, b] = await chatClients(2, { protocol, transport, transport });
             await a.connection.invoke("SendToConnection", `no-such-connection-${n}`, `lost ${n}`);
             const [logA, logB] = await flush(a, [a, b], n);
             assert.deepEqual(logA, []);
@@ -250,7 +251,7 @@ for (const protocol of PROTOCOLS) {
 
         it("SendToConnections reaches exactly the listed connections", opts, async () => {
             const n = nonce();
-            const [a, b, c] = await chatClients(3, { protocol });
+            const [a, b, c] = await chatClients(3, { protocol, transport, transport });
             await b.connection.invoke("SendToConnections", [a.id, c.id], `some ${n}`);
             const [logA, logB, logC] = await flush(b, [a, b, c], n);
             assert.deepEqual(logA, [call("Direct", `some ${n}`)]);
@@ -260,7 +261,7 @@ for (const protocol of PROTOCOLS) {
 
         it("SendToAllExcept skips the excluded connections", opts, async () => {
             const n = nonce();
-            const [a, b, c] = await chatClients(3, { protocol });
+            const [a, b, c] = await chatClients(3, { protocol, transport, transport });
             await a.connection.invoke("SendToAllExcept", [a.id, b.id], `except ${n}`);
             const [logA, logB, logC] = await flush(a, [a, b, c], n);
             assert.deepEqual(logA, []);
@@ -269,7 +270,7 @@ for (const protocol of PROTOCOLS) {
         });
 
         it("Echo(ticks, payload) returns [ticks, payload]", opts, async () => {
-            const [a] = await chatClients(1, { protocol });
+            const [a] = await chatClients(1, { protocol, transport, transport });
             const ticks = 1234567890123;
             assert.deepEqual(await a.connection.invoke("Echo", ticks, "payload ✓"), [ticks, "payload ✓"]);
             assert.deepEqual(await a.connection.invoke("Echo", 0, ""), [0, ""]);
@@ -277,7 +278,7 @@ for (const protocol of PROTOCOLS) {
 
         it("EchoMeasure calls Measure(ticks, payload) on the caller only", opts, async () => {
             const n = nonce();
-            const [a, b] = await chatClients(2, { protocol });
+            const [a, b] = await chatClients(2, { protocol, transport, transport });
             await a.connection.invoke("EchoMeasure", 42, `measure ${n}`);
             const [logA, logB] = await flush(a, [a, b], n);
             assert.deepEqual(logA, [call("Measure", 42, `measure ${n}`)]);
@@ -286,7 +287,7 @@ for (const protocol of PROTOCOLS) {
 
         it("BroadcastMeasure calls Measure(ticks, payload) on every client", opts, async () => {
             const n = nonce();
-            const [a, b, c] = await chatClients(3, { protocol });
+            const [a, b, c] = await chatClients(3, { protocol, transport, transport });
             await b.connection.invoke("BroadcastMeasure", 7, `all ${n}`);
             const logs = await flush(b, [a, b, c], n);
             for (const log of logs) {
@@ -297,7 +298,7 @@ for (const protocol of PROTOCOLS) {
         it("GroupMeasure calls Measure(ticks, payload) on group members", opts, async () => {
             const n = nonce();
             const group = `measure-${n}`;
-            const [a, b, c] = await chatClients(3, { protocol });
+            const [a, b, c] = await chatClients(3, { protocol, transport, transport });
             await a.connection.invoke("JoinGroup", group);
             await b.connection.invoke("JoinGroup", group);
             await c.connection.invoke("GroupMeasure", group, 99, `group ${n}`);
@@ -309,7 +310,7 @@ for (const protocol of PROTOCOLS) {
 
         it("Disconnect() closes the caller's connection cleanly; others stay connected", opts, async () => {
             const n = nonce();
-            const [a, b] = await chatClients(2, { protocol });
+            const [a, b] = await chatClients(2, { protocol, transport, transport });
             const aClosed = closed(a.connection);
             a.connection.invoke("Disconnect").catch(() => {
                 // the connection may close before the completion arrives
@@ -325,7 +326,7 @@ for (const protocol of PROTOCOLS) {
         it("a disconnected group member is dropped from the group", opts, async () => {
             const n = nonce();
             const group = `leaving-${n}`;
-            const [a, b, c] = await chatClients(3, { protocol });
+            const [a, b, c] = await chatClients(3, { protocol, transport, transport });
             await a.connection.invoke("JoinGroup", group);
             await b.connection.invoke("JoinGroup", group);
             await withTimeout(a.connection.stop(), WAIT_MS, "stop()");
@@ -373,5 +374,31 @@ describe("ChatHub with mixed clients", () => {
         await sender.connection.invoke("SendToConnection", target.id, `cross ${n}`);
         const [log] = await flush(sender, [target], n);
         assert.deepEqual(log, [call("Direct", `cross ${n}`)]);
+    });
+    it("Broadcast, groups and SendToConnection reach clients on every transport × protocol alike", opts, async () => {
+        const n = nonce();
+        const group = `every-${n}`;
+        const clients = [];
+        for (const variant of VARIANTS) {
+            clients.push(await chatClient(variant));
+        }
+        const [sender] = clients;
+        await clients[clients.length - 1].connection.invoke("Broadcast", "every ✓", `all 你好 ${n}`);
+        let logs = await flush(sender, clients, n);
+        logs.forEach((log, i) => assert.deepEqual(log, [call("Send", "every ✓", `all 你好 ${n}`)], VARIANTS[i].name));
+
+        for (const client of clients) {
+            await client.connection.invoke("JoinGroup", group);
+        }
+        await clients[1].connection.invoke("SendToGroup", group, `group ${n}`);
+        logs = await flush(sender, clients, n);
+        logs.forEach((log, i) => assert.deepEqual(log, [call("GroupMessage", group, `group ${n}`)], VARIANTS[i].name));
+
+        const withIds = clients.filter((client) => client.id);
+        for (const target of withIds) {
+            await clients[clients.length - 1].connection.invoke("SendToConnection", target.id, `direct ${n}`);
+        }
+        logs = await flush(sender, withIds, n);
+        logs.forEach((log) => assert.deepEqual(log, [call("Direct", `direct ${n}`)]));
     });
 });

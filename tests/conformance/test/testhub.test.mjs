@@ -1,13 +1,16 @@
-// TestHub (/testhub) through the official client, over WebSockets:
-// protocol ∈ {json, messagepack} × skipNegotiation ∈ {false, true}.
+// TestHub (/testhub) through the official client, over every transport × protocol (Server-Sent
+// Events × MessagePack excluded: SSE is text only), WebSockets also with skipNegotiation.
+// Invocations, server → client calls, errors, headers and cookies, streaming in both directions,
+// client results, restart and automatic reconnect.
 
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { HubConnectionState } from "@microsoft/signalr";
+import { HubConnectionState, Subject as SignalRSubject } from "@microsoft/signalr";
+import { Subject as RxSubject } from "rxjs";
 import { useServer } from "../lib/server.mjs";
 import {
-    VARIANTS, TEST_TIMEOUT, buildConnection, closed, connect, getUserAgentHeader, Inbox, rejection,
-    useConnectionCleanup, withTimeout, WAIT_MS,
+    VARIANTS, TEST_TIMEOUT, buildConnection, closed, collectStream, connect, delay, getUserAgentHeader,
+    httpGet, Inbox, rejection, useConnectionCleanup, withTimeout, WAIT_MS,
 } from "../lib/hub.mjs";
 
 const server = useServer();
@@ -28,9 +31,11 @@ function bytes(value) {
 }
 
 for (const variant of VARIANTS) {
-    const { protocol, skipNegotiation } = variant;
+    const { protocol, skipNegotiation, transport } = variant;
     const hubUrl = (query = "") => `${server.url}/testhub${query}`;
-    const open = (extra = {}, query = "") => connect(hubUrl(query), { protocol, skipNegotiation, ...extra });
+    const base = { protocol, skipNegotiation, transport };
+    const build = (extra = {}, query = "") => buildConnection(hubUrl(query), { ...base, ...extra });
+    const open = (extra = {}, query = "") => connect(hubUrl(query), { ...base, ...extra });
 
     describe(`TestHub over ${variant.name}`, () => {
         it("Echo returns a CJK string unchanged", opts, async () => {
@@ -72,7 +77,7 @@ for (const variant of VARIANTS) {
 
         if (skipNegotiation) {
             it("connectionId is null on the client; GetCallerConnectionId still returns an id", opts, async () => {
-                const c = buildConnection(hubUrl(), { protocol, skipNegotiation });
+                const c = build();
                 assert.equal(c.connectionId, null);
                 await withTimeout(c.start(), WAIT_MS, "start()");
                 assert.equal(c.connectionId, null);
@@ -82,7 +87,7 @@ for (const variant of VARIANTS) {
             });
         } else {
             it("GetCallerConnectionId equals connection.connectionId", opts, async () => {
-                const c = buildConnection(hubUrl(), { protocol, skipNegotiation });
+                const c = build();
                 assert.equal(c.connectionId, null);
                 await withTimeout(c.start(), WAIT_MS, "start()");
                 assert.equal(typeof c.connectionId, "string");
@@ -119,7 +124,7 @@ for (const variant of VARIANTS) {
         });
 
         it("InvokeWithString calls the client's Message handler (handler names case-insensitive)", opts, async () => {
-            const c = buildConnection(hubUrl(), { protocol, skipNegotiation });
+            const c = build();
             const lower = [];
             const mixed = [];
             c.on("message", (m) => lower.push(m));
@@ -136,7 +141,7 @@ for (const variant of VARIANTS) {
         });
 
         it("send() (fire and forget) of InvokeWithString still delivers Message", opts, async () => {
-            const c = buildConnection(hubUrl(), { protocol, skipNegotiation });
+            const c = build();
             const inbox = new Inbox(c, ["Message"]);
             await withTimeout(c.start(), WAIT_MS, "start()");
             const sent = await c.send("InvokeWithString", "fire and forget");
@@ -155,7 +160,7 @@ for (const variant of VARIANTS) {
         });
 
         it("SendCustomObject calls CustomObject with the same PascalCase object", opts, async () => {
-            const c = buildConnection(hubUrl(), { protocol, skipNegotiation });
+            const c = build();
             const inbox = new Inbox(c, ["CustomObject"]);
             await withTimeout(c.start(), WAIT_MS, "start()");
             await c.invoke("SendCustomObject", { Name: "test", Value: 42 });
@@ -172,9 +177,9 @@ for (const variant of VARIANTS) {
             assert.strictEqual(await c.invoke("GetHeader", "X-Not-Sent-Header"), null, "GetHeader of a missing header");
         });
 
-        it("GetActiveTransportName returns \"WebSockets\"", opts, async () => {
+        it(`GetActiveTransportName returns "${transport}"`, opts, async () => {
             const c = await open();
-            assert.equal(await c.invoke("GetActiveTransportName"), "WebSockets");
+            assert.equal(await c.invoke("GetActiveTransportName"), transport);
         });
 
         it("EchoComplexObject round-trips a complex object", opts, async () => {
@@ -273,7 +278,9 @@ for (const variant of VARIANTS) {
             assert.strictEqual(await c.invoke("GetCookie", "expiredCookie"), null);
         });
 
-        it("GetContentTypeHeader returns null for a WebSocket connection", opts, async () => {
+        it("GetContentTypeHeader returns null (the Node client's connecting request has no Content-Type)", opts, async () => {
+            // The hub sees the request that established the transport: the WebSocket upgrade, the
+            // SSE GET or (long polling) the first poll, none of which has a body in Node.
             const c = await open();
             assert.strictEqual(await c.invoke("GetContentTypeHeader"), null);
         });
@@ -308,7 +315,7 @@ for (const variant of VARIANTS) {
         });
 
         it("stop() closes cleanly (onclose without error) and the connection can be restarted", opts, async () => {
-            const c = buildConnection(hubUrl(), { protocol, skipNegotiation });
+            const c = build();
             const closes = [];
             c.onclose((e) => closes.push(e));
             await withTimeout(c.start(), WAIT_MS, "start()");
@@ -321,6 +328,324 @@ for (const variant of VARIANTS) {
             assert.equal(await c.invoke("Echo", "second"), "second");
             await withTimeout(c.stop(), WAIT_MS, "second stop()");
             assert.deepEqual(closes, [undefined, undefined]);
+        });
+        it("handlers stay registered across a restart (server calls reach them after the second start)", opts, async () => {
+            const c = build();
+            const inbox = new Inbox(c, ["Message"]);
+            await withTimeout(c.start(), WAIT_MS, "start()");
+            const firstId = c.connectionId;
+            await c.invoke("InvokeWithString", "before restart");
+            assert.deepEqual(await inbox.next("Message"), ["before restart"]);
+            await withTimeout(c.stop(), WAIT_MS, "stop()");
+            await withTimeout(c.start(), WAIT_MS, "second start()");
+            if (!skipNegotiation) {
+                assert.notEqual(c.connectionId, firstId, "a restarted connection negotiates a new connection id");
+                assert.equal(await c.invoke("GetCallerConnectionId"), c.connectionId);
+            }
+            await c.invoke("InvokeWithString", "after restart");
+            assert.deepEqual(await inbox.next("Message"), ["after restart"]);
+        });
+
+        it("200 sends in a burst call Message in order, each exactly once", opts, async () => {
+            const c = build();
+            const inbox = new Inbox(c, ["Message"]);
+            await withTimeout(c.start(), WAIT_MS, "start()");
+            const n = 200;
+            await Promise.all(Array.from({ length: n }, (_, i) => c.send("InvokeWithString", `m${i}`)));
+            await inbox.takeUntil((item) => item.args[0] === `m${n - 1}`, WAIT_MS, `Message m${n - 1}`)
+                .then(({ before, match }) => {
+                    const got = [...before, match].map((item) => item.args[0]);
+                    assert.deepEqual(got, Array.from({ length: n }, (_, i) => `m${i}`));
+                });
+            // nothing after the last one
+            assert.equal(await c.invoke("Echo", "sync"), "sync");
+            assert.deepEqual(inbox.items, []);
+        });
+
+        // ---- server-to-client streaming ----
+
+        it("stream('Stream') yields \"a\", \"b\", \"c\" and completes", opts, async () => {
+            const c = await open();
+            const { items, error } = await withTimeout(collectStream(c, "Stream"), WAIT_MS, "stream('Stream')");
+            assert.equal(error, undefined, `stream errored: ${error}`);
+            assert.deepEqual(items, ["a", "b", "c"]);
+        });
+
+        it("two concurrent streams each get all their items", opts, async () => {
+            const c = await open();
+            const results = await withTimeout(Promise.all([
+                collectStream(c, "Stream"), collectStream(c, "stream"), collectStream(c, "EmptyStream"),
+            ]), WAIT_MS, "three streams");
+            assert.deepEqual(results, [
+                { items: ["a", "b", "c"], error: undefined },
+                { items: ["a", "b", "c"], error: undefined },
+                { items: [], error: undefined },
+            ]);
+        });
+
+        it("stream('EmptyStream') completes without items", opts, async () => {
+            const c = await open();
+            const { items, error } = await withTimeout(collectStream(c, "EmptyStream"), WAIT_MS, "stream('EmptyStream')");
+            assert.equal(error, undefined, `stream errored: ${error}`);
+            assert.deepEqual(items, []);
+        });
+
+        it("stream('StreamThrowException') fails with the exact detailed error and no items", opts, async () => {
+            const c = await open();
+            const { items, error } = await withTimeout(
+                collectStream(c, "StreamThrowException", "An error occurred."), WAIT_MS, "stream('StreamThrowException')");
+            assert.ok(error, "the stream must fail");
+            assert.equal(error.message,
+                "An unexpected error occurred invoking 'StreamThrowException' on the server. InvalidOperationException: An error occurred.");
+            assert.deepEqual(items, []);
+            assert.equal(await c.invoke("Echo", "still alive"), "still alive");
+        });
+
+        it("invoke() of a streaming method (Stream, EmptyStream) rejects with the non-streaming-invocation error", opts, async () => {
+            const c = await open();
+            for (const method of ["Stream", "EmptyStream"]) {
+                const err = await rejection(c.invoke(method), `invoke('${method}')`);
+                assert.equal(err.message,
+                    `The client attempted to invoke the streaming '${method}' method with a non-streaming invocation.`);
+            }
+            assert.equal(await c.invoke("Echo", "still alive"), "still alive");
+        });
+
+        it("stream() of a non-streaming method (Echo) fails with the streaming-invocation error", opts, async () => {
+            const c = await open();
+            const { items, error } = await withTimeout(collectStream(c, "Echo", "42"), WAIT_MS, "stream('Echo')");
+            assert.ok(error, "the stream must fail");
+            assert.equal(error.message,
+                "The client attempted to invoke the non-streaming 'Echo' method with a streaming invocation.");
+            assert.deepEqual(items, []);
+            assert.equal(await c.invoke("Echo", "still alive"), "still alive");
+        });
+
+        it("disposing an InfiniteStream subscription at once makes the server call StreamCanceled", opts, async () => {
+            const c = build();
+            const inbox = new Inbox(c, ["StreamCanceled"]);
+            await withTimeout(c.start(), WAIT_MS, "start()");
+            const events = [];
+            const subscription = c.stream("InfiniteStream").subscribe({
+                next: (item) => events.push(["next", item]),
+                complete: () => events.push(["complete"]),
+                error: (e) => events.push(["error", e.message]),
+            });
+            subscription.dispose();
+            assert.deepEqual(await inbox.next("StreamCanceled"), []);
+            assert.deepEqual(events, []);
+            assert.equal(await c.invoke("Echo", "still alive"), "still alive");
+        });
+
+        it("disposing a running InfiniteStream subscription makes the server call StreamCanceled once", opts, async () => {
+            const c = build();
+            const inbox = new Inbox(c, ["StreamCanceled", "Message"]);
+            await withTimeout(c.start(), WAIT_MS, "start()");
+            const events = [];
+            const subscription = c.stream("InfiniteStream").subscribe({
+                next: (item) => events.push(["next", item]),
+                complete: () => events.push(["complete"]),
+                error: (e) => events.push(["error", e.message]),
+            });
+            // The stream runs in the background: other invocations are served meanwhile.
+            assert.equal(await c.invoke("Echo", "while streaming"), "while streaming");
+            await delay(200);
+            assert.deepEqual(inbox.items, [], "StreamCanceled before the cancellation");
+            subscription.dispose();
+            assert.deepEqual(await inbox.next("StreamCanceled"), []);
+            // exactly once: a later server call arrives with nothing before it
+            await c.invoke("InvokeWithString", "after cancel");
+            const { before } = await inbox.takeUntil((i) => i.method === "Message", WAIT_MS, "Message");
+            assert.deepEqual(before, [], "StreamCanceled must be called only once");
+            assert.deepEqual(events, []);
+        });
+
+        // ---- client-to-server (upload) streaming ----
+
+        it("StreamingConcat of a signalR.Subject (\"a\", \"b\", \"c\") returns \"abc\"", opts, async () => {
+            const c = await open();
+            const subject = new SignalRSubject();
+            const result = c.invoke("StreamingConcat", subject);
+            subject.next("a");
+            subject.next("b");
+            subject.next("c");
+            subject.complete();
+            assert.equal(await withTimeout(result, WAIT_MS, "StreamingConcat"), "abc");
+        });
+
+        it("StreamingConcat of an rxjs Subject returns the concatenation", opts, async () => {
+            const c = await open();
+            const subject = new RxSubject();
+            const result = c.invoke("StreamingConcat", subject.asObservable());
+            subject.next("Hello ");
+            subject.next("world");
+            subject.next("!");
+            subject.complete();
+            assert.equal(await withTimeout(result, WAIT_MS, "StreamingConcat"), "Hello world!");
+        });
+
+        it("StreamingConcat of items sent over time, Unicode included, keeps their order", opts, async () => {
+            const c = await open();
+            const subject = new SignalRSubject();
+            const result = c.invoke("StreamingConcat", subject);
+            const parts = ["你好", "，", "😀", " ", "SignalR", "✓"];
+            for (const part of parts) {
+                await delay(20);
+                subject.next(part);
+            }
+            subject.complete();
+            assert.equal(await withTimeout(result, WAIT_MS, "StreamingConcat"), parts.join(""));
+        });
+
+        it("StreamingConcat of 300 items (more than the server's stream buffer) returns them all", opts, async () => {
+            const c = await open();
+            const subject = new SignalRSubject();
+            const result = c.invoke("StreamingConcat", subject);
+            const parts = Array.from({ length: 300 }, (_, i) => `${i},`);
+            for (const part of parts) {
+                subject.next(part);
+            }
+            subject.complete();
+            assert.equal(await withTimeout(result, WAIT_MS, "StreamingConcat"), parts.join(""));
+        });
+
+        it("StreamingConcat of an empty stream returns \"\"", opts, async () => {
+            const c = await open();
+            const subject = new SignalRSubject();
+            const result = c.invoke("StreamingConcat", subject);
+            subject.complete();
+            assert.equal(await withTimeout(result, WAIT_MS, "StreamingConcat"), "");
+        });
+
+        it("two concurrent StreamingConcat uploads do not mix their items", opts, async () => {
+            const c = await open();
+            const s1 = new SignalRSubject();
+            const s2 = new SignalRSubject();
+            const r1 = c.invoke("StreamingConcat", s1);
+            const r2 = c.invoke("StreamingConcat", s2);
+            for (let i = 0; i < 5; i++) {
+                s1.next(`a${i}`);
+                s2.next(`b${i}`);
+            }
+            s2.complete();
+            s1.complete();
+            assert.deepEqual(await withTimeout(Promise.all([r1, r2]), WAIT_MS, "two StreamingConcat"),
+                ["a0a1a2a3a4", "b0b1b2b3b4"]);
+        });
+
+        it("an upload stream ending with an error rejects StreamingConcat with HubException: <error>", opts, async () => {
+            const c = await open();
+            const subject = new SignalRSubject();
+            const result = c.invoke("StreamingConcat", subject);
+            subject.next("a");
+            subject.next("b");
+            subject.error(new Error("Something bad"));
+            const err = await rejection(withTimeout(result, WAIT_MS, "StreamingConcat"), "invoke('StreamingConcat')");
+            assert.equal(err.message,
+                "An unexpected error occurred invoking 'StreamingConcat' on the server. HubException: Something bad");
+            assert.equal(await c.invoke("Echo", "still alive"), "still alive");
+        });
+
+        it("an rxjs upload stream ending with an error rejects StreamingConcat the same way", opts, async () => {
+            const c = await open();
+            const subject = new RxSubject();
+            const result = c.invoke("StreamingConcat", subject.asObservable());
+            subject.next("Hello ");
+            subject.next("world");
+            subject.next("!");
+            subject.error(new Error("Something bad"));
+            const err = await rejection(withTimeout(result, WAIT_MS, "StreamingConcat"), "invoke('StreamingConcat')");
+            assert.equal(err.message,
+                "An unexpected error occurred invoking 'StreamingConcat' on the server. HubException: Something bad");
+        });
+
+        // ---- client results (GET /clientresult/{connectionId}) ----
+
+        /** Starts a connection with the given Result handlers; returns it and its server-side id. */
+        async function resultClient(...handlers) {
+            const c = build();
+            for (const handler of handlers) {
+                c.on("Result", handler);
+            }
+            await withTimeout(c.start(), WAIT_MS, "start()");
+            const id = await c.invoke("GetCallerConnectionId");
+            return { c, id };
+        }
+
+        async function clientResult(id) {
+            const res = await withTimeout(httpGet(`${server.url}/clientresult/${encodeURIComponent(id)}`),
+                WAIT_MS, "GET /clientresult");
+            assert.equal(res.status, 200, `GET /clientresult answered ${res.status}: ${res.text}`);
+            return res.text;
+        }
+
+        it("a client result: /clientresult returns the handler's value \"10\"", opts, async () => {
+            const calls = [];
+            const { c, id } = await resultClient((...args) => {
+                calls.push(args);
+                return 10;
+            });
+            assert.equal(await clientResult(id), "10");
+            assert.deepEqual(calls, [[]], "Result is called once, without arguments");
+            // the connection keeps working, and can answer again
+            assert.equal(await c.invoke("Echo", "still alive"), "still alive");
+            assert.equal(await clientResult(id), "10");
+        });
+
+        it("a client result from an async handler (a promise) is awaited", opts, async () => {
+            const { id } = await resultClient(async () => {
+                await delay(100);
+                return 42;
+            });
+            assert.equal(await clientResult(id), "42");
+        });
+
+        it("an error thrown by the client's handler is the /clientresult body (\"Error: from callback\")", opts, async () => {
+            const { c, id } = await resultClient(() => {
+                throw new Error("from callback");
+            });
+            assert.equal(await clientResult(id), "Error: from callback");
+            assert.equal(await c.invoke("Echo", "still alive"), "still alive");
+        });
+
+        it("without a Result handler, /clientresult returns \"Client didn't provide a result.\"", opts, async () => {
+            const { c, id } = await resultClient();
+            assert.equal(await clientResult(id), "Client didn't provide a result.");
+            assert.equal(await c.invoke("Echo", "still alive"), "still alive");
+        });
+
+        it("two handlers both returning a value: \"Client provided multiple results.\"", opts, async () => {
+            const { id } = await resultClient(() => 1, () => 2);
+            assert.equal(await clientResult(id), "Client provided multiple results.");
+        });
+
+        it("concurrent client results on two connections go to the right client", opts, async () => {
+            const a = await resultClient(() => 1);
+            const b = await resultClient(() => 2);
+            assert.deepEqual(await Promise.all([clientResult(a.id), clientResult(b.id), clientResult(a.id)]), ["1", "2", "1"]);
+        });
+
+        // ---- automatic reconnect ----
+
+        it("withAutomaticReconnect: a lost connection reconnects (new negotiate, new connection id)", opts, async () => {
+            const c = build({ automaticReconnect: [0, 200, 1000] });
+            const reconnecting = new Promise((resolve) => c.onreconnecting(resolve));
+            const reconnected = new Promise((resolve) => c.onreconnected(resolve));
+            await withTimeout(c.start(), WAIT_MS, "start()");
+            const firstId = c.connectionId;
+            // Induce a reconnect as the upstream functional tests do.
+            c.serverTimeout();
+            await withTimeout(reconnecting, WAIT_MS, "onreconnecting");
+            const newId = await withTimeout(reconnected, WAIT_MS, "onreconnected");
+            if (skipNegotiation) {
+                assert.equal(newId, undefined);
+            } else {
+                assert.equal(typeof newId, "string");
+                assert.notEqual(newId, firstId, "a plain reconnect negotiates a new connection");
+                assert.equal(await c.invoke("GetCallerConnectionId"), newId);
+            }
+            assert.equal(c.state, HubConnectionState.Connected);
+            assert.equal(await c.invoke("Echo", "after reconnect"), "after reconnect");
         });
     });
 }

@@ -1,0 +1,441 @@
+//! `ServiceOptions`: how an app server uses a SignalR service, with the Azure SDK's options,
+//! defaults, validation texts and configuration keys.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::connection_string::{ConnectionString, ConnectionStringError};
+use crate::options::TransportType;
+use crate::transport::request::RequestInfo;
+
+/// How strongly a client sticks to the app server that negotiated it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ServerStickyMode {
+    /// Any app server may serve the client.
+    #[default]
+    Disabled,
+    /// The negotiating server when it is reachable.
+    Preferred,
+    /// Always the negotiating server.
+    Required,
+}
+
+/// What happens to clients when the app server shuts down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GracefulShutdownMode {
+    /// Nothing: the service drops the clients when the server goes.
+    #[default]
+    Off,
+    /// Stop taking new clients and wait for the current ones to leave.
+    WaitForClientsClose,
+    /// Move the current clients to other app servers.
+    MigrateClients,
+}
+
+/// Graceful shutdown settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GracefulShutdown {
+    /// The mode (default `Off`).
+    pub mode: GracefulShutdownMode,
+    /// How long to wait for clients (default 30 s).
+    pub timeout: Duration,
+}
+
+impl Default for GracefulShutdown {
+    fn default() -> Self {
+        Self {
+            mode: GracefulShutdownMode::Off,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The algorithm that signs access tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AccessTokenAlgorithm {
+    /// HMAC-SHA256 (default).
+    #[default]
+    HS256,
+    /// HMAC-SHA512.
+    HS512,
+}
+
+/// Claims for a client's access token, from the negotiate request (replaces the request's
+/// own claims when set).
+pub type ClaimsProvider = Arc<dyn Fn(&RequestInfo) -> Vec<(String, String)> + Send + Sync>;
+
+/// The transports a client may use, from the negotiate request.
+pub type TransportTypeDetector = Arc<dyn Fn(&RequestInfo) -> Vec<TransportType> + Send + Sync>;
+
+/// Options of service mode, as in the Azure SignalR SDK for ASP.NET Core.
+///
+/// | option | default |
+/// |---|---|
+/// | `connection_string` | none (required) |
+/// | `initial_hub_server_connection_count` | 5 |
+/// | `max_hub_server_connection_count` | none (≥ initial) |
+/// | `application_name` | none (`^[a-zA-Z][a-zA-Z0-9_]*$`) |
+/// | `claims_provider` | none |
+/// | `access_token_lifetime` | 1 h |
+/// | `access_token_algorithm` | HS256 |
+/// | `server_sticky_mode` | Disabled |
+/// | `graceful_shutdown` | Off, 30 s |
+/// | `service_scale_timeout` | 5 min |
+/// | `max_poll_interval_in_seconds` | none ([1, 300]) |
+/// | `transport_type_detector` | none |
+/// | `allow_stateful_reconnects` | false |
+#[derive(Clone)]
+pub struct ServiceOptions {
+    /// The service's connection string.
+    pub connection_string: Option<String>,
+    /// Server connections opened per hub at start.
+    pub initial_hub_server_connection_count: i64,
+    /// The most server connections per hub, the service's requests for more included.
+    pub max_hub_server_connection_count: Option<i64>,
+    /// Prefixes hub names (`{app}_{hub}`) so apps can share a service.
+    pub application_name: Option<String>,
+    /// Claims for client tokens.
+    pub claims_provider: Option<ClaimsProvider>,
+    /// Lifetime of client and server tokens.
+    pub access_token_lifetime: Duration,
+    /// Token signature algorithm.
+    pub access_token_algorithm: AccessTokenAlgorithm,
+    /// Stickiness of clients to their negotiating server.
+    pub server_sticky_mode: ServerStickyMode,
+    /// Shutdown behaviour.
+    pub graceful_shutdown: GracefulShutdown,
+    /// How long scaling the service may take.
+    pub service_scale_timeout: Duration,
+    /// Long polling idle limit the service applies, in seconds.
+    pub max_poll_interval_in_seconds: Option<i64>,
+    /// The transports each client may use.
+    pub transport_type_detector: Option<TransportTypeDetector>,
+    /// Let clients reconnect statefully through the service.
+    pub allow_stateful_reconnects: bool,
+}
+
+impl fmt::Debug for ServiceOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceOptions")
+            .field(
+                "connection_string",
+                &self.connection_string.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "initial_hub_server_connection_count",
+                &self.initial_hub_server_connection_count,
+            )
+            .field("max_hub_server_connection_count", &self.max_hub_server_connection_count)
+            .field("application_name", &self.application_name)
+            .field("access_token_lifetime", &self.access_token_lifetime)
+            .field("access_token_algorithm", &self.access_token_algorithm)
+            .field("server_sticky_mode", &self.server_sticky_mode)
+            .field("graceful_shutdown", &self.graceful_shutdown)
+            .field("service_scale_timeout", &self.service_scale_timeout)
+            .field("max_poll_interval_in_seconds", &self.max_poll_interval_in_seconds)
+            .field("allow_stateful_reconnects", &self.allow_stateful_reconnects)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ServiceOptions {
+    fn default() -> Self {
+        Self {
+            connection_string: None,
+            initial_hub_server_connection_count: 5,
+            max_hub_server_connection_count: None,
+            application_name: None,
+            claims_provider: None,
+            access_token_lifetime: Duration::from_secs(3600),
+            access_token_algorithm: AccessTokenAlgorithm::HS256,
+            server_sticky_mode: ServerStickyMode::Disabled,
+            graceful_shutdown: GracefulShutdown::default(),
+            service_scale_timeout: Duration::from_secs(300),
+            max_poll_interval_in_seconds: None,
+            transport_type_detector: None,
+            allow_stateful_reconnects: false,
+        }
+    }
+}
+
+/// Why service options were refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServiceOptionsError {
+    /// No connection string anywhere.
+    NoEndpoint,
+    /// The connection string is malformed.
+    ConnectionString(ConnectionStringError),
+    /// An option is out of its range.
+    Invalid {
+        /// The option's .NET name.
+        property: &'static str,
+        /// What it should be.
+        scope: String,
+    },
+}
+
+impl fmt::Display for ServiceOptionsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServiceOptionsError::NoEndpoint => f.write_str("No connection string was specified."),
+            ServiceOptionsError::ConnectionString(error) => error.fmt(f),
+            ServiceOptionsError::Invalid { property, scope } => {
+                write!(f, "Property '{property}' value should be {scope}.")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ServiceOptionsError {}
+
+fn is_app_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic()) && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+impl ServiceOptions {
+    /// Checks the options and parses the connection string.
+    pub fn validate(&self) -> Result<ConnectionString, ServiceOptionsError> {
+        if let Some(poll) = self.max_poll_interval_in_seconds
+            && !(1..=300).contains(&poll)
+        {
+            return Err(ServiceOptionsError::Invalid {
+                property: "MaxPollIntervalInSeconds",
+                scope: "[1,300]".into(),
+            });
+        }
+        if self.initial_hub_server_connection_count < 0 {
+            return Err(ServiceOptionsError::Invalid {
+                property: "InitialHubServerConnectionCount",
+                scope: "> 0".into(),
+            });
+        }
+        if let Some(max) = self.max_hub_server_connection_count
+            && max < self.initial_hub_server_connection_count
+        {
+            return Err(ServiceOptionsError::Invalid {
+                property: "MaxHubServerConnectionCount",
+                scope: format!(">= {}", self.initial_hub_server_connection_count),
+            });
+        }
+        if let Some(name) = self.application_name.as_deref().filter(|n| !n.is_empty())
+            && !is_app_name(name)
+        {
+            return Err(ServiceOptionsError::Invalid {
+                property: "ApplicationName",
+                scope: "prefixed with alphabetic characters and only contain alpha-numeric characters or underscore"
+                    .into(),
+            });
+        }
+        let text = self
+            .connection_string
+            .as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .ok_or(ServiceOptionsError::NoEndpoint)?;
+        ConnectionString::parse(text).map_err(ServiceOptionsError::ConnectionString)
+    }
+
+    /// The prefixed, lower-cased hub name the service knows a hub by.
+    pub fn service_hub_name(&self, hub: &str) -> String {
+        match self.application_name.as_deref().filter(|n| !n.is_empty()) {
+            Some(app) => format!("{}_{}", app.to_lowercase(), hub.to_lowercase()),
+            None => hub.to_lowercase(),
+        }
+    }
+
+    /// Reads the options from environment variables (`Azure__SignalR__ConnectionString`,
+    /// `Azure__SignalR__InitialHubServerConnectionCount`, …; `:` works in place of `__`).
+    pub fn from_env() -> ServiceOptions {
+        Self::from_config(|key| {
+            std::env::var(key.replace(':', "__"))
+                .ok()
+                .or_else(|| std::env::var(key).ok())
+        })
+    }
+
+    /// Reads the options from configuration keys as the Azure SDK binds them (section
+    /// `Azure:SignalR`): `ConnectionString` (or `ConnectionStrings:Azure:SignalR:ConnectionString`),
+    /// `ApplicationName`, `ServerStickyMode`, `InitialHubServerConnectionCount`,
+    /// `MaxHubServerConnectionCount`, `AccessTokenAlgorithm`, `AccessTokenLifetimeInSeconds`,
+    /// `ServiceScaleTimeoutInSeconds`, `MaxPollIntervalInSeconds`, `GracefulShutdown:Mode`,
+    /// `GracefulShutdown:TimeoutInSeconds`, `AllowStatefulReconnects`. Enums ignore case;
+    /// values that do not parse keep the default.
+    pub fn from_config(lookup: impl Fn(&str) -> Option<String>) -> ServiceOptions {
+        let get = |key: &str| {
+            lookup(&format!("Azure:SignalR:{key}"))
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let number = |key: &str| get(key).and_then(|v| v.parse::<i64>().ok());
+        let seconds = |key: &str| number(key).filter(|s| *s >= 0).map(|s| Duration::from_secs(s as u64));
+        let mut options = ServiceOptions {
+            connection_string: get("ConnectionString")
+                .or_else(|| lookup("ConnectionStrings:Azure:SignalR:ConnectionString")),
+            application_name: get("ApplicationName"),
+            ..ServiceOptions::default()
+        };
+        if let Some(count) = number("InitialHubServerConnectionCount") {
+            options.initial_hub_server_connection_count = count;
+        }
+        options.max_hub_server_connection_count = number("MaxHubServerConnectionCount");
+        options.max_poll_interval_in_seconds = number("MaxPollIntervalInSeconds");
+        if let Some(lifetime) = seconds("AccessTokenLifetimeInSeconds") {
+            options.access_token_lifetime = lifetime;
+        }
+        if let Some(timeout) = seconds("ServiceScaleTimeoutInSeconds") {
+            options.service_scale_timeout = timeout;
+        }
+        if let Some(timeout) = seconds("GracefulShutdown:TimeoutInSeconds") {
+            options.graceful_shutdown.timeout = timeout;
+        }
+        match get("ServerStickyMode").map(|v| v.to_ascii_lowercase()).as_deref() {
+            Some("preferred") => options.server_sticky_mode = ServerStickyMode::Preferred,
+            Some("required") => options.server_sticky_mode = ServerStickyMode::Required,
+            _ => {}
+        }
+        if get("AccessTokenAlgorithm").is_some_and(|v| v.eq_ignore_ascii_case("hs512")) {
+            options.access_token_algorithm = AccessTokenAlgorithm::HS512;
+        }
+        match get("GracefulShutdown:Mode").map(|v| v.to_ascii_lowercase()).as_deref() {
+            Some("waitforclientsclose") => options.graceful_shutdown.mode = GracefulShutdownMode::WaitForClientsClose,
+            Some("migrateclients") => options.graceful_shutdown.mode = GracefulShutdownMode::MigrateClients,
+            _ => {}
+        }
+        if let Some(allow) = get("AllowStatefulReconnects").and_then(|v| v.to_ascii_lowercase().parse::<bool>().ok()) {
+            options.allow_stateful_reconnects = allow;
+        }
+        options
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    const CS: &str = "Endpoint=http://localhost;Port=8080;AccessKey=abcdefghijklmnopqrstuvwxyz0123456789;Version=1.0;";
+
+    fn with(f: impl FnOnce(&mut ServiceOptions)) -> Result<ConnectionString, String> {
+        let mut options = ServiceOptions {
+            connection_string: Some(CS.into()),
+            ..ServiceOptions::default()
+        };
+        f(&mut options);
+        options.validate().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn service_options_defaults_match_azure() {
+        let options = ServiceOptions::default();
+        assert_eq!(options.initial_hub_server_connection_count, 5);
+        assert_eq!(options.max_hub_server_connection_count, None);
+        assert_eq!(options.access_token_lifetime, Duration::from_secs(3600));
+        assert_eq!(options.access_token_algorithm, AccessTokenAlgorithm::HS256);
+        assert_eq!(options.server_sticky_mode, ServerStickyMode::Disabled);
+        assert_eq!(
+            options.graceful_shutdown,
+            GracefulShutdown {
+                mode: GracefulShutdownMode::Off,
+                timeout: Duration::from_secs(30)
+            }
+        );
+        assert_eq!(options.service_scale_timeout, Duration::from_secs(300));
+        assert!(!options.allow_stateful_reconnects);
+        assert!(with(|_| {}).is_ok());
+    }
+
+    #[test]
+    fn service_options_error_texts() {
+        assert_eq!(
+            with(|o| o.connection_string = None).unwrap_err(),
+            "No connection string was specified."
+        );
+        assert_eq!(
+            with(|o| o.max_poll_interval_in_seconds = Some(0)).unwrap_err(),
+            "Property 'MaxPollIntervalInSeconds' value should be [1,300]."
+        );
+        assert_eq!(
+            with(|o| o.max_poll_interval_in_seconds = Some(301)).unwrap_err(),
+            "Property 'MaxPollIntervalInSeconds' value should be [1,300]."
+        );
+        assert!(with(|o| o.max_poll_interval_in_seconds = Some(300)).is_ok());
+        assert_eq!(
+            with(|o| o.initial_hub_server_connection_count = -1).unwrap_err(),
+            "Property 'InitialHubServerConnectionCount' value should be > 0."
+        );
+        assert!(
+            with(|o| o.initial_hub_server_connection_count = 0).is_ok(),
+            "0 means negotiate only"
+        );
+        assert_eq!(
+            with(|o| o.max_hub_server_connection_count = Some(4)).unwrap_err(),
+            "Property 'MaxHubServerConnectionCount' value should be >= 5."
+        );
+        for bad in ["1app", "app-name", "app name", "_app"] {
+            assert_eq!(
+                with(|o| o.application_name = Some(bad.into())).unwrap_err(),
+                "Property 'ApplicationName' value should be prefixed with alphabetic characters and only contain alpha-numeric characters or underscore."
+            );
+        }
+        assert!(with(|o| o.application_name = Some("App_1".into())).is_ok());
+        assert_eq!(
+            with(|o| o.connection_string = Some("Endpoint=http://a".into())).unwrap_err(),
+            "Connection string missing required properties endpoint."
+        );
+    }
+
+    #[test]
+    fn service_options_bind_from_configuration_keys() {
+        let config: HashMap<&str, &str> = [
+            ("Azure:SignalR:ConnectionString", CS),
+            ("Azure:SignalR:ApplicationName", "Shop"),
+            ("Azure:SignalR:ServerStickyMode", "required"),
+            ("Azure:SignalR:InitialHubServerConnectionCount", "2"),
+            ("Azure:SignalR:MaxHubServerConnectionCount", "4"),
+            ("Azure:SignalR:AccessTokenAlgorithm", "HS512"),
+            ("Azure:SignalR:AccessTokenLifetimeInSeconds", "60"),
+            ("Azure:SignalR:MaxPollIntervalInSeconds", "20"),
+            ("Azure:SignalR:GracefulShutdown:Mode", "MigrateClients"),
+            ("Azure:SignalR:GracefulShutdown:TimeoutInSeconds", "10"),
+            ("Azure:SignalR:AllowStatefulReconnects", "true"),
+        ]
+        .into_iter()
+        .collect();
+        let options = ServiceOptions::from_config(|key| config.get(key).map(|v| v.to_string()));
+        assert_eq!(options.application_name.as_deref(), Some("Shop"));
+        assert_eq!(options.server_sticky_mode, ServerStickyMode::Required);
+        assert_eq!(
+            (
+                options.initial_hub_server_connection_count,
+                options.max_hub_server_connection_count
+            ),
+            (2, Some(4))
+        );
+        assert_eq!(options.access_token_algorithm, AccessTokenAlgorithm::HS512);
+        assert_eq!(options.access_token_lifetime, Duration::from_secs(60));
+        assert_eq!(options.max_poll_interval_in_seconds, Some(20));
+        assert_eq!(
+            options.graceful_shutdown,
+            GracefulShutdown {
+                mode: GracefulShutdownMode::MigrateClients,
+                timeout: Duration::from_secs(10)
+            }
+        );
+        assert!(options.allow_stateful_reconnects);
+        assert_eq!(options.service_hub_name("ChatHub"), "shop_chathub");
+        assert!(options.validate().is_ok());
+        // Unparsable values keep the defaults; the fallback connection string key works.
+        let options = ServiceOptions::from_config(|key| match key {
+            "ConnectionStrings:Azure:SignalR:ConnectionString" => Some(CS.into()),
+            "Azure:SignalR:ServerStickyMode" => Some("sometimes".into()),
+            "Azure:SignalR:InitialHubServerConnectionCount" => Some("many".into()),
+            _ => None,
+        });
+        assert_eq!(options.server_sticky_mode, ServerStickyMode::Disabled);
+        assert_eq!(options.initial_hub_server_connection_count, 5);
+        assert_eq!(options.connection_string.as_deref(), Some(CS));
+        assert!(!format!("{options:?}").contains("abcdefghij"), "no key in Debug output");
+    }
+}

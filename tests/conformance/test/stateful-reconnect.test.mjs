@@ -1,0 +1,154 @@
+// Stateful reconnect (ASP.NET Core 8+) on /testhub over WebSockets, JSON and MessagePack.
+//
+// The client asks for it (withStatefulReconnect(): negotiate `useStatefulReconnect=true`, handshake
+// version 2); the server offers it in negotiate. `GET /droptransport/{connectionId}` makes the
+// server drop the connection's current WebSocket abruptly (no close handshake, as if the network
+// failed) while the logical connection survives. The client then reconnects the same connection
+// (same `id`, no new negotiate, no onreconnecting), and both sides send Sequence and replay what the
+// peer has not acknowledged, dropping duplicates. Nothing may be lost or duplicated either way.
+
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import WebSocket from "ws";
+import { HubConnectionState } from "@microsoft/signalr";
+import { useServer } from "../lib/server.mjs";
+import {
+    PROTOCOLS, RecordingHttpClient, buildConnection, delay, useConnectionCleanup, withTimeout, WAIT_MS,
+} from "../lib/hub.mjs";
+import { http } from "../lib/raw.mjs";
+
+const server = useServer();
+useConnectionCleanup();
+
+const opts = { timeout: 60_000 };
+const MESSAGES = 300;
+const DROP_AT = [75, 150, 225];
+
+/** The `ws` WebSocket, counting the sockets the client opens and the URLs it opens them with. */
+function countingWebSocket() {
+    const opened = [];
+    class CountingWebSocket extends WebSocket {
+        constructor(url, ...rest) {
+            super(url, ...rest);
+            opened.push(String(url));
+        }
+    }
+    return { CountingWebSocket, opened };
+}
+
+/** Starts a stateful-reconnect connection and checks that the server agreed to it. */
+async function statefulClient(protocol) {
+    const httpClient = new RecordingHttpClient();
+    const { CountingWebSocket, opened } = countingWebSocket();
+    const c = buildConnection(`${server.url}/testhub`, {
+        protocol,
+        transport: "WebSockets",
+        statefulReconnect: true,
+        httpClient,
+        httpOptions: { WebSocket: CountingWebSocket },
+    });
+    const events = { reconnecting: [], reconnected: [], closes: [] };
+    c.onreconnecting((e) => events.reconnecting.push(e));
+    c.onreconnected((id) => events.reconnected.push(id));
+    c.onclose((e) => events.closes.push(e));
+    const received = [];
+    c.on("Message", (m) => received.push(m));
+    await withTimeout(c.start(), WAIT_MS, "start()");
+
+    const negotiates = httpClient.log.filter((e) => e.method === "POST" && new URL(e.url).pathname.endsWith("/negotiate"));
+    assert.equal(negotiates.length, 1);
+    await negotiates[0].promise;
+    const negotiateUrl = new URL(negotiates[0].url);
+    assert.equal(negotiateUrl.searchParams.get("useStatefulReconnect"), "true", "the client asks for stateful reconnect");
+    const body = JSON.parse(negotiates[0].content);
+    assert.equal(body.useStatefulReconnect, true,
+        `the server must offer stateful reconnect on /testhub when asked; negotiate answered ${negotiates[0].content}`);
+    assert.equal(c.connection.features.reconnect, true, "the client did not enable stateful reconnect");
+    return { c, httpClient, opened, events, received };
+}
+
+async function dropTransport(connectionId) {
+    const res = await http("GET", `${server.url}/droptransport/${encodeURIComponent(connectionId)}`);
+    assert.equal(res.status, 200, `GET /droptransport/${connectionId} answered ${res.status}: ${res.text}`);
+}
+
+/** Waits until `received` has at least `n` items. */
+async function receivedCount(received, n, ms) {
+    const deadline = Date.now() + ms;
+    while (received.length < n && Date.now() < deadline) {
+        await delay(20);
+    }
+}
+
+function assertExactSequence(received, n) {
+    const expected = Array.from({ length: n }, (_, i) => String(i + 1));
+    const seen = new Map();
+    for (const m of received) {
+        seen.set(m, (seen.get(m) ?? 0) + 1);
+    }
+    const missing = expected.filter((m) => !seen.has(m));
+    const duplicated = [...seen].filter(([, count]) => count > 1).map(([m, count]) => `${m}×${count}`);
+    assert.deepEqual({ missing, duplicated }, { missing: [], duplicated: [] },
+        `received ${received.length} of ${n} Message calls`);
+    assert.deepEqual(received, expected, "Message calls must arrive in order");
+}
+
+function assertSameConnection(state, connectionId) {
+    const { c, httpClient, opened, events } = state;
+    assert.equal(c.state, HubConnectionState.Connected);
+    assert.equal(c.connectionId, connectionId, "the connection id must not change");
+    assert.deepEqual(events.reconnecting, [], "onreconnecting must not fire for a stateful reconnect");
+    assert.deepEqual(events.closes, [], "the connection must not close");
+    const negotiates = httpClient.log.filter((e) => new URL(e.url).pathname.endsWith("/negotiate"));
+    assert.equal(negotiates.length, 1, "a stateful reconnect does not negotiate again");
+    assert.equal(opened.length, 1 + DROP_AT.length, `one WebSocket per drop plus the first: ${JSON.stringify(opened)}`);
+    const ids = new Set(opened.map((u) => new URL(u).searchParams.get("id")));
+    assert.equal(ids.size, 1, `every WebSocket must use the same id: ${JSON.stringify(opened)}`);
+}
+
+for (const protocol of PROTOCOLS) {
+    describe(`stateful reconnect over WebSockets, ${protocol}`, () => {
+        it(`${MESSAGES} InvokeWithString sends with ${DROP_AT.length} dropped transports: every Message exactly once, in order`, opts, async () => {
+            const state = await statefulClient(protocol);
+            const { c, received } = state;
+            const connectionId = c.connectionId;
+            assert.equal(typeof connectionId, "string");
+            assert.equal(await c.invoke("GetCallerConnectionId"), connectionId);
+
+            const drops = [];
+            for (let n = 1; n <= MESSAGES; n++) {
+                await withTimeout(c.send("InvokeWithString", String(n)), WAIT_MS, `send #${n}`);
+                if (DROP_AT.includes(n)) {
+                    drops.push(dropTransport(connectionId));
+                }
+                await delay(5);
+            }
+            await withTimeout(Promise.all(drops), WAIT_MS, "the /droptransport calls");
+            await receivedCount(received, MESSAGES, 15_000);
+            // anything duplicated would arrive before this round trip completes
+            assert.equal(await withTimeout(c.invoke("Echo", "done"), WAIT_MS, "a final Echo"), "done");
+            assertExactSequence(received, MESSAGES);
+            assertSameConnection(state, connectionId);
+            assert.equal(await c.invoke("GetCallerConnectionId"), connectionId);
+        });
+
+        it("invocations in flight across dropped transports each complete once with their own result", opts, async () => {
+            const state = await statefulClient(protocol);
+            const { c } = state;
+            const connectionId = c.connectionId;
+            const results = [];
+            const drops = [];
+            for (let n = 1; n <= 200; n++) {
+                results.push(c.invoke("Echo", `e${n}`));
+                if (n % 50 === 25 && drops.length < DROP_AT.length) {
+                    drops.push(dropTransport(connectionId));
+                }
+                await delay(5);
+            }
+            await withTimeout(Promise.all(drops), WAIT_MS, "the /droptransport calls");
+            const values = await withTimeout(Promise.all(results), 15_000, "all invocations");
+            assert.deepEqual(values, Array.from({ length: 200 }, (_, i) => `e${i + 1}`));
+            assertSameConnection(state, connectionId);
+        });
+    });
+}
