@@ -1,0 +1,184 @@
+//! The conformance server's hubs and routes (see `CONFORMANCE.md` in the shared docs): the
+//! surface of the app behind the official TypeScript client's functional tests, plus hubs
+//! for groups, users and broadcast. The binary serves it; tests can use it in-process and
+//! reach the hubs' generated typed clients.
+
+pub mod chat_hub;
+pub mod test_hub;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, Request, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Map, Value, json};
+use switchboard::transport::auth::sign_hs256;
+use switchboard::{HubError, HubHandle, JwtBearer, Switchboard, TransportType};
+
+use chat_hub::{ChatHub, Stats};
+use test_hub::TestHub;
+
+/// What the routes share.
+#[derive(Clone)]
+pub struct AppState {
+    secret: Arc<Vec<u8>>,
+    stats: Arc<Stats>,
+    redirects: Arc<AtomicU64>,
+    test_hub: Arc<std::sync::OnceLock<HubHandle<TestHub>>>,
+}
+
+fn token_for(state: &AppState, user: &str, lifetime: Duration) -> Response {
+    let mut claims = Map::new();
+    claims.insert("nameid".into(), Value::from(user));
+    match sign_hs256(&state.secret, claims, lifetime) {
+        Ok(token) => token.into_response(),
+        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
+    }
+}
+
+async fn generate_token(State(state): State<AppState>) -> Response {
+    token_for(&state, "testuser", Duration::from_secs(5))
+}
+
+async fn generate_token_for(State(state): State<AppState>, Path(user): Path<String>) -> Response {
+    token_for(&state, &user, Duration::from_secs(60))
+}
+
+/// Asks a TestHub connection's client method `Result` for an int: the body is the int, or
+/// the error's text.
+async fn client_result(State(state): State<AppState>, Path(connection_id): Path<String>) -> Response {
+    let Some(hub) = state.test_hub.get() else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "TestHub is not mapped").into_response();
+    };
+    match hub.clients().client(connection_id).result().await {
+        Ok(value) => value.to_string().into_response(),
+        Err(error) => error.message().to_owned().into_response(),
+    }
+}
+
+/// Drops a TestHub connection's transport as a network failure would; the connection
+/// survives when it reconnects statefully (a test hook, not part of the reference app).
+async fn drop_transport(State(state): State<AppState>, Path(connection_id): Path<String>) -> Response {
+    match state.test_hub.get() {
+        Some(hub) if hub.interrupt_transport(&connection_id) => StatusCode::OK.into_response(),
+        _ => (StatusCode::NOT_FOUND, "No Connection with that ID").into_response(),
+    }
+}
+
+async fn stats(State(state): State<AppState>) -> Response {
+    axum::Json(json!({
+        "connected": state.stats.connected.load(Ordering::Relaxed),
+        "disconnected": state.stats.disconnected.load(Ordering::Relaxed),
+    }))
+    .into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct RedirectQuery {
+    #[serde(rename = "baseUrl")]
+    base_url: Option<String>,
+}
+
+async fn redirect(State(state): State<AppState>, Query(query): Query<RedirectQuery>) -> Response {
+    let n = state.redirects.fetch_add(1, Ordering::Relaxed) + 1;
+    let base = query.base_url.unwrap_or_default();
+    axum::Json(json!({ "url": format!("{base}/testHub?numRedirects={n}") })).into_response()
+}
+
+/// Every negotiate also sets two cookies and an expired one, as the reference app does.
+async fn negotiate_cookies(request: Request<axum::body::Body>, next: Next) -> Response {
+    let is_negotiate = request.uri().path().to_ascii_lowercase().contains("/negotiate");
+    let mut response = next.run(request).await;
+    if is_negotiate {
+        let headers = response.headers_mut();
+        for cookie in [
+            "testCookie=testValue; Path=/",
+            "testCookie2=testValue2; Path=/",
+            "expiredCookie=doesntmatter; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
+        ] {
+            headers.append(header::SET_COOKIE, HeaderValue::from_static(cookie));
+        }
+    }
+    response
+}
+
+/// The whole app: hubs and routes.
+pub fn build(state: &AppState) -> Result<axum::Router, switchboard::BuildError> {
+    let app = Switchboard::builder()
+        .authenticator(JwtBearer::hs256(&state.secret))
+        .user_id_provider(|user| {
+            user.claims
+                .and_then(|c| c.name_identifier())
+                .map(str::to_owned)
+                .or_else(|| user.request.query("user").map(str::to_owned))
+        })
+        .hub_with("/testhub", TestHub, |o| o.allow_stateful_reconnects = true)
+        .hub_with("/testhub-nowebsockets", TestHub, |o| {
+            o.transports = vec![TransportType::ServerSentEvents, TransportType::LongPolling];
+        })
+        .hub_with("/authorizedhub", test_hub::AuthorizedHub, |o| {
+            o.require_authorization = true
+        })
+        .hub(
+            "/chathub",
+            ChatHub {
+                stats: state.stats.clone(),
+            },
+        )
+        .connection_handler("/echo", |mut conn| async move {
+            while let Some(bytes) = conn.recv().await {
+                conn.send(bytes);
+            }
+        })
+        .build()?;
+    if let Some(handle) = app.hub_handle::<TestHub>() {
+        let _ = state.test_hub.set(handle);
+    }
+    Ok(app
+        .router()
+        .route("/generateJwtToken", get(generate_token))
+        .route("/generateJwtToken/{user}", get(generate_token_for))
+        .route("/stats", get(stats))
+        .route("/clientresult/{connection_id}", get(client_result))
+        .route("/droptransport/{connection_id}", get(drop_transport))
+        .route("/redirect/negotiate", post(redirect))
+        .layer(middleware::from_fn(negotiate_cookies))
+        .with_state(state.clone()))
+}
+
+impl AppState {
+    /// Fresh state with a random token-signing secret.
+    pub fn new() -> Self {
+        let mut secret = vec![0u8; 32];
+        if getrandom::fill(&mut secret).is_err() {
+            // Without the OS random source the secret is only unique, not secret: fine for a
+            // test server on loopback.
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos();
+            secret = nanos.to_le_bytes().repeat(2);
+        }
+        Self {
+            secret: Arc::new(secret),
+            stats: Arc::new(Stats::default()),
+            redirects: Arc::new(AtomicU64::new(0)),
+            test_hub: Arc::new(std::sync::OnceLock::new()),
+        }
+    }
+}
+
+impl Default for AppState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Fails like a .NET `InvalidOperationException`.
+pub(crate) fn invalid_operation(message: String) -> HubError {
+    HubError::exception("InvalidOperationException", message)
+}
