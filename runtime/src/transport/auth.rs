@@ -62,8 +62,9 @@ impl std::error::Error for AuthError {}
 
 /// Validates bearer tokens.
 pub trait Authenticator: Send + Sync + 'static {
-    /// The token's claims, or why it is not valid.
-    fn authenticate(&self, token: &str) -> Result<Claims, AuthError>;
+    /// The token's claims, or why it is not valid. `request` is the request that carried
+    /// it (for checks that depend on it, such as an audience naming the host and hub).
+    fn authenticate(&self, token: &str, request: &RequestInfo) -> Result<Claims, AuthError>;
 }
 
 /// JSON Web Tokens signed with a shared secret (HS256, HS384 or HS512).
@@ -110,7 +111,7 @@ impl JwtBearer {
 }
 
 impl Authenticator for JwtBearer {
-    fn authenticate(&self, token: &str) -> Result<Claims, AuthError> {
+    fn authenticate(&self, token: &str, _request: &RequestInfo) -> Result<Claims, AuthError> {
         jsonwebtoken::decode::<Map<String, Value>>(token, &self.key, &self.validation)
             .map(|data| Claims(data.claims))
             .map_err(|e| AuthError::new(format!("invalid bearer token: {:?}", e.kind())))

@@ -203,13 +203,15 @@ async fn handle(state: Arc<AppState>, request: Request<Body>) -> Response {
 /// request has none.
 fn authenticate(state: &AppState, endpoint: &Endpoint, parts: &Parts) -> Result<Option<Claims>, ()> {
     let claims = match (auth::bearer_token(parts), &state.authenticator) {
-        (Some(token), Some(authenticator)) => match authenticator.authenticate(&token) {
-            Ok(claims) => Some(claims),
-            Err(error) => {
-                tracing::debug!(path = %endpoint.path, %error, "bearer token refused");
-                None
+        (Some(token), Some(authenticator)) => {
+            match authenticator.authenticate(&token, &request::RequestInfo::from_parts(parts)) {
+                Ok(claims) => Some(claims),
+                Err(error) => {
+                    tracing::debug!(path = %endpoint.path, %error, "bearer token refused");
+                    None
+                }
             }
-        },
+        }
         _ => None,
     };
     if endpoint.options().require_authorization && claims.is_none() {

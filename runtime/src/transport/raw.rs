@@ -19,6 +19,7 @@ pub(crate) type RawHandler = Arc<dyn Fn(RawConnection) -> BoxFuture<'static, ()>
 pub struct RawConnection {
     conn: Arc<Connection>,
     inbound: Inbound,
+    fixed_format: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for RawConnection {
@@ -31,7 +32,11 @@ impl std::fmt::Debug for RawConnection {
 
 impl RawConnection {
     pub(crate) fn new(conn: Arc<Connection>, inbound: Inbound) -> Self {
-        Self { conn, inbound }
+        Self {
+            conn,
+            inbound,
+            fixed_format: std::sync::atomic::AtomicBool::new(false),
+        }
     }
 
     /// The connection's id.
@@ -44,6 +49,23 @@ impl RawConnection {
         self.conn.request()
     }
 
+    /// The claims of the bearer token the client presented, if valid.
+    pub fn claims(&self) -> Option<&crate::Claims> {
+        self.conn.claims()
+    }
+
+    /// The transport the client uses.
+    pub fn transport(&self) -> crate::TransportType {
+        self.conn.transport()
+    }
+
+    /// Sends what follows in binary frames (`true`) or text frames (`false`) over
+    /// WebSockets, instead of following the kind the client last sent.
+    pub fn set_binary(&self, binary: bool) {
+        self.conn.set_binary(binary);
+        self.fixed_format.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// The next bytes from the client; `None` once it has gone.
     pub async fn recv(&mut self) -> Option<Bytes> {
         let closing = self.conn.closing().clone();
@@ -52,7 +74,9 @@ impl RawConnection {
             _ = closing.cancelled() => None,
             frame = self.inbound.next_frame() => {
                 let (bytes, binary) = frame?;
-                self.conn.set_binary(binary);
+                if !self.fixed_format.load(std::sync::atomic::Ordering::Relaxed) {
+                    self.conn.set_binary(binary);
+                }
                 Some(bytes)
             }
         }

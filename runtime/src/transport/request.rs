@@ -39,6 +39,11 @@ impl RequestInfo {
         &self.path
     }
 
+    /// The `Host` header (host and port, as the client addressed the server).
+    pub fn host(&self) -> Option<&str> {
+        self.header("host")
+    }
+
     /// All request headers.
     pub fn headers(&self) -> &HeaderMap {
         &self.headers

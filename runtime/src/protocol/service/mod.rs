@@ -4,7 +4,7 @@
 //! Each message is one MessagePack array whose first item is the message type, preceded by
 //! its length as a VarInt: split records off a byte stream with
 //! [`split_binary_record`](super::framing::split_binary_record), [`parse`] each one, and
-//! [`write`] messages already framed. Integers take their smallest MessagePack form and
+//! [`write()`] messages already framed. Integers take their smallest MessagePack form and
 //! absent strings are nil, as the reference implementation (MessagePack-CSharp) writes them,
 //! so written records are byte-for-byte the reference SDK's.
 //!
