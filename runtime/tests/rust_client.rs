@@ -737,3 +737,148 @@ async fn client_keep_alive_holds_an_idle_connection() {
     assert_eq!(connection.state(), ConnectionState::Connected);
     assert_eq!(connection.invoke::<String>("Echo", ("alive",)).await.unwrap(), "alive");
 }
+
+type FakeSocket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// A WebSocket server that runs `script` for each connection (numbered from 0).
+async fn fake_hub<F, Fut>(script: F) -> String
+where
+    F: Fn(usize, FakeSocket) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        let mut index = 0;
+        while let Ok((tcp, _)) = listener.accept().await {
+            if let Ok(socket) = tokio_tungstenite::accept_async(tcp).await {
+                tokio::spawn(script(index, socket));
+                index += 1;
+            }
+        }
+    });
+    addr
+}
+
+async fn fake_send(socket: &mut FakeSocket, text: &str) {
+    use futures_util::SinkExt;
+    socket
+        .send(tokio_tungstenite::tungstenite::Message::text(text))
+        .await
+        .unwrap();
+}
+
+/// Reads the handshake request (and whatever else comes).
+async fn fake_read(socket: &mut FakeSocket) -> String {
+    match socket.next().await {
+        Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text))) => text.to_string(),
+        other => panic!("expected a text frame, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn client_records_across_frames_and_close_with_allow_reconnect() {
+    let (seen, mut sent) = mpsc::unbounded_channel();
+    let addr = fake_hub(move |index, mut socket| {
+        let seen = seen.clone();
+        async move {
+            assert_eq!(
+                fake_read(&mut socket).await,
+                "{\"protocol\":\"json\",\"version\":1}\u{1e}"
+            );
+            if index == 0 {
+                // The handshake response and the first records share a frame; a record spans two.
+                fake_send(
+                    &mut socket,
+                    "{}\u{1e}{\"type\":1,\"target\":\"Hi\",\"arguments\":[\"one\"]}\u{1e}{\"type\":1,\"tar",
+                )
+                .await;
+                fake_send(&mut socket, "get\":\"hi\",\"arguments\":[\"two\"]}\u{1e}").await;
+                fake_send(
+                    &mut socket,
+                    "{\"type\":7,\"error\":\"bye\",\"allowReconnect\":true}\u{1e}",
+                )
+                .await;
+                let _ = socket.close(None).await;
+            } else {
+                fake_send(&mut socket, "{}\u{1e}").await;
+                fake_send(
+                    &mut socket,
+                    "{\"type\":1,\"target\":\"Hi\",\"arguments\":[\"three\"]}\u{1e}",
+                )
+                .await;
+                // Report what the client sends until it leaves.
+                while let Some(Ok(message)) = socket.next().await {
+                    let _ = seen.send(message);
+                }
+            }
+        }
+    })
+    .await;
+    let connection = HubConnection::new(
+        &format!("http://{addr}/"),
+        ClientOptions {
+            skip_negotiation: true,
+            ..fast_reconnect(Protocol::Json)
+        },
+    )
+    .unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    connection.on("Hi", move |(text,): (String,)| {
+        let tx = tx.clone();
+        async move {
+            tx.send(text).unwrap();
+            Ok::<_, String>(())
+        }
+    });
+    connection.start().await.unwrap();
+    for expected in ["one", "two", "three"] {
+        assert_eq!(within(rx.recv()).await.unwrap(), expected);
+    }
+    assert_eq!(connection.state(), ConnectionState::Connected);
+    connection.stop().await;
+    // A Ping right after the handshake; on stop, a Close message, then a normal close.
+    use tokio_tungstenite::tungstenite::Message;
+    assert_eq!(sent.recv().await.unwrap(), Message::text("{\"type\":6}\u{1e}"));
+    assert_eq!(sent.recv().await.unwrap(), Message::text("{\"type\":7}\u{1e}"));
+    match sent.recv().await.unwrap() {
+        Message::Close(Some(frame)) => assert_eq!(u16::from(frame.code), 1000),
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn client_handshake_timeout() {
+    let addr = fake_hub(|_, mut socket| async move {
+        let _ = fake_read(&mut socket).await;
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    })
+    .await;
+    let options = ClientOptions {
+        skip_negotiation: true,
+        handshake_timeout: Duration::from_millis(200),
+        ..ClientOptions::default()
+    };
+    let error = within(HubConnection::connect(&format!("ws://{addr}/hub"), options))
+        .await
+        .unwrap_err();
+    assert!(error.is_timeout(), "{error:?}");
+}
+
+#[test]
+fn client_futures_and_streams_are_send() {
+    fn send<T: Send>(_: &T) {}
+    fn unpin<T: Unpin>(_: &T) {}
+    let connection = HubConnection::new("http://127.0.0.1:1/hub", ClientOptions::default()).unwrap();
+    send(&connection.start());
+    send(&connection.invoke::<String>("Echo", ("x",)));
+    send(&connection.send("Echo", ("x",)));
+    send(&connection.invoke_with_upload::<String, String>("Concat", ("",), stream::empty()));
+    send(&connection.stop());
+    send(&connection.closed());
+    let items = connection.stream::<String>("Count", (1,));
+    send(&items);
+    unpin(&items);
+    fn shared<T: Send + Sync + Clone>(_: &T) {}
+    shared(&connection);
+}

@@ -95,6 +95,17 @@ struct Running {
     shutdown: CancellationToken,
 }
 
+/// Ends the session of a start whose future was dropped before it finished.
+struct StartGuard<'a>(Option<&'a Shared>);
+
+impl Drop for StartGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(shared) = self.0 {
+            shared.finish(None);
+        }
+    }
+}
+
 impl Shared {
     pub(crate) fn new(endpoint: Endpoint, options: ClientOptions) -> Self {
         Self {
@@ -164,48 +175,42 @@ impl Shared {
             self.closed.send_replace(None);
             session
         };
+        // If the caller drops the start before it is done, the session ends there.
+        let mut abandoned = StartGuard(Some(self));
         let opened = tokio::select! {
             opened = transport::open(&self.endpoint, &self.options) => opened,
             () = session.cancelled() => Err(ClientError::disconnected("The connection was stopped during negotiation.")),
         };
+        abandoned.0 = None;
         match opened.and_then(|opened| self.attach(opened, &session)) {
             Ok(running) => {
                 tokio::spawn(self.clone().supervise(running, session));
                 Ok(())
             }
             Err(error) => {
-                self.finish(Some(error.clone()));
+                // A start that stop() interrupted ends without an error.
+                self.finish((!session.is_cancelled()).then(|| error.clone()));
                 Err(error)
             }
         }
     }
 
-    /// Stops the session: a Close message and a WebSocket close if connected, the end of
-    /// reconnect attempts otherwise. Returns once it has ended.
+    /// Stops the session: a Close message and a WebSocket close if connected (the reader
+    /// asks its writer for them), the end of reconnect attempts otherwise. Returns once the
+    /// session has ended.
     pub(crate) async fn stop(&self) {
-        let (session, link) = {
-            let state = self.lock();
-            (state.session.clone(), state.link.clone())
-        };
-        let Some(session) = session else {
+        let Some(session) = self.lock().session.clone() else {
             return;
         };
         session.cancel();
-        if let Some(link) = link {
-            let _ = link.queue.send(Outbound::Stop).await;
-        }
         let mut closed = self.closed.subscribe();
         let _ = closed.wait_for(Option::is_some).await;
     }
 
     /// Stops the session without waiting (the last handle is gone).
     pub(crate) fn abandon(&self) {
-        let state = self.lock();
-        if let Some(session) = &state.session {
+        if let Some(session) = &self.lock().session {
             session.cancel();
-        }
-        if let Some(link) = &state.link {
-            let _ = link.queue.try_send(Outbound::Stop);
         }
     }
 
@@ -377,8 +382,14 @@ impl Shared {
                     )));
                 }
                 () = session.cancelled(), if !stopping => {
+                    // Close gracefully, after whatever is queued; then wait for the server's
+                    // side of the WebSocket close, for a while.
                     stopping = true;
                     deadline = Instant::now() + STOP_TIMEOUT;
+                    let queue = running.queue.clone();
+                    tokio::spawn(async move {
+                        let _ = queue.send(Outbound::Stop).await;
+                    });
                 }
                 failed = &mut running.writer, if !writer_done => {
                     writer_done = true;

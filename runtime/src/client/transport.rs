@@ -12,6 +12,8 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
@@ -200,6 +202,11 @@ pub(crate) async fn write_loop(
             let close = encode(protocol, &HubMessage::Close(Close::default()));
             let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
                 let _ = sink.send(frame(protocol, close)).await;
+                let normal = CloseFrame {
+                    code: CloseCode::Normal,
+                    reason: Utf8Bytes::default(),
+                };
+                let _ = sink.send(Message::Close(Some(normal))).await;
                 let _ = sink.close().await;
             })
             .await;

@@ -16,6 +16,7 @@ use crate::protocol::{Arguments, CompletionResult, Protocol, RawValue};
 pub struct Clients<C: ClientContract = Untyped> {
     manager: Arc<dyn LifetimeManager>,
     results: ResultPolicy,
+    origin: Option<Arc<str>>,
     contract: PhantomData<fn() -> C>,
 }
 
@@ -24,6 +25,7 @@ impl<C: ClientContract> Clone for Clients<C> {
         Self {
             manager: self.manager.clone(),
             results: self.results,
+            origin: self.origin.clone(),
             contract: PhantomData,
         }
     }
@@ -34,6 +36,8 @@ impl<C: ClientContract> Clone for Clients<C> {
 pub struct ClientProxy {
     manager: Arc<dyn LifetimeManager>,
     target: Target,
+    /// The connection whose hub call sends, to keep order with its own messages.
+    origin: Option<Arc<str>>,
 }
 
 impl ClientProxy {
@@ -49,7 +53,9 @@ impl ClientProxy {
 
     /// Sends an already prepared message (see [`OutboundMessage`]).
     pub async fn send_message(&self, message: Arc<OutboundMessage>) -> Result<(), HubError> {
-        self.manager.send(self.target.clone(), message).await
+        self.manager
+            .send(self.target.clone(), message, self.origin.as_deref())
+            .await
     }
 
     /// The connections this proxy reaches.
@@ -161,16 +167,18 @@ fn owned(ids: impl IntoIterator<Item = impl Into<String>>) -> Vec<String> {
 }
 
 impl<C: ClientContract> Clients<C> {
-    pub(crate) fn new(manager: Arc<dyn LifetimeManager>, results: ResultPolicy) -> Self {
+    pub(crate) fn new(manager: Arc<dyn LifetimeManager>, results: ResultPolicy, origin: Option<Arc<str>>) -> Self {
         Self {
             manager,
             results,
+            origin,
             contract: PhantomData,
         }
     }
 
     fn proxy(&self, target: Target) -> C::Multi {
         C::Multi::from(ClientProxy {
+            origin: self.origin.clone(),
             manager: self.manager.clone(),
             target,
         })
@@ -190,6 +198,7 @@ impl<C: ClientContract> Clients<C> {
     pub fn client(&self, connection_id: impl Into<String>) -> C::Single {
         let connection_id = connection_id.into();
         let proxy = ClientProxy {
+            origin: self.origin.clone(),
             manager: self.manager.clone(),
             target: Target::Connection(connection_id.clone()),
         };

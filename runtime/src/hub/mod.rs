@@ -216,8 +216,9 @@ impl<H> HubContext<H> {
             Scope::Connecting => ResultPolicy::OnConnected,
             _ => ResultPolicy::Allowed(self.shared.client_result_timeout),
         };
+        let origin = Some(self.conn.id().clone());
         HubClients::new(
-            Clients::new(self.shared.manager.clone(), results),
+            Clients::new(self.shared.manager.clone(), results, origin),
             self.conn.id().clone(),
         )
     }
@@ -270,6 +271,7 @@ impl<H> HubHandle<H> {
         Clients::new(
             self.shared.manager.clone(),
             ResultPolicy::Allowed(self.shared.client_result_timeout),
+            None,
         )
     }
 

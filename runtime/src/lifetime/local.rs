@@ -139,7 +139,12 @@ impl LifetimeManager for LocalLifetimeManager {
         }
     }
 
-    fn send(&self, target: Target, message: Arc<OutboundMessage>) -> BoxFuture<'_, Result<(), HubError>> {
+    fn send(
+        &self,
+        target: Target,
+        message: Arc<OutboundMessage>,
+        _origin: Option<&str>,
+    ) -> BoxFuture<'_, Result<(), HubError>> {
         std::future::ready(self.deliver(&target, &message)).boxed()
     }
 

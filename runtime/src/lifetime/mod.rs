@@ -94,7 +94,14 @@ pub enum Target {
 pub(crate) trait LifetimeManager: Send + Sync + 'static {
     fn on_connected(&self, conn: &Arc<Connection>);
     fn on_disconnected(&self, conn: &Arc<Connection>);
-    fn send(&self, target: Target, message: Arc<OutboundMessage>) -> BoxFuture<'_, Result<(), HubError>>;
+    /// Delivers `message`. `origin` is the connection whose hub call sends it, if any: a
+    /// manager that can keep order with that connection's own traffic uses it.
+    fn send(
+        &self,
+        target: Target,
+        message: Arc<OutboundMessage>,
+        origin: Option<&str>,
+    ) -> BoxFuture<'_, Result<(), HubError>>;
     fn add_to_group(&self, connection_id: &str, group: &str) -> BoxFuture<'_, Result<(), HubError>>;
     fn remove_from_group(&self, connection_id: &str, group: &str) -> BoxFuture<'_, Result<(), HubError>>;
     /// The connection with this id, if it is connected here.
