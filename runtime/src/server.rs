@@ -10,12 +10,16 @@ use crate::hub::dispatch::{Dispatcher, HubEndpoint};
 use crate::hub::{Hub, HubHandle, HubShared, Methods};
 use crate::lifetime::LocalLifetimeManager;
 use crate::options::HubOptions;
+use crate::service::hub::ServiceHub;
+use crate::service::lifetime::ServiceLifetimeManager;
+use crate::service::{ConnectionString, ServiceOptions};
 use crate::transport::auth::{self, Authenticator, UserContext, UserIdProvider};
 use crate::transport::raw::{RawConnection, RawHandler};
 use crate::transport::registry::Registry;
 use crate::transport::{AppState, Endpoint, EndpointKind, SwitchboardService};
 
-type EndpointFactory = Box<dyn FnOnce(&mut SharedByType, HubOptions) -> Result<EndpointKind, BuildError>>;
+type EndpointFactory =
+    Box<dyn FnOnce(&mut SharedByType, HubOptions, Option<&ServiceContext>) -> Result<EndpointKind, BuildError>>;
 type SharedByType = HashMap<TypeId, Arc<HubShared>>;
 type Configure = Box<dyn FnOnce(&mut HubOptions)>;
 
@@ -76,6 +80,7 @@ pub struct SwitchboardBuilder {
     errors: Vec<String>,
     authenticator: Option<Arc<dyn Authenticator>>,
     user_id_provider: UserIdProvider,
+    service: Option<ServiceOptions>,
 }
 
 impl Default for SwitchboardBuilder {
@@ -86,6 +91,7 @@ impl Default for SwitchboardBuilder {
             errors: Vec::new(),
             authenticator: None,
             user_id_provider: Arc::new(auth::default_user_id),
+            service: None,
         }
     }
 }
@@ -131,24 +137,36 @@ impl SwitchboardBuilder {
                 configure(options);
             }
         });
-        let factory: EndpointFactory = Box::new(move |shared, options| {
+        let factory: EndpointFactory = Box::new(move |shared, options, service| {
             let methods = Methods::<H>::collect().map_err(|errors| BuildError::new(errors.join("; ")))?;
             let shared = shared
                 .entry(TypeId::of::<H>())
                 .or_insert_with(|| {
+                    let (manager, service): (Arc<dyn crate::lifetime::LifetimeManager>, _) = match service {
+                        None => (Arc::new(LocalLifetimeManager::default()), None),
+                        Some(context) => {
+                            let hub = context.hub(service_hub_name::<H>());
+                            (Arc::new(ServiceLifetimeManager::new(hub.clone())), Some(hub))
+                        }
+                    };
                     Arc::new(HubShared {
-                        manager: Arc::new(LocalLifetimeManager::default()),
+                        manager,
                         client_result_timeout: options.client_result_timeout,
+                        service,
                     })
                 })
                 .clone();
-            let endpoint = HubEndpoint {
+            let service = shared.service.clone();
+            let endpoint: Arc<dyn Dispatcher> = Arc::new(HubEndpoint {
                 hub: Arc::new(hub),
                 methods: Arc::new(methods),
                 shared,
                 options,
-            };
-            Ok(EndpointKind::Hub(Arc::new(endpoint) as Arc<dyn Dispatcher>))
+            });
+            if let Some(service) = service {
+                let _ = service.dispatcher.set(endpoint.clone());
+            }
+            Ok(EndpointKind::Hub(endpoint))
         });
         self.endpoints.push((path.to_owned(), factory, configure));
         self
@@ -162,8 +180,17 @@ impl SwitchboardBuilder {
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
         let handler: RawHandler = Arc::new(move |conn| Box::pin(handler(conn)));
-        let factory: EndpointFactory = Box::new(move |_, _| Ok(EndpointKind::Raw(handler)));
+        let factory: EndpointFactory = Box::new(move |_, _, _| Ok(EndpointKind::Raw(handler)));
         self.endpoints.push((path.to_owned(), factory, Box::new(|_| {})));
+        self
+    }
+
+    /// Runs every hub in service mode: a SignalR service (`switchboard-service`, or any
+    /// service speaking the Azure SignalR server protocol) holds the clients; this app keeps
+    /// server connections to it and only runs hub code. Hub code does not change. The app
+    /// must be built inside a Tokio runtime (the server connections start at once).
+    pub fn with_service(mut self, options: ServiceOptions) -> Self {
+        self.service = Some(options);
         self
     }
 
@@ -194,6 +221,22 @@ impl SwitchboardBuilder {
         if let Some(error) = self.errors.first() {
             return Err(BuildError::new(error.clone()));
         }
+        let service = match self.service {
+            None => None,
+            Some(options) => {
+                let connection_string = options.validate().map_err(|e| BuildError::new(e.to_string()))?;
+                if tokio::runtime::Handle::try_current().is_err() {
+                    return Err(BuildError::new(
+                        "service mode starts server connections: build the app inside a Tokio runtime",
+                    ));
+                }
+                Some(ServiceContext {
+                    options,
+                    connection_string,
+                    server_id: server_id(),
+                })
+            }
+        };
         let mut endpoints = HashMap::new();
         let mut shared = SharedByType::new();
         for (path, factory, configure) in self.endpoints {
@@ -208,8 +251,8 @@ impl SwitchboardBuilder {
                     "hub '{path}' requires authorization, but no authenticator is configured"
                 )));
             }
-            let kind =
-                factory(&mut shared, options.clone()).map_err(|e| BuildError::new(format!("hub '{path}': {e}")))?;
+            let kind = factory(&mut shared, options.clone(), service.as_ref())
+                .map_err(|e| BuildError::new(format!("hub '{path}': {e}")))?;
             let key = path.trim_end_matches('/').to_ascii_lowercase();
             let endpoint = Endpoint {
                 path: path.clone(),
@@ -221,6 +264,12 @@ impl SwitchboardBuilder {
                 return Err(BuildError::new(format!(
                     "two hubs are mapped at '{path}' (paths are matched ignoring case)"
                 )));
+            }
+        }
+        // Service mode: every hub keeps its server connections open from now on.
+        for hub in shared.values().filter_map(|s| s.service.clone()) {
+            for slot in 0..hub.slot_count() {
+                tokio::spawn(crate::service::server_connection::run(hub.clone(), slot));
             }
         }
         let state = AppState {
@@ -250,4 +299,38 @@ fn validate_path(path: &str) -> Result<(), BuildError> {
         return bad("it must not end with '/negotiate'");
     }
     Ok(())
+}
+
+/// What service mode needs while hubs are built.
+pub(crate) struct ServiceContext {
+    options: ServiceOptions,
+    connection_string: ConnectionString,
+    server_id: String,
+}
+
+impl ServiceContext {
+    fn hub(&self, name: String) -> Arc<ServiceHub> {
+        let name = self.options.service_hub_name(&name);
+        ServiceHub::new(
+            name,
+            self.connection_string.clone(),
+            self.options.clone(),
+            self.server_id.clone(),
+        )
+    }
+}
+
+/// A hub's name at the service: its type's name (`TestHub` → `testhub`), as .NET uses.
+fn service_hub_name<H>() -> String {
+    let full = std::any::type_name::<H>();
+    let base = full.split('<').next().unwrap_or(full);
+    base.rsplit("::").next().unwrap_or(base).to_owned()
+}
+
+/// This process's id at the service: host name and a random part.
+fn server_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "server".into());
+    format!("{host}_{}", crate::transport::new_id())
 }

@@ -39,6 +39,8 @@ pub(crate) trait Dispatcher: Send + Sync + 'static {
     fn disconnected(&self, conn: &Arc<Connection>, error: Option<HubError>) -> BoxFuture<'static, ()>;
     /// Looks up and binds an invocation.
     fn prepare(&self, conn: &Arc<Connection>, invocation: Invocation, streaming: bool) -> Prepared;
+    /// The hub's service-mode state, when it runs through a service.
+    fn service(&self) -> Option<&Arc<crate::service::hub::ServiceHub>>;
 }
 
 /// One hub mapped at one path.
@@ -58,6 +60,10 @@ impl<H: Hub> HubEndpoint<H> {
 impl<H: Hub> Dispatcher for HubEndpoint<H> {
     fn options(&self) -> &HubOptions {
         &self.options
+    }
+
+    fn service(&self) -> Option<&Arc<crate::service::hub::ServiceHub>> {
+        self.shared.service.as_ref()
     }
 
     fn connected(&self, conn: &Arc<Connection>) -> BoxFuture<'static, Result<(), HubError>> {

@@ -87,6 +87,8 @@ pub(crate) struct HubShared {
     pub manager: Arc<dyn LifetimeManager>,
     /// How long client results are awaited by default.
     pub client_result_timeout: std::time::Duration,
+    /// The hub's service-mode state, when it runs through a service.
+    pub service: Option<Arc<crate::service::hub::ServiceHub>>,
 }
 
 /// Where a context was made, which decides what it may do.

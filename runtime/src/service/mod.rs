@@ -1,9 +1,18 @@
-//! Service mode, the app server's side: the options and connection strings of the Azure
-//! SignalR SDK. (The server connections, the negotiate redirect and the service lifetime
-//! manager build on these.)
+//! Service mode, the app server's side, as the Azure SignalR SDK does it: the app keeps
+//! server connections to a SignalR service (such as `switchboard-service`) per hub; the
+//! service holds the clients and tunnels each to one server connection; negotiate sends
+//! clients to the service with a token; sends become service messages the service fans out.
+//! Hub code is the same as self-hosted; [`SwitchboardBuilder::with_service`](crate::SwitchboardBuilder::with_service)
+//! switches.
 
 mod connection_string;
+pub(crate) mod hub;
+pub(crate) mod lifetime;
+pub(crate) mod negotiate;
 mod options;
+pub(crate) mod server_connection;
+mod tokens;
+pub(crate) mod virtual_connection;
 
 pub use connection_string::{ConnectionString, ConnectionStringError, Url};
 pub use options::{

@@ -13,7 +13,7 @@
 
 pub mod auth;
 mod long_polling;
-mod outbound;
+pub(crate) mod outbound;
 pub mod raw;
 pub(crate) mod registry;
 pub mod request;
@@ -193,7 +193,7 @@ async fn handle(state: Arc<AppState>, request: Request<Body>) -> Response {
         return empty(StatusCode::UNAUTHORIZED);
     };
     match route {
-        Route::Negotiate(_) if parts.method == Method::POST => negotiate(&endpoint, &parts),
+        Route::Negotiate(_) if parts.method == Method::POST => negotiate(&state, &endpoint, &parts, claims.as_ref()),
         Route::Negotiate(_) => empty(StatusCode::METHOD_NOT_ALLOWED),
         Route::Connection(_) => connect(state, endpoint, parts, body, claims).await,
     }
@@ -253,7 +253,37 @@ fn query_value(parts: &Parts, name: &str) -> Option<String> {
         .map(|(_, v)| v)
 }
 
-fn negotiate(endpoint: &Endpoint, parts: &Parts) -> Response {
+fn negotiate(state: &AppState, endpoint: &Endpoint, parts: &Parts, claims: Option<&Claims>) -> Response {
+    if let EndpointKind::Hub(dispatcher) = &endpoint.kind
+        && let Some(service) = dispatcher.service()
+    {
+        let request = request::RequestInfo::from_parts(parts);
+        let user_id = (state.user_id_provider)(&UserContext {
+            claims,
+            request: &request,
+        });
+        return match crate::service::negotiate::redirect(
+            service,
+            endpoint.options(),
+            &request,
+            claims,
+            user_id,
+            &endpoint.path,
+        ) {
+            Ok(body) => json(body),
+            Err(error) => {
+                let mut response = (
+                    StatusCode::from_u16(error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                    error.text,
+                )
+                    .into_response();
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+                response
+            }
+        };
+    }
     let version = match negotiate::select_version(query_value(parts, "negotiateVersion").as_deref(), 0) {
         Ok(version) => version,
         Err(error) => return json(serde_json::to_vec(&error).unwrap_or_default()),

@@ -91,4 +91,49 @@ impl RawConnection {
     pub fn close(&self) {
         self.conn.close(CloseReason::graceful());
     }
+
+    /// A handle that sends to and closes this connection from other tasks, while this one
+    /// keeps receiving.
+    pub fn sender(&self) -> RawSender {
+        RawSender {
+            conn: self.conn.clone(),
+        }
+    }
+}
+
+/// Sends to and closes one [`RawConnection`] from anywhere; cheap to clone.
+#[derive(Clone)]
+pub struct RawSender {
+    conn: Arc<Connection>,
+}
+
+impl std::fmt::Debug for RawSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawSender")
+            .field("id", self.conn.id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RawSender {
+    /// The connection's id.
+    pub fn connection_id(&self) -> &str {
+        self.conn.id()
+    }
+
+    /// Sends bytes to the client, as [`RawConnection::send`] does: without waiting, into the
+    /// connection's bounded queue (a client whose queue is full is closed).
+    pub fn send(&self, bytes: Bytes) {
+        self.conn.send_frame(bytes);
+    }
+
+    /// Closes the connection: what was sent before still goes out, then the transport ends.
+    pub fn close(&self) {
+        self.conn.close(CloseReason::graceful());
+    }
+
+    /// Whether the connection has started closing.
+    pub fn is_closed(&self) -> bool {
+        self.conn.closing().is_cancelled()
+    }
 }

@@ -8,6 +8,7 @@ use http::request::Parts;
 pub struct RequestInfo {
     path: String,
     headers: HeaderMap,
+    raw_query: Option<String>,
     query: Vec<(String, String)>,
     cookies: Vec<(String, String)>,
 }
@@ -15,23 +16,46 @@ pub struct RequestInfo {
 impl RequestInfo {
     pub(crate) fn from_parts(parts: &Parts) -> Self {
         let query = parts.uri.query().map(parse_query).unwrap_or_default();
-        let cookies = parts
-            .headers
-            .get_all(http::header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|line| line.split(';'))
-            .filter_map(|pair| {
-                let (name, value) = pair.trim().split_once('=')?;
-                Some((name.trim().to_owned(), value.trim().to_owned()))
-            })
-            .collect();
+        let cookies = parse_cookies(&parts.headers);
         Self {
             path: parts.uri.path().to_owned(),
             headers: parts.headers.clone(),
+            raw_query: parts.uri.query().map(str::to_owned),
             query,
             cookies,
         }
+    }
+
+    /// What a service forwards of a client's request: its headers and query string.
+    pub(crate) fn from_service(headers: &[(String, Vec<String>)], query_string: &str) -> Self {
+        let query = query_string;
+        let mut map = HeaderMap::new();
+        for (name, values) in headers {
+            let Ok(name) = http::header::HeaderName::from_bytes(name.as_bytes()) else {
+                continue;
+            };
+            for value in values {
+                if let Ok(value) = http::HeaderValue::from_str(value) {
+                    map.append(name.clone(), value);
+                }
+            }
+        }
+        let query = parse_query(query.trim_start_matches('?'));
+        let path = query
+            .iter()
+            .find(|(k, _)| k == "asrs.op")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        let raw = query_text(query_string);
+        let mut info = Self {
+            path,
+            headers: map,
+            query,
+            cookies: Vec::new(),
+            raw_query: raw,
+        };
+        info.cookies = parse_cookies(&info.headers);
+        info
     }
 
     /// The request path.
@@ -59,6 +83,11 @@ impl RequestInfo {
         self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
+    /// The query string as it was sent (without the leading `?`, not decoded), if any.
+    pub fn query_string(&self) -> Option<&str> {
+        self.raw_query.as_deref()
+    }
+
     /// Every query parameter, decoded, in order.
     pub fn query_pairs(&self) -> &[(String, String)] {
         &self.query
@@ -68,6 +97,24 @@ impl RequestInfo {
     pub fn cookie(&self, name: &str) -> Option<&str> {
         self.cookies.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
+}
+
+fn query_text(query: &str) -> Option<String> {
+    let query = query.trim_start_matches('?');
+    (!query.is_empty()).then(|| query.to_owned())
+}
+
+fn parse_cookies(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|line| line.split(';'))
+        .filter_map(|pair| {
+            let (name, value) = pair.trim().split_once('=')?;
+            Some((name.trim().to_owned(), value.trim().to_owned()))
+        })
+        .collect()
 }
 
 /// Decodes an `application/x-www-form-urlencoded` query string.

@@ -108,7 +108,19 @@ async fn negotiate_cookies(request: Request<axum::body::Body>, next: Next) -> Re
 
 /// The whole app: hubs and routes.
 pub fn build(state: &AppState) -> Result<axum::Router, switchboard::BuildError> {
-    let app = Switchboard::builder()
+    build_with(state, None)
+}
+
+/// The whole app, in service mode when `service` is given (build it inside a Tokio runtime).
+pub fn build_with(
+    state: &AppState,
+    service: Option<switchboard::service::ServiceOptions>,
+) -> Result<axum::Router, switchboard::BuildError> {
+    let mut builder = Switchboard::builder();
+    if let Some(options) = service {
+        builder = builder.with_service(options);
+    }
+    let app = builder
         .authenticator(JwtBearer::hs256(&state.secret))
         .user_id_provider(|user| {
             user.claims

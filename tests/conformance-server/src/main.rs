@@ -9,11 +9,12 @@
 //!                    [--stop-when-stdin-closes]
 //! ```
 
-use conformance_server::{AppState, build};
+use conformance_server::{AppState, build_with};
 
 struct Args {
     port: u16,
     service: Option<String>,
+    app_name: Option<String>,
     stop_when_stdin_closes: bool,
 }
 
@@ -28,6 +29,7 @@ fn parse_args() -> Args {
     let mut args = Args {
         port: 0,
         service: None,
+        app_name: None,
         stop_when_stdin_closes: false,
     };
     let mut it = std::env::args().skip(1);
@@ -35,9 +37,7 @@ fn parse_args() -> Args {
         match arg.as_str() {
             "--port" => args.port = it.next().and_then(|p| p.parse().ok()).unwrap_or_else(|| usage()),
             "--service" => args.service = Some(it.next().unwrap_or_else(|| usage())),
-            "--app-name" => {
-                it.next().unwrap_or_else(|| usage());
-            }
+            "--app-name" => args.app_name = Some(it.next().unwrap_or_else(|| usage())),
             "--stop-when-stdin-closes" => args.stop_when_stdin_closes = true,
             "--help" | "-h" => usage(),
             other => {
@@ -56,12 +56,16 @@ async fn main() {
         .with_writer(std::io::stderr)
         .init();
     let args = parse_args();
-    if args.service.is_some() {
-        eprintln!("--service: service mode is not available in this build yet");
-        std::process::exit(2);
-    }
     let state = AppState::new();
-    let router = match build(&state) {
+    let service = args
+        .service
+        .clone()
+        .map(|connection_string| switchboard::service::ServiceOptions {
+            connection_string: Some(connection_string),
+            application_name: args.app_name.clone(),
+            ..Default::default()
+        });
+    let router = match build_with(&state, service) {
         Ok(router) => router,
         Err(error) => {
             eprintln!("configuration error: {error}");

@@ -1,0 +1,175 @@
+//! The state of one hub in service mode: its server connections, the clients the service
+//! tunnels through them, and pending acknowledgements.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::{Map, Value};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::connection_string::ConnectionString;
+use super::options::ServiceOptions;
+use super::tokens;
+use crate::HubError;
+use crate::connection::Connection;
+use crate::hub::dispatch::Dispatcher;
+use crate::protocol::service::AckStatus;
+
+/// How long an acknowledged message waits for its Ack.
+pub(crate) const ACK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A client of the hub, tunnelled through one server connection.
+pub(crate) struct VirtualClient {
+    pub conn: Arc<Connection>,
+    /// Bytes from the client, for the connection's driver.
+    pub inbound: mpsc::Sender<Bytes>,
+    /// The server connection the service opened it on.
+    pub slot: usize,
+}
+
+/// Messages waiting for the service's Ack, by ack id.
+#[derive(Default)]
+pub(crate) struct Acks {
+    next: AtomicI32,
+    pending: Mutex<HashMap<i32, oneshot::Sender<AckStatus>>>,
+}
+
+impl Acks {
+    pub fn expect(&self) -> (i32, oneshot::Receiver<AckStatus>) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+        let (sender, receiver) = oneshot::channel();
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, sender);
+        (id, receiver)
+    }
+
+    pub fn forget(&self, id: i32) {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+    }
+
+    pub fn complete(&self, id: i32, status: AckStatus) {
+        if let Some(sender) = self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&id) {
+            let _ = sender.send(status);
+        }
+    }
+}
+
+/// One hub's service-mode state.
+pub(crate) struct ServiceHub {
+    /// The hub's name at the service: application prefix and hub name, lower-cased.
+    pub name: String,
+    pub connection_string: ConnectionString,
+    pub options: ServiceOptions,
+    pub server_id: String,
+    pub allow_stateful_reconnects: bool,
+    /// The hub code that runs the tunnelled clients (set when the hub's endpoint is built).
+    pub dispatcher: OnceLock<Arc<dyn Dispatcher>>,
+    slots: RwLock<Vec<Option<mpsc::Sender<Bytes>>>>,
+    pub clients: RwLock<HashMap<Arc<str>, VirtualClient>>,
+    pub acks: Acks,
+    pub stopping: CancellationToken,
+    next_slot: AtomicUsize,
+    pub received: AtomicU64,
+}
+
+impl ServiceHub {
+    pub fn new(
+        name: String,
+        connection_string: ConnectionString,
+        options: ServiceOptions,
+        server_id: String,
+    ) -> Arc<Self> {
+        let count = usize::try_from(options.initial_hub_server_connection_count).unwrap_or(0);
+        Arc::new(Self {
+            name,
+            allow_stateful_reconnects: options.allow_stateful_reconnects,
+            connection_string,
+            options,
+            server_id,
+            dispatcher: OnceLock::new(),
+            slots: RwLock::new(vec![None; count]),
+            clients: RwLock::new(HashMap::new()),
+            acks: Acks::default(),
+            stopping: CancellationToken::new(),
+            next_slot: AtomicUsize::new(0),
+            received: AtomicU64::new(0),
+        })
+    }
+
+    /// How many server connections the hub keeps.
+    pub fn slot_count(&self) -> usize {
+        self.slots.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// `ws[s]://server-endpoint/server/?hub=…&cid=…`.
+    pub fn server_url(&self) -> String {
+        let endpoint = self.connection_string.server_endpoint();
+        format!(
+            "{}{}/server/?hub={}&cid={}",
+            endpoint.websocket_origin(),
+            endpoint.path,
+            self.name,
+            crate::transport::new_id()
+        )
+    }
+
+    /// The bearer token of a server connection.
+    pub fn server_token(&self) -> Result<String, HubError> {
+        let audience = format!(
+            "{}server/?hub={}",
+            self.connection_string.endpoint().audience_base(),
+            self.name
+        );
+        let mut claims = Map::new();
+        claims.insert("nameid".into(), Value::from(self.server_id.as_str()));
+        tokens::sign(
+            self.connection_string.access_key(),
+            self.options.access_token_algorithm,
+            &audience,
+            claims,
+            self.options.access_token_lifetime,
+        )
+    }
+
+    pub fn attach(&self, slot: usize, sender: mpsc::Sender<Bytes>) {
+        if let Some(entry) = self.slots.write().unwrap_or_else(|e| e.into_inner()).get_mut(slot) {
+            *entry = Some(sender);
+        }
+    }
+
+    pub fn detach(&self, slot: usize) {
+        if let Some(entry) = self.slots.write().unwrap_or_else(|e| e.into_inner()).get_mut(slot) {
+            *entry = None;
+        }
+    }
+
+    /// Whether any server connection is up (negotiate redirects only then).
+    pub fn is_connected(&self) -> bool {
+        self.slots
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(Option::is_some)
+    }
+
+    /// The queue of a server connection: the one `origin` (a tunnelled client) came through
+    /// when it is up, so its messages keep their order; else the next one up.
+    pub fn writer(&self, origin: Option<&str>) -> Option<mpsc::Sender<Bytes>> {
+        let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(origin) = origin
+            && let Some(client) = self.clients.read().unwrap_or_else(|e| e.into_inner()).get(origin)
+            && let Some(Some(sender)) = slots.get(client.slot)
+        {
+            return Some(sender.clone());
+        }
+        let count = slots.len();
+        let start = self.next_slot.fetch_add(1, Ordering::Relaxed);
+        (0..count).filter_map(|i| slots[(start + i) % count].clone()).next()
+    }
+}

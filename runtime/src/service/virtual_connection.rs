@@ -1,0 +1,137 @@
+//! Clients the service tunnels to this app server: each runs the same connection driver and
+//! hub code as a self-hosted client; only its bytes travel as ConnectionData.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use super::hub::{ServiceHub, VirtualClient};
+use super::server_connection::frame;
+use super::tokens;
+use crate::connection::{CloseReason, Connection, ConnectionParts, driver};
+use crate::options::TransportType;
+use crate::protocol::service::{CloseConnection, ConnectionData, OpenConnection, ServiceMessage};
+use crate::transport::auth::Claims;
+use crate::transport::request::RequestInfo;
+use crate::transport::{Inbound, outbound};
+
+/// The header the relay names the client's transport in.
+pub(crate) const TRANSPORT_HEADER: &str = "x-switchboard-transport";
+
+fn transport(open: &OpenConnection) -> TransportType {
+    let named = open
+        .headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(TRANSPORT_HEADER))
+        .and_then(|(_, values)| values.first());
+    match named.map(String::as_str) {
+        Some("ServerSentEvents") => TransportType::ServerSentEvents,
+        Some("LongPolling") => TransportType::LongPolling,
+        _ => TransportType::WebSockets,
+    }
+}
+
+/// The service opened a client on server connection `slot`.
+pub(crate) fn open(hub: &Arc<ServiceHub>, slot: usize, open: OpenConnection) {
+    let Some(dispatcher) = hub.dispatcher.get().cloned() else {
+        tracing::warn!(hub = %hub.name, "a client arrived before the hub was ready");
+        return;
+    };
+    let user_id = open
+        .claims
+        .iter()
+        .find(|(name, _)| name == "asrs.s.uid")
+        .map(|(_, value)| Arc::from(value.as_str()));
+    let claims = tokens::user_claims(&open.claims);
+    let request = RequestInfo::from_service(&open.headers, open.query_string.as_deref().unwrap_or(""));
+    let options = dispatcher.options();
+    let (conn, outbound) = Connection::new(ConnectionParts {
+        id: Arc::from(open.connection_id.as_str()),
+        user_id,
+        request,
+        claims: (!claims.is_empty()).then_some(Claims(claims)),
+        transport: transport(&open),
+        queue_capacity: options.max_queued_messages,
+        stateful_buffer: None,
+    });
+    let (inbound, receiver) = mpsc::channel(64);
+    hub.clients.write().unwrap_or_else(|e| e.into_inner()).insert(
+        conn.id().clone(),
+        VirtualClient {
+            conn: conn.clone(),
+            inbound,
+            slot,
+        },
+    );
+    tokio::spawn(pump(hub.clone(), conn.clone(), outbound));
+    let hub = hub.clone();
+    tokio::spawn(async move {
+        driver::run(conn.clone(), Inbound::Channel(receiver), |_| true, dispatcher).await;
+        conn.close(CloseReason::transport_closed());
+        hub.clients.write().unwrap_or_else(|e| e.into_inner()).remove(conn.id());
+    });
+}
+
+/// Sends what the connection queues to the service, then closes it at the service.
+async fn pump(hub: Arc<ServiceHub>, conn: Arc<Connection>, mut outbound: mpsc::Receiver<Bytes>) {
+    let id = conn.id().to_string();
+    let data = |payload: Bytes| {
+        frame(&ServiceMessage::ConnectionData(ConnectionData {
+            connection_id: id.clone(),
+            payload,
+            ..ConnectionData::default()
+        }))
+    };
+    while let Some(batch) = outbound::next_batch(&mut outbound, &conn).await {
+        let Some(writer) = hub.writer(Some(&id)) else { break };
+        if writer.send(data(batch)).await.is_err() {
+            break;
+        }
+        conn.mark_sent();
+    }
+    let rest = outbound::final_batch(&mut outbound, &conn);
+    if let Some(writer) = hub.writer(Some(&id)) {
+        if !rest.is_empty() {
+            let _ = writer.send(data(rest)).await;
+        }
+        let close = CloseConnection {
+            connection_id: id.clone(),
+            ..CloseConnection::default()
+        };
+        let _ = writer.send(frame(&ServiceMessage::CloseConnection(close))).await;
+    }
+}
+
+/// Bytes from a tunnelled client.
+pub(crate) async fn data(hub: &ServiceHub, connection_id: &str, payload: Bytes) {
+    let target = hub
+        .clients
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(connection_id)
+        .map(|c| c.inbound.clone());
+    if let Some(inbound) = target {
+        let _ = inbound.send(payload).await;
+    }
+}
+
+/// The service closed a client (it left).
+pub(crate) fn closed_by_service(hub: &ServiceHub, connection_id: &str) {
+    if let Some(client) = hub.clients.read().unwrap_or_else(|e| e.into_inner()).get(connection_id) {
+        client.conn.close(CloseReason::transport_closed());
+    }
+}
+
+/// A server connection dropped: the clients it carried are gone.
+pub(crate) fn close_all(hub: &ServiceHub, slot: usize) {
+    for client in hub
+        .clients
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .filter(|c| c.slot == slot)
+    {
+        client.conn.close(CloseReason::transport_closed());
+    }
+}
