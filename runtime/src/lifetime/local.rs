@@ -191,16 +191,25 @@ impl LifetimeManager for LocalLifetimeManager {
         message: Arc<OutboundMessage>,
         timeout: Duration,
     ) -> BoxFuture<'_, Result<CompletionResult, HubError>> {
-        let conn = self.connection(connection_id);
-        let connection_id = connection_id.to_owned();
-        async move {
-            let conn = conn.ok_or_else(|| {
-                HubError::exception("IOException", format!("Connection '{connection_id}' does not exist."))
-            })?;
-            invoke_client(&conn, &message, timeout).await
-        }
-        .boxed()
+        invoke_found(self.connection(connection_id), connection_id, message, timeout)
     }
+}
+
+/// [`invoke_client`] on a connection looked up here, or the error for one that is not.
+pub(crate) fn invoke_found(
+    conn: Option<Arc<Connection>>,
+    connection_id: &str,
+    message: Arc<OutboundMessage>,
+    timeout: Duration,
+) -> BoxFuture<'static, Result<CompletionResult, HubError>> {
+    let connection_id = connection_id.to_owned();
+    async move {
+        let conn = conn.ok_or_else(|| {
+            HubError::exception("IOException", format!("Connection '{connection_id}' does not exist."))
+        })?;
+        invoke_client(&conn, &message, timeout).await
+    }
+    .boxed()
 }
 
 /// Sends an invocation with an id to one connection and waits for its Completion, the

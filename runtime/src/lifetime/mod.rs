@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 
-pub(crate) use local::{LocalLifetimeManager, invoke_client};
+pub(crate) use local::{LocalLifetimeManager, invoke_found};
 
 use crate::HubError;
 use crate::connection::Connection;

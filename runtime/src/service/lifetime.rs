@@ -11,7 +11,7 @@ use super::hub::{ACK_TIMEOUT, ServiceHub};
 use super::server_connection::frame;
 use crate::HubError;
 use crate::connection::Connection;
-use crate::lifetime::{LifetimeManager, OutboundMessage, Target, invoke_client};
+use crate::lifetime::{LifetimeManager, OutboundMessage, Target, invoke_found};
 use crate::protocol::service::{
     AckStatus, BroadcastData, GroupBroadcastData, JoinGroupWithAck, LeaveGroupWithAck, MultiConnectionData,
     MultiGroupBroadcastData, MultiUserData, Payloads, ServiceMessage, UserData,
@@ -197,14 +197,6 @@ impl LifetimeManager for ServiceLifetimeManager {
     ) -> BoxFuture<'_, Result<CompletionResult, HubError>> {
         // A client tunnelled to this server answers through its own connection; clients of
         // other app servers are not reachable for results from here.
-        let conn = self.connection(connection_id);
-        let connection_id = connection_id.to_owned();
-        async move {
-            let conn = conn.ok_or_else(|| {
-                HubError::exception("IOException", format!("Connection '{connection_id}' does not exist."))
-            })?;
-            invoke_client(&conn, &message, timeout).await
-        }
-        .boxed()
+        invoke_found(self.connection(connection_id), connection_id, message, timeout)
     }
 }
