@@ -174,6 +174,9 @@ struct Method {
     ident: syn::Ident,
     wire: String,
     params: Vec<Param>,
+    /// Each parameter's name, when it is a plain identifier.
+    names: Vec<Option<syn::Ident>>,
+    docs: Vec<syn::Attribute>,
     output: Output,
 }
 
@@ -352,10 +355,30 @@ fn parse_method(function: &ImplItemFn, wire: String, errors: &mut Errors) -> Opt
             }
         }
     };
+    let names = sig
+        .inputs
+        .iter()
+        .skip(1)
+        .map(|input| match input {
+            FnArg::Typed(typed) => match &*typed.pat {
+                syn::Pat::Ident(pat) => Some(pat.ident.clone()),
+                _ => None,
+            },
+            FnArg::Receiver(_) => None,
+        })
+        .collect();
+    let docs = function
+        .attrs
+        .iter()
+        .filter(|a| a.path().is_ident("doc"))
+        .cloned()
+        .collect();
     ok.then(|| Method {
         ident: sig.ident.clone(),
         wire,
         params,
+        names,
+        docs,
         output,
     })
 }
@@ -538,13 +561,19 @@ fn method_tokens(method: &Method) -> (TokenStream, Option<TokenStream>) {
     let mut types = Vec::new();
     for (index, param) in method.params.iter().enumerate() {
         if let Param::Bound { ty, upload: None } = param {
-            names.push(format_ident!("arg{}", index));
+            let name = match method.names.get(index) {
+                Some(Some(name)) if !name.to_string().starts_with('_') => name.clone(),
+                _ => format_ident!("arg{}", index),
+            };
+            names.push(name);
             types.push(ty.clone());
         }
     }
     let doc = format!("Calls hub method `{wire}`.");
+    let docs = &method.docs;
     let client = match (&method.output, uploads.first()) {
         (Output::Stream { item, .. }, None) => Some(quote! {
+            #(#docs)*
             #[doc = #doc]
             pub fn #ident(&self, #(#names: #types),*) -> ::switchboard::client::ClientStream<#item> {
                 self.connection.stream::<#item>(#wire, (#(#names,)*))
@@ -552,7 +581,8 @@ fn method_tokens(method: &Method) -> (TokenStream, Option<TokenStream>) {
         }),
         (Output::TryStream { item, .. }, None) => result_ok_type(item).map(|ok| {
             quote! {
-                #[doc = #doc]
+                #(#docs)*
+            #[doc = #doc]
                 pub fn #ident(&self, #(#names: #types),*) -> ::switchboard::client::ClientStream<#ok> {
                     self.connection.stream::<#ok>(#wire, (#(#names,)*))
                 }
@@ -571,21 +601,23 @@ fn method_tokens(method: &Method) -> (TokenStream, Option<TokenStream>) {
             };
             Some(match upload {
                 None => quote! {
-                    #[doc = #doc]
-                    pub async fn #ident(&self, #(#names: #types),*) -> ::core::result::Result<#value, ::switchboard::client::ClientError> {
-                        self.connection.invoke::<#value>(#wire, (#(#names,)*)).await
-                    }
-                },
+                        #(#docs)*
+                #[doc = #doc]
+                        pub async fn #ident(&self, #(#names: #types),*) -> ::core::result::Result<#value, ::switchboard::client::ClientError> {
+                            self.connection.invoke::<#value>(#wire, (#(#names,)*)).await
+                        }
+                    },
                 Some(item) => quote! {
-                    #[doc = #doc]
-                    pub async fn #ident(
-                        &self,
-                        #(#names: #types,)*
-                        upload: impl ::switchboard::__private::Stream<Item = #item> + ::core::marker::Send + 'static,
-                    ) -> ::core::result::Result<#value, ::switchboard::client::ClientError> {
-                        self.connection.invoke_with_upload::<#value, #item>(#wire, (#(#names,)*), upload).await
-                    }
-                },
+                        #(#docs)*
+                #[doc = #doc]
+                        pub async fn #ident(
+                            &self,
+                            #(#names: #types,)*
+                            upload: impl ::switchboard::__private::Stream<Item = #item> + ::core::marker::Send + 'static,
+                        ) -> ::core::result::Result<#value, ::switchboard::client::ClientError> {
+                            self.connection.invoke_with_upload::<#value, #item>(#wire, (#(#names,)*), upload).await
+                        }
+                    },
             })
         }
     };
@@ -732,15 +764,27 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
         _ => None,
     };
     let typed_client = hub_name.map(|name| {
-        let client = format_ident!("{}HubClient", name, span = name.span());
+        // `ChatHub` → `ChatHubClient`; `Chat` → `ChatHubClient`.
+        let client = if name.to_string().ends_with("Hub") {
+            format_ident!("{}Client", name, span = name.span())
+        } else {
+            format_ident!("{}HubClient", name, span = name.span())
+        };
         let doc = format!("A typed Rust client of the [`{name}`] hub: one method per hub method.");
         let handler = args.client.as_ref().map(|trait_path| {
             quote! {
-                /// Registers `handler` for the server's calls to this client (including client
-                /// results).
-                pub fn with_handler<H: #trait_path>(self, handler: H) -> Self {
-                    <#client_ty>::register_handler(&self.connection, ::std::sync::Arc::new(handler));
-                    self
+                /// Connects to the hub at `url` with `handler` answering the hub's calls to
+                /// this client (client results included); it is registered before the
+                /// connection starts, so no early call is missed.
+                pub async fn connect_with_handler<H: #trait_path>(
+                    url: &str,
+                    options: ::switchboard::client::ClientOptions,
+                    handler: H,
+                ) -> ::core::result::Result<Self, ::switchboard::client::ClientError> {
+                    let connection = ::switchboard::client::HubConnection::new(url, options)?;
+                    <#client_ty>::register_handler(&connection, ::std::sync::Arc::new(handler));
+                    connection.start().await?;
+                    ::core::result::Result::Ok(Self { connection })
                 }
             }
         });
@@ -751,6 +795,12 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
                 #[allow(private_interfaces)]
                 pub struct #client {
                     connection: ::switchboard::client::HubConnection,
+                }
+
+                impl ::core::fmt::Debug for #client {
+                    fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                        f.debug_struct(::core::stringify!(#client)).finish_non_exhaustive()
+                    }
                 }
 
                 #[allow(private_interfaces)]

@@ -93,6 +93,9 @@ struct Running {
     queue: mpsc::Sender<Outbound>,
     writer: JoinHandle<bool>,
     shutdown: CancellationToken,
+    /// Fire-and-forget handler calls, run one after another in arrival order (as the .NET
+    /// and TypeScript clients call them); calls that answer a client result run on their own.
+    in_order: mpsc::UnboundedSender<BoxFuture<'static, ()>>,
 }
 
 /// Ends the session of a start whose future was dropped before it finished.
@@ -248,12 +251,20 @@ impl Shared {
             connection_id: opened.connection_id,
         });
         state.phase = ConnectionState::Connected;
+        let (in_order, mut calls) = mpsc::unbounded_channel::<BoxFuture<'static, ()>>();
+        tokio::spawn(async move {
+            while let Some(call) = calls.recv().await {
+                // A panicking handler must not stop the calls after it.
+                let _ = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(call)).await;
+            }
+        });
         Ok(Running {
             stream,
             buffer: opened.leftover,
             queue,
             writer,
             shutdown,
+            in_order,
         })
     }
 
@@ -416,7 +427,7 @@ impl Shared {
                 Err(error) => return Some(Ended::Lost(Some(error.into()))),
             };
             match message {
-                HubMessage::Invocation(invocation) => self.call_handler(invocation, &running.queue),
+                HubMessage::Invocation(invocation) => self.call_handler(invocation, &running.queue, &running.in_order),
                 HubMessage::StreamItem(item) => {
                     if let Some(Pending::Stream(sender)) = self.lock().pending.get(&item.invocation_id) {
                         let _ = sender.send(Ok(item.item));
@@ -450,7 +461,13 @@ impl Shared {
 
     /// Calls the handler of a server-to-client invocation (in arrival order), and runs the
     /// future it returns on its own task, sending its Completion when there is one.
-    fn call_handler(&self, invocation: Invocation, queue: &mpsc::Sender<Outbound>) {
+    fn call_handler(
+        &self,
+        invocation: Invocation,
+        queue: &mpsc::Sender<Outbound>,
+        in_order: &mpsc::UnboundedSender<BoxFuture<'static, ()>>,
+    ) {
+        let fire_and_forget = invocation.invocation_id.is_none();
         let handler = self
             .handlers
             .read()
@@ -474,10 +491,15 @@ impl Shared {
             }
         };
         let queue = queue.clone();
-        tokio::spawn(async move {
+        let call = async move {
             if let Some(completion) = answer.await {
                 let _ = queue.send(Outbound::Records(completion)).await;
             }
-        });
+        };
+        if fire_and_forget {
+            let _ = in_order.send(Box::pin(call));
+        } else {
+            tokio::spawn(call);
+        }
     }
 }

@@ -1,5 +1,5 @@
 //! End-to-end tests of the typed Rust clients that `#[switchboard::hub]` generates
-//! (`TestHubHubClient`, `ChatHubHubClient`, `AuthorizedHubHubClient`), against the
+//! (`TestHubClient`, `ChatHubClient`, `AuthorizedHubClient`), against the
 //! conformance server served in-process: every hub method, over JSON and over MessagePack.
 //!
 //! Absence of a message is proven with a sentinel: messages to one connection arrive in
@@ -13,8 +13,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use conformance_server::chat_hub::{ChatClient, ChatHubHubClient};
-use conformance_server::test_hub::{AuthorizedHubHubClient, TestClient, TestHubHubClient};
+use conformance_server::chat_hub::{ChatClient, ChatHubClient};
+use conformance_server::test_hub::{AuthorizedHubClient, TestClient, TestHubClient};
 use conformance_server::{AppState, build};
 use futures_util::{FutureExt, StreamExt, stream};
 use serde_json::{Value, json};
@@ -225,7 +225,7 @@ impl TestClient for TestHandler {
 
 /// A TestHub client with a recording handler.
 struct TestPeer {
-    client: TestHubHubClient,
+    client: TestHubClient,
     events: mpsc::UnboundedReceiver<TestEvent>,
 }
 
@@ -239,7 +239,7 @@ impl TestPeer {
         let handler = TestHandler { events: sender, result };
         let client = within(
             "connect to /testhub",
-            TestHubHubClient::connect_with_handler(&server.url("/testhub"), options, handler),
+            TestHubClient::connect_with_handler(&server.url("/testhub"), options, handler),
         )
         .await
         .expect("connect to /testhub");
@@ -260,10 +260,10 @@ impl TestPeer {
     }
 }
 
-async fn test_client(server: &Server, protocol: Protocol) -> TestHubHubClient {
+async fn test_client(server: &Server, protocol: Protocol) -> TestHubClient {
     within(
         "connect to /testhub",
-        TestHubHubClient::connect(&server.url("/testhub"), options(protocol)),
+        TestHubClient::connect(&server.url("/testhub"), options(protocol)),
     )
     .await
     .expect("connect to /testhub")
@@ -521,7 +521,7 @@ async fn get_header(protocol: Protocol) {
     options.headers = vec![("X-Switchboard-Test".into(), "typed client".into())];
     let client = within(
         "connect to /testhub",
-        TestHubHubClient::connect(&server.url("/testhub"), options),
+        TestHubClient::connect(&server.url("/testhub"), options),
     )
     .await
     .expect("connect to /testhub");
@@ -552,7 +552,7 @@ async fn get_cookie(protocol: Protocol) {
     options.headers = vec![("Cookie".into(), "testCookie=testValue; testCookie2=testValue2".into())];
     let client = within(
         "connect to /testhub",
-        TestHubHubClient::connect(&server.url("/testhub"), options),
+        TestHubClient::connect(&server.url("/testhub"), options),
     )
     .await
     .expect("connect to /testhub");
@@ -580,7 +580,7 @@ async fn get_user_identifier(protocol: Protocol) {
     options.access_token = Some(server.token("alice").await);
     let signed_in = within(
         "connect to /testhub",
-        TestHubHubClient::connect(&server.url("/testhub"), options),
+        TestHubClient::connect(&server.url("/testhub"), options),
     )
     .await
     .expect("connect to /testhub with a token");
@@ -615,11 +615,10 @@ async fn authorized_hub(protocol: Protocol) {
     let url = server.url("/authorizedhub");
     let refused = within(
         "connect to /authorizedhub",
-        AuthorizedHubHubClient::connect(&url, options(protocol)),
+        AuthorizedHubClient::connect(&url, options(protocol)),
     )
     .await
-    .err()
-    .expect("refused without a token");
+    .expect_err("refused without a token");
     assert!(refused.is_http(), "{refused:?}");
     assert_eq!(refused.status(), Some(401), "{refused:?}");
 
@@ -627,7 +626,7 @@ async fn authorized_hub(protocol: Protocol) {
     with_token.access_token = Some(server.token("bob").await);
     let client = within(
         "connect to /authorizedhub",
-        AuthorizedHubHubClient::connect(&url, with_token),
+        AuthorizedHubClient::connect(&url, with_token),
     )
     .await
     .expect("connect to /authorizedhub with a token");
@@ -637,13 +636,9 @@ async fn authorized_hub(protocol: Protocol) {
     // A token that does not verify is refused too.
     let mut forged = options(protocol);
     forged.access_token = Some("e30.e30.c2lnbmF0dXJl".into());
-    let refused = within(
-        "connect to /authorizedhub",
-        AuthorizedHubHubClient::connect(&url, forged),
-    )
-    .await
-    .err()
-    .expect("refused with a bad token");
+    let refused = within("connect to /authorizedhub", AuthorizedHubClient::connect(&url, forged))
+        .await
+        .expect_err("refused with a bad token");
     assert_eq!(refused.status(), Some(401), "{refused:?}");
 }
 
@@ -689,7 +684,7 @@ impl ChatClient for ChatHandler {
 /// A ChatHub client with a recording handler.
 struct ChatPeer {
     name: &'static str,
-    client: ChatHubHubClient,
+    client: ChatHubClient,
     id: String,
     events: mpsc::UnboundedReceiver<ChatEvent>,
     sentinels: u32,
@@ -710,7 +705,7 @@ impl ChatPeer {
         let (sender, events) = mpsc::unbounded_channel();
         let client = within(
             &format!("{name} connects to {url}"),
-            ChatHubHubClient::connect_with_handler(url, options, ChatHandler(sender)),
+            ChatHubClient::connect_with_handler(url, options, ChatHandler(sender)),
         )
         .await
         .unwrap_or_else(|e| panic!("{name} connects to {url}: {e:?}"));
