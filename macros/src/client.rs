@@ -233,9 +233,9 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
                 multi_methods.push(send.clone());
                 single_methods.push(send);
                 registrations.push(quote! {
-                    let handler = ::std::sync::Arc::clone(&handler);
+                    let handler = ::core::clone::Clone::clone(&handler);
                     connection.on(#wire, move |#handler_args| {
-                        let handler = ::std::sync::Arc::clone(&handler);
+                        let handler = ::core::clone::Clone::clone(&handler);
                         async move {
                             handler.#ident(#(#names),*).await;
                             ::core::result::Result::<(), ::std::string::String>::Ok(())
@@ -260,9 +260,9 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
                     quote!(::core::result::Result::<#result, ::std::string::String>::Ok(handler.#ident(#(#names),*).await))
                 };
                 registrations.push(quote! {
-                    let handler = ::std::sync::Arc::clone(&handler);
+                    let handler = ::core::clone::Clone::clone(&handler);
                     connection.on(#wire, move |#handler_args| {
-                        let handler = ::std::sync::Arc::clone(&handler);
+                        let handler = ::core::clone::Clone::clone(&handler);
                         async move { #answer }
                     });
                 });

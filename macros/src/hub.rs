@@ -19,15 +19,30 @@ struct HubArgs {
     path: Option<syn::LitStr>,
     client: Option<syn::Path>,
     options: Vec<TokenStream>,
+    /// Generate the typed Rust client (with the `client` feature); `typed_client = false`
+    /// turns it off.
+    typed_client: bool,
 }
 
 fn parse_args(attr: TokenStream, errors: &mut Errors) -> HubArgs {
-    let mut args = HubArgs::default();
+    let mut args = HubArgs {
+        typed_client: true,
+        ..HubArgs::default()
+    };
+    let mut seen_keys: Vec<String> = Vec::new();
     let parser = syn::meta::parser(|meta| {
         let key = meta.path.get_ident().map(ToString::to_string).unwrap_or_default();
+        if seen_keys.contains(&key) {
+            return Err(meta.error(format!("`{key}` is given twice")));
+        }
+        seen_keys.push(key.clone());
         let option = |meta: &syn::meta::ParseNestedMeta<'_>| -> syn::Result<syn::Expr> { meta.value()?.parse() };
         match key.as_str() {
             "client" => args.client = Some(meta.value()?.parse()?),
+            "typed_client" => {
+                let value: syn::LitBool = meta.value()?.parse()?;
+                args.typed_client = value.value;
+            }
             "detailed_errors" => {
                 let value = option(&meta)?;
                 args.options.push(quote!(options.enable_detailed_errors = #value;));
@@ -97,8 +112,8 @@ fn parse_args(attr: TokenStream, errors: &mut Errors) -> HubArgs {
             }
             _ => {
                 return Err(meta.error(
-                    "unknown key: expected client, detailed_errors, max_message_size, authorize, stateful_reconnect, \
-                     parallel_invocations, stream_buffer_capacity, transports or protocols",
+                    "unknown key: expected client, typed_client, detailed_errors, max_message_size, authorize, \
+                     stateful_reconnect, parallel_invocations, stream_buffer_capacity, transports or protocols",
                 ));
             }
         }
@@ -559,15 +574,25 @@ fn method_tokens(method: &Method) -> (TokenStream, Option<TokenStream>) {
     }
     let mut names = Vec::new();
     let mut types = Vec::new();
+    let mut upload_name = format_ident!("upload");
+    let name_of = |index: usize| match method.names.get(index) {
+        Some(Some(name)) if !name.to_string().starts_with('_') => name.clone(),
+        _ => format_ident!("__arg{}", index),
+    };
     for (index, param) in method.params.iter().enumerate() {
-        if let Param::Bound { ty, upload: None } = param {
-            let name = match method.names.get(index) {
-                Some(Some(name)) if !name.to_string().starts_with('_') => name.clone(),
-                _ => format_ident!("arg{}", index),
-            };
-            names.push(name);
-            types.push(ty.clone());
+        match param {
+            Param::Bound { ty, upload: None } => {
+                names.push(name_of(index));
+                types.push(ty.clone());
+            }
+            Param::Bound { upload: Some(_), .. } => upload_name = name_of(index),
+            _ => {}
         }
+    }
+    // The typed client's own methods keep their names; such a hub method is reached
+    // through `connection()`.
+    if ["connect", "connect_with_handler", "connection"].contains(&method.ident.to_string().as_str()) {
+        return (registration, None);
     }
     let doc = format!("Calls hub method `{wire}`.");
     let docs = &method.docs;
@@ -613,9 +638,9 @@ fn method_tokens(method: &Method) -> (TokenStream, Option<TokenStream>) {
                         pub async fn #ident(
                             &self,
                             #(#names: #types,)*
-                            upload: impl ::switchboard::__private::Stream<Item = #item> + ::core::marker::Send + 'static,
+                            #upload_name: impl ::switchboard::__private::Stream<Item = #item> + ::core::marker::Send + 'static,
                         ) -> ::core::result::Result<#value, ::switchboard::client::ClientError> {
-                            self.connection.invoke_with_upload::<#value, #item>(#wire, (#(#names,)*), upload).await
+                            self.connection.invoke_with_upload::<#value, #item>(#wire, (#(#names,)*), #upload_name).await
                         }
                     },
             })
@@ -654,7 +679,16 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
         let ImplItem::Fn(function) = item else { continue };
         let attrs = take_attrs(function, &mut errors);
         if attrs.skip {
+            if attrs.on_connected || attrs.on_disconnected {
+                errors.error(&function.sig.ident, "a lifecycle hook cannot be `#[hub(skip)]`");
+            }
             continue;
+        }
+        if attrs.name.is_some() && (attrs.on_connected || attrs.on_disconnected) {
+            errors.error(
+                &function.sig.ident,
+                "lifecycle hooks have no wire name: remove `#[hub(name = …)]`",
+            );
         }
         if attrs.on_connected || attrs.on_disconnected {
             if attrs.on_connected && attrs.on_disconnected {
@@ -763,7 +797,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
         Type::Path(path) => path.path.segments.last().map(|s| s.ident.clone()),
         _ => None,
     };
-    let typed_client = hub_name.map(|name| {
+    let typed_client = hub_name.filter(|_| args.typed_client).map(|name| {
         // `ChatHub` → `ChatHubClient`; `Chat` → `ChatHubClient`.
         let client = if name.to_string().ends_with("Hub") {
             format_ident!("{}Client", name, span = name.span())

@@ -1,0 +1,6 @@
+#[switchboard::client]
+trait Client {
+    async fn with_body(&self) {}
+}
+
+fn main() {}
