@@ -9,14 +9,14 @@ use crate::error::BuildError;
 use crate::hub::dispatch::{Dispatcher, HubEndpoint};
 use crate::hub::{Hub, HubHandle, HubShared, Methods};
 use crate::lifetime::LocalLifetimeManager;
-use crate::options::HubOptions;
+use crate::options::{HubOptions, TransportType};
 use crate::service::hub::ServiceHub;
 use crate::service::lifetime::ServiceLifetimeManager;
 use crate::service::{ConnectionString, ServiceOptions};
-use crate::transport::auth::{self, Authenticator, UserContext, UserIdProvider};
+use crate::transport::auth::{self, Authenticator, Claims, UserContext, UserIdProvider};
 use crate::transport::raw::{RawConnection, RawHandler};
 use crate::transport::registry::Registry;
-use crate::transport::{AppState, Endpoint, EndpointKind, SwitchboardService};
+use crate::transport::{AppState, Endpoint, EndpointKind, SwitchboardService, TransportFilter};
 
 type EndpointFactory =
     Box<dyn FnOnce(&mut SharedByType, HubOptions, Option<&ServiceContext>) -> Result<EndpointKind, BuildError>>;
@@ -80,6 +80,7 @@ pub struct SwitchboardBuilder {
     errors: Vec<String>,
     authenticator: Option<Arc<dyn Authenticator>>,
     user_id_provider: UserIdProvider,
+    transport_filter: Option<TransportFilter>,
     service: Option<ServiceOptions>,
 }
 
@@ -91,6 +92,7 @@ impl Default for SwitchboardBuilder {
             errors: Vec::new(),
             authenticator: None,
             user_id_provider: Arc::new(auth::default_user_id),
+            transport_filter: None,
             service: None,
         }
     }
@@ -207,6 +209,17 @@ impl SwitchboardBuilder {
         self
     }
 
+    /// Decides which transports a client may use, from the claims of its token: transports
+    /// refused are left out of its negotiate response and refused (as unsupported ones are)
+    /// when it connects, so clients fall back to the next transport.
+    pub fn transport_filter(
+        mut self,
+        filter: impl Fn(Option<&Claims>, TransportType) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.transport_filter = Some(Arc::new(filter));
+        self
+    }
+
     /// Picks each connection's user id (by default, the token's name identifier claim).
     pub fn user_id_provider(
         mut self,
@@ -276,6 +289,7 @@ impl SwitchboardBuilder {
             endpoints,
             authenticator: self.authenticator,
             user_id_provider: self.user_id_provider,
+            transport_filter: self.transport_filter,
         };
         Ok(Switchboard {
             state: Arc::new(state),

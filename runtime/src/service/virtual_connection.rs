@@ -16,19 +16,28 @@ use crate::transport::auth::Claims;
 use crate::transport::request::RequestInfo;
 use crate::transport::{Inbound, outbound};
 
-/// The header the relay names the client's transport in.
-pub(crate) const TRANSPORT_HEADER: &str = "x-switchboard-transport";
-
+/// The client's transport, from its forwarded request: a WebSocket upgrade, an event
+/// stream, or else long polling.
 fn transport(open: &OpenConnection) -> TransportType {
-    let named = open
-        .headers
-        .iter()
-        .find(|(name, _)| name.eq_ignore_ascii_case(TRANSPORT_HEADER))
-        .and_then(|(_, values)| values.first());
-    match named.map(String::as_str) {
-        Some("ServerSentEvents") => TransportType::ServerSentEvents,
-        Some("LongPolling") => TransportType::LongPolling,
-        _ => TransportType::WebSockets,
+    let header = |name: &str| {
+        open.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .flat_map(|(_, values)| values.iter())
+            .any(|value| {
+                value.to_ascii_lowercase().contains(if name == "upgrade" {
+                    "websocket"
+                } else {
+                    "text/event-stream"
+                })
+            })
+    };
+    if header("upgrade") {
+        TransportType::WebSockets
+    } else if header("accept") {
+        TransportType::ServerSentEvents
+    } else {
+        TransportType::LongPolling
     }
 }
 

@@ -99,6 +99,21 @@ pub(crate) struct AppState {
     pub endpoints: HashMap<String, Arc<Endpoint>>,
     pub authenticator: Option<Arc<dyn Authenticator>>,
     pub user_id_provider: UserIdProvider,
+    pub transport_filter: Option<TransportFilter>,
+}
+
+/// Which transports a client may use, from its token's claims.
+pub(crate) type TransportFilter = Arc<dyn Fn(Option<&Claims>, TransportType) -> bool + Send + Sync>;
+
+impl AppState {
+    /// Whether the endpoint offers `transport` to a client with these claims.
+    fn offers(&self, endpoint: &Endpoint, claims: Option<&Claims>, transport: TransportType) -> bool {
+        endpoint.options().transports.contains(&transport)
+            && self
+                .transport_filter
+                .as_ref()
+                .is_none_or(|allows| allows(claims, transport))
+    }
 }
 
 /// Serves every mapped hub; a tower `Service` for `Request<axum::body::Body>`.
@@ -310,6 +325,7 @@ fn negotiate(state: &AppState, endpoint: &Endpoint, parts: &Parts, claims: Optio
         available_transports: options
             .transports
             .iter()
+            .filter(|t| state.offers(endpoint, claims, **t))
             .map(|t| AvailableTransport::new(t.as_str(), transfer_formats(*t)))
             .collect(),
         use_stateful_reconnect: stateful,
@@ -363,7 +379,7 @@ async fn connect(
     match parts.method {
         Method::GET | Method::CONNECT => {
             let transport = transport_of(&parts);
-            if !endpoint.options().transports.contains(&transport) {
+            if !state.offers(&endpoint, claims.as_ref(), transport) {
                 return not_supported(transport);
             }
             match transport {

@@ -4,7 +4,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { LogLevel } from "@microsoft/signalr";
 import { useServer } from "../lib/server.mjs";
-import { VARIANTS, TEST_TIMEOUT, buildConnection, connect, fetchToken, rejection, useConnectionCleanup, withTimeout, WAIT_MS } from "../lib/hub.mjs";
+import { SERVICE_MODE, VARIANTS, TEST_TIMEOUT, buildConnection, connect, fetchToken, rejection, useConnectionCleanup, withTimeout, WAIT_MS } from "../lib/hub.mjs";
 import { assertJsonCompletion, negotiate, RawSocket, RS, UpgradeRefused } from "../lib/raw.mjs";
 
 const server = useServer();
@@ -30,8 +30,15 @@ describe("/authorizedhub over raw HTTP", () => {
         const token = await fetchToken(server.url);
         const res = await negotiate(server.url, "/authorizedhub", { headers: { Authorization: `Bearer ${token}` } });
         assert.equal(res.status, 200, res.text);
-        assert.equal(typeof res.json.connectionId, "string");
-        assert.equal(typeof res.json.connectionToken, "string");
+        if (SERVICE_MODE) {
+            // Service mode: a redirect to the relay with the relay's token.
+            assert.equal(typeof res.json.url, "string");
+            assert.match(res.json.url, /\/client\/\?hub=authorizedhub/);
+            assert.equal(typeof res.json.accessToken, "string");
+        } else {
+            assert.equal(typeof res.json.connectionId, "string");
+            assert.equal(typeof res.json.connectionToken, "string");
+        }
     });
 
     it("GET /generateJwtToken returns a three-part JWT", opts, async () => {

@@ -9,7 +9,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { useServer } from "../lib/server.mjs";
 import {
-    TRANSPORT_PROTOCOLS, VARIANTS, TEST_TIMEOUT, buildConnection, closed, fetchToken, Inbox, nonce, useConnectionCleanup,
+    SERVICE_MODE, TRANSPORT_PROTOCOLS, VARIANTS, TEST_TIMEOUT, buildConnection, closed, fetchToken, Inbox, nonce, useConnectionCleanup,
     withTimeout, WAIT_MS,
 } from "../lib/hub.mjs";
 
@@ -343,8 +343,9 @@ describe("ChatHub with mixed clients", () => {
         const n = nonce();
         const json = await chatClient({ protocol: "json" });
         const msgpack = await chatClient({ protocol: "messagepack" });
-        const skipped = await chatClient({ protocol: "json", skipNegotiation: true });
-        const skippedMsgpack = await chatClient({ protocol: "messagepack", skipNegotiation: true });
+        // Through a relay clients must negotiate; the two "skipped" clients negotiate there.
+        const skipped = await chatClient({ protocol: "json", skipNegotiation: !SERVICE_MODE });
+        const skippedMsgpack = await chatClient({ protocol: "messagepack", skipNegotiation: !SERVICE_MODE });
         const all = [json, msgpack, skipped, skippedMsgpack];
         await msgpack.connection.invoke("Broadcast", "mixed ✓", `payload 你好 ${n}`);
         const logs = await flush(json, all, n);
@@ -357,7 +358,7 @@ describe("ChatHub with mixed clients", () => {
         const n = nonce();
         const group = `mixed-${n}`;
         const json = await chatClient({ protocol: "json" });
-        const msgpack = await chatClient({ protocol: "messagepack", skipNegotiation: true });
+        const msgpack = await chatClient({ protocol: "messagepack", skipNegotiation: !SERVICE_MODE });
         await json.connection.invoke("JoinGroup", group);
         await msgpack.connection.invoke("JoinGroup", group);
         await json.connection.invoke("SendToGroup", group, `both ${n}`);

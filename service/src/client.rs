@@ -1,0 +1,213 @@
+//! The client face: one task per client connection, which the runtime's transports (with
+//! negotiate, WebSockets, Server-Sent Events and long polling) hand over as a raw connection
+//! once its token is accepted.
+//!
+//! The task reads the client's SignalR handshake request to learn its hub protocol, pins the
+//! client to one of the hub's server connections, announces it there (`OpenConnection`) and
+//! then tunnels every byte from the client, the handshake first, as `ConnectionData`. What the
+//! app server sends back reaches the client through the hubs ([`crate::hubs`]).
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use switchboard::RequestInfo;
+use switchboard::protocol::framing::RECORD_SEPARATOR;
+use switchboard::protocol::service::{CloseConnection, ConnectionData, OpenConnection, ServiceMessage};
+use switchboard::transport::raw::RawConnection;
+
+use crate::auth::{USER_ID_CLAIM, claim_pairs, transport_allowed};
+use crate::hub::{NewClient, Refusal};
+use crate::relay::Shared;
+
+/// Serves one client connection until it ends.
+pub(crate) async fn serve(shared: Arc<Shared>, mut raw: RawConnection) {
+    // The authenticator let the connection in, so it has a hub and claims.
+    let (Some(hub_key), Some(claims)) = (raw.request().query("hub").map(str::to_lowercase), raw.claims().cloned())
+    else {
+        raw.close();
+        return;
+    };
+    // The runtime refuses these already (see `transport_filter`); a second check costs nothing.
+    if !transport_allowed(&claims, raw.transport()) {
+        tracing::debug!(hub = %hub_key, transport = raw.transport().as_str(), "transport not allowed by the token");
+        raw.close();
+        return;
+    }
+    let Some(handshake) = read_handshake(&shared, &mut raw).await else {
+        raw.close();
+        return;
+    };
+    let protocol = handshake_protocol(&handshake);
+    raw.set_binary(protocol.as_deref().is_some_and(is_binary_protocol));
+    let connection_id = raw.connection_id().to_owned();
+    let client = NewClient {
+        sender: raw.sender(),
+        protocol: protocol.clone(),
+        user: claims.get(USER_ID_CLAIM).and_then(claim_as_text),
+        transport: raw.transport(),
+    };
+    let max_clients = shared.config.max_clients_per_hub;
+    let (hub, link) = match shared.hubs.attach_client(&hub_key, &connection_id, client, max_clients) {
+        Ok(pinned) => pinned,
+        Err(refusal) => {
+            tracing::debug!(hub = %hub_key, ?refusal, "client refused");
+            raw.send(handshake_error(match refusal {
+                Refusal::NoServer => "No app server is connected to this hub; try again later.",
+                Refusal::Full => "The hub has reached its limit of client connections.",
+            }));
+            raw.close();
+            return;
+        }
+    };
+    let open = OpenConnection {
+        connection_id: connection_id.clone(),
+        claims: claim_pairs(&claims.0),
+        headers: forwarded_headers(raw.request()),
+        query_string: Some(forwarded_query(raw.request())),
+        tracing_id: None,
+        protocol,
+    };
+    let mut alive =
+        link.send(&ServiceMessage::OpenConnection(open)).await && link.send(&data(&connection_id, handshake)).await;
+    while alive {
+        let next = tokio::select! {
+            biased;
+            _ = shared.shutdown.cancelled() => None,
+            next = raw.recv() => next,
+        };
+        let Some(bytes) = next else { break };
+        shared.metrics().client_received(bytes.len());
+        alive = link.send(&data(&connection_id, bytes)).await;
+    }
+    // Closed by the client (or the relay) rather than by the app: the app server is told.
+    if let Some(server) = hub.detach_client(&connection_id) {
+        let close = CloseConnection {
+            connection_id,
+            ..CloseConnection::default()
+        };
+        server.send(&ServiceMessage::CloseConnection(close)).await;
+    }
+    shared.hubs.release(&hub);
+    raw.close();
+}
+
+fn data(connection_id: &str, payload: Bytes) -> ServiceMessage {
+    ServiceMessage::ConnectionData(ConnectionData {
+        connection_id: connection_id.to_owned(),
+        payload,
+        ..ConnectionData::default()
+    })
+}
+
+/// The client's bytes up to and including its handshake request record (and whatever came
+/// with it), or `None` if it left, took too long, or sent too much without a record end.
+async fn read_handshake(shared: &Shared, raw: &mut RawConnection) -> Option<Bytes> {
+    let deadline = tokio::time::Instant::now() + shared.config.handshake_timeout;
+    let mut buf = BytesMut::new();
+    loop {
+        let chunk = tokio::select! {
+            biased;
+            _ = shared.shutdown.cancelled() => return None,
+            chunk = tokio::time::timeout_at(deadline, raw.recv()) => chunk.ok()??,
+        };
+        shared.metrics().client_received(chunk.len());
+        if buf.is_empty() && chunk.contains(&RECORD_SEPARATOR) {
+            return Some(chunk);
+        }
+        buf.extend_from_slice(&chunk);
+        if buf.contains(&RECORD_SEPARATOR) {
+            return Some(buf.freeze());
+        }
+        if buf.len() > shared.config.max_message_size {
+            tracing::debug!("client handshake too large");
+            return None;
+        }
+    }
+}
+
+/// The `protocol` of the handshake request record at the front of `bytes`, lower-cased, if
+/// the record is a JSON object naming one. Anything else is left to the app server to refuse.
+fn handshake_protocol(bytes: &[u8]) -> Option<String> {
+    let end = bytes.iter().position(|b| *b == RECORD_SEPARATOR)?;
+    let request: serde_json::Value = serde_json::from_slice(&bytes[..end]).ok()?;
+    request.get("protocol")?.as_str().map(str::to_ascii_lowercase)
+}
+
+/// Hub protocols whose messages are binary (sent in binary WebSocket frames).
+fn is_binary_protocol(protocol: &str) -> bool {
+    matches!(protocol, "messagepack" | "blazorpack")
+}
+
+/// A handshake response refusing the connection, which SignalR clients show to the user.
+fn handshake_error(text: &str) -> Bytes {
+    let mut out = serde_json::to_vec(&serde_json::json!({ "error": text })).unwrap_or_default();
+    out.push(RECORD_SEPARATOR);
+    Bytes::from(out)
+}
+
+fn claim_as_text(value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::String(text) => Some(text.clone()),
+        serde_json::Value::Number(number) => Some(number.to_string()),
+        _ => None,
+    }
+}
+
+/// The client request's headers, by name, but `Authorization` (the relay's own token).
+fn forwarded_headers(request: &RequestInfo) -> Vec<(String, Vec<String>)> {
+    let headers = request.headers();
+    headers
+        .keys()
+        .filter(|name| *name != http::header::AUTHORIZATION)
+        .map(|name| {
+            let values = headers
+                .get_all(name)
+                .iter()
+                .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+                .collect();
+            (name.as_str().to_owned(), values)
+        })
+        .collect()
+}
+
+/// The client request's query string with its leading `?`, but `access_token` (the relay's
+/// own token).
+fn forwarded_query(request: &RequestInfo) -> String {
+    let kept: Vec<&str> = request
+        .query_string()
+        .unwrap_or("")
+        .split('&')
+        .filter(|pair| !pair.is_empty() && pair.split('=').next() != Some("access_token"))
+        .collect();
+    if kept.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", kept.join("&"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_handshake_protocol() {
+        assert_eq!(
+            handshake_protocol(b"{\"protocol\":\"json\",\"version\":1}\x1e").as_deref(),
+            Some("json")
+        );
+        assert_eq!(
+            handshake_protocol(b"{\"protocol\":\"MessagePack\",\"version\":1}\x1e\x05").as_deref(),
+            Some("messagepack")
+        );
+        assert_eq!(handshake_protocol(b"{\"version\":1}\x1e"), None);
+        assert_eq!(handshake_protocol(b"not json\x1e"), None);
+        assert_eq!(handshake_protocol(b"{\"protocol\":\"json\"}"), None);
+        assert!(is_binary_protocol("messagepack") && !is_binary_protocol("json"));
+    }
+
+    #[test]
+    fn client_handshake_error_is_a_record() {
+        assert_eq!(&handshake_error("no")[..], b"{\"error\":\"no\"}\x1e");
+    }
+}

@@ -1,0 +1,433 @@
+//! The relay's settings, and where they come from: defaults, then a TOML file, then the
+//! environment, then the command line (each overrides the one before).
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::Error;
+
+/// What `--help` prints.
+pub const HELP: &str = "\
+switchboard-service: a self-hostable SignalR relay, wire-compatible with the Azure SignalR
+Service server protocol. Clients connect at /client (negotiate, WebSockets, Server-Sent
+Events, long polling); app servers connect at /server and receive their clients' traffic.
+
+USAGE:
+    switchboard-service [OPTIONS]
+
+OPTIONS:
+    --config FILE             Read settings from a TOML file (keys below).
+    --listen ADDR             Address to listen on [default: 127.0.0.1:8080]. Port 0 picks a
+                              free port. Once accepting, one line goes to standard output:
+                              `Now listening on: http://ADDR`.
+    --access-key KEY          An access key that app servers sign tokens with (HMAC over the
+                              UTF-8 bytes of the key, HS256 or HS512). Repeat it to accept
+                              several keys at once, for key rotation. Command-line arguments
+                              are visible to other local users: prefer the environment or the
+                              file for real keys.
+    --stop-when-stdin-closes  Exit when standard input reaches end of file.
+    -h, --help                Print this help.
+    -V, --version             Print the version.
+
+ENVIRONMENT:
+    SWITCHBOARD_LISTEN        Like --listen.
+    SWITCHBOARD_ACCESS_KEYS   Access keys, comma-separated (like --access-key).
+    RUST_LOG                  Log filter for standard error [default: info].
+
+CONFIG FILE (TOML; every key optional):
+    listen = \"127.0.0.1:8080\"       # like --listen
+    access_keys = [\"key1\", \"key2\"]  # like --access-key
+    max_clients_per_hub = 10000     # refuse clients past this many per hub [default: no limit]
+    max_message_size = 1048576      # bytes: largest client handshake, and the frame and POST
+                                    #   limits of the client transports (4x this, 1 MiB at least)
+                                    #   [default: 1048576]
+    max_server_message_size = 16777216
+                                    # bytes: largest record from an app server; a larger one
+                                    #   closes that server connection [default: 16777216]
+    handshake_timeout_secs = 15     # time for a client's or app server's handshake [default: 15]
+    server_keep_alive_secs = 5      # interval of the relay's pings to app servers [default: 5]
+    server_timeout_secs = 30        # close an app-server connection silent this long [default: 30]
+
+Settings apply in this order, later ones winning: defaults, the file, the environment, the
+command line. At least one access key is required.
+
+ENDPOINTS:
+    POST /client/negotiate?hub=HUB, /client/?hub=HUB   clients (JWT audience
+                              http://HOST/client/?hub=HUB, HOST without port, HUB lower-cased)
+    GET  /server/?hub=HUB&cid=ID                       app servers, WebSocket (audience
+                              http://HOST/server/?hub=HUB)
+    GET  /api/health                                   {\"status\":\"ok\"}
+    GET  /metrics                                      Prometheus text format
+";
+
+/// The relay's settings.
+///
+/// Build one with [`Config::new`] (or `Config { …, ..Config::default() }`) to embed a relay,
+/// or with [`Config::from_args`] the way the binary does.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The address to listen on (`host:port`; port 0 picks a free port).
+    pub listen: String,
+    /// The keys that client and server tokens may be signed with; any of them is accepted.
+    pub access_keys: Vec<String>,
+    /// Clients refused past this many in one hub; `None` for no limit.
+    pub max_clients_per_hub: Option<usize>,
+    /// The largest client handshake, in bytes; the client transports accept frames and POST
+    /// bodies of four times this (1 MiB at least).
+    pub max_message_size: usize,
+    /// The largest record an app server may send, in bytes; a larger one closes its
+    /// connection.
+    pub max_server_message_size: usize,
+    /// How long a client or an app server has to send its handshake.
+    pub handshake_timeout: Duration,
+    /// How often the relay pings each app-server connection.
+    pub server_keep_alive_interval: Duration,
+    /// An app-server connection that sends nothing (not even a ping) for this long is closed.
+    pub server_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".to_owned(),
+            access_keys: Vec::new(),
+            max_clients_per_hub: None,
+            max_message_size: 1 << 20,
+            max_server_message_size: 16 << 20,
+            handshake_timeout: Duration::from_secs(15),
+            server_keep_alive_interval: Duration::from_secs(5),
+            server_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the keys themselves.
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("access_keys", &format_args!("[{} redacted]", self.access_keys.len()))
+            .field("max_clients_per_hub", &self.max_clients_per_hub)
+            .field("max_message_size", &self.max_message_size)
+            .field("max_server_message_size", &self.max_server_message_size)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .field("server_keep_alive_interval", &self.server_keep_alive_interval)
+            .field("server_timeout", &self.server_timeout)
+            .finish()
+    }
+}
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Run the relay.
+    Run {
+        /// The settings.
+        config: Config,
+        /// Exit when standard input reaches end of file.
+        stop_when_stdin_closes: bool,
+    },
+    /// Print [`HELP`].
+    Help,
+    /// Print the version.
+    Version,
+}
+
+/// The TOML file's keys.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    access_keys: Option<Vec<String>>,
+    max_clients_per_hub: Option<usize>,
+    max_message_size: Option<usize>,
+    max_server_message_size: Option<usize>,
+    handshake_timeout_secs: Option<u64>,
+    server_keep_alive_secs: Option<u64>,
+    server_timeout_secs: Option<u64>,
+}
+
+impl Config {
+    /// The defaults, accepting tokens signed with `access_key`.
+    pub fn new(access_key: impl Into<String>) -> Self {
+        Config {
+            access_keys: vec![access_key.into()],
+            ..Config::default()
+        }
+    }
+
+    /// Sets the listen address.
+    pub fn listen(mut self, addr: impl Into<String>) -> Self {
+        self.listen = addr.into();
+        self
+    }
+
+    /// Applies the settings of a TOML document over these.
+    pub fn merge_toml(&mut self, text: &str) -> Result<(), Error> {
+        let file: FileConfig = toml::from_str(text).map_err(|e| Error::config(format!("invalid config file: {e}")))?;
+        let secs = |value: Option<u64>, target: &mut Duration| {
+            if let Some(value) = value {
+                *target = Duration::from_secs(value);
+            }
+        };
+        if let Some(listen) = file.listen {
+            self.listen = listen;
+        }
+        if let Some(keys) = file.access_keys {
+            self.access_keys = keys;
+        }
+        if file.max_clients_per_hub.is_some() {
+            self.max_clients_per_hub = file.max_clients_per_hub;
+        }
+        if let Some(size) = file.max_message_size {
+            self.max_message_size = size;
+        }
+        if let Some(size) = file.max_server_message_size {
+            self.max_server_message_size = size;
+        }
+        secs(file.handshake_timeout_secs, &mut self.handshake_timeout);
+        secs(file.server_keep_alive_secs, &mut self.server_keep_alive_interval);
+        secs(file.server_timeout_secs, &mut self.server_timeout);
+        Ok(())
+    }
+
+    /// Parses settings from a TOML document over the defaults, and validates them.
+    pub fn from_toml(text: &str) -> Result<Self, Error> {
+        let mut config = Config::default();
+        config.merge_toml(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads the command line (`args` without the program name) and the environment
+    /// (`env` looks a variable up), reading the `--config` file if one is named.
+    pub fn from_args<I, S>(args: I, env: impl Fn(&str) -> Option<String>) -> Result<Command, Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut config_file = None;
+        let mut listen = None;
+        let mut keys = Vec::new();
+        let mut stop_when_stdin_closes = false;
+        let mut args = args.into_iter().map(Into::into);
+        while let Some(arg) = args.next() {
+            let (name, inline) = match arg.split_once('=') {
+                Some((name, value)) if name.starts_with("--") => (name.to_owned(), Some(value.to_owned())),
+                _ => (arg.clone(), None),
+            };
+            let mut value = |what: &str| -> Result<String, Error> {
+                match inline.clone().or_else(|| args.next()) {
+                    Some(value) => Ok(value),
+                    None => Err(Error::config(format!("{name} needs a value ({what})"))),
+                }
+            };
+            match name.as_str() {
+                "-h" | "--help" => return Ok(Command::Help),
+                "-V" | "--version" => return Ok(Command::Version),
+                "--config" => config_file = Some(value("a file")?),
+                "--listen" => listen = Some(value("an address")?),
+                "--access-key" => keys.push(value("a key")?),
+                "--stop-when-stdin-closes" if inline.is_none() => stop_when_stdin_closes = true,
+                _ => return Err(Error::config(format!("unknown argument '{name}' (see --help)"))),
+            }
+        }
+        let mut config = Config::default();
+        if let Some(path) = config_file {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| Error::config(format!("cannot read config file '{path}': {e}")))?;
+            config.merge_toml(&text)?;
+        }
+        if let Some(addr) = env("SWITCHBOARD_LISTEN").filter(|v| !v.trim().is_empty()) {
+            config.listen = addr.trim().to_owned();
+        }
+        if let Some(list) = env("SWITCHBOARD_ACCESS_KEYS").filter(|v| !v.trim().is_empty()) {
+            config.access_keys = list.split(',').map(|k| k.trim().to_owned()).collect();
+        }
+        if let Some(addr) = listen {
+            config.listen = addr;
+        }
+        if !keys.is_empty() {
+            config.access_keys = keys;
+        }
+        config.validate()?;
+        Ok(Command::Run {
+            config,
+            stop_when_stdin_closes,
+        })
+    }
+
+    /// Checks the settings, naming the first bad one.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.access_keys.is_empty() {
+            return Err(Error::config(
+                "no access key: give one with --access-key, SWITCHBOARD_ACCESS_KEYS or access_keys",
+            ));
+        }
+        if self.access_keys.iter().any(|k| k.is_empty()) {
+            return Err(Error::config("an access key is empty"));
+        }
+        if self.listen.trim().is_empty() {
+            return Err(Error::config("the listen address is empty"));
+        }
+        if self.max_clients_per_hub == Some(0) {
+            return Err(Error::config("max_clients_per_hub must be at least 1"));
+        }
+        if self.max_message_size == 0 || self.max_server_message_size == 0 {
+            return Err(Error::config(
+                "max_message_size and max_server_message_size must be at least 1",
+            ));
+        }
+        let durations = [
+            ("handshake_timeout_secs", self.handshake_timeout),
+            ("server_keep_alive_secs", self.server_keep_alive_interval),
+            ("server_timeout_secs", self.server_timeout),
+        ];
+        if let Some((name, _)) = durations.iter().find(|(_, d)| d.is_zero()) {
+            return Err(Error::config(format!("{name} must be at least 1")));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn run(command: Command) -> (Config, bool) {
+        match command {
+            Command::Run {
+                config,
+                stop_when_stdin_closes,
+            } => (config, stop_when_stdin_closes),
+            other => panic!("expected Run, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn config_defaults_and_command_line() {
+        let (config, stop) = run(Config::from_args(
+            ["--listen", "127.0.0.1:0", "--access-key", "k1", "--access-key=k2"],
+            no_env,
+        )
+        .unwrap());
+        assert_eq!(config.listen, "127.0.0.1:0");
+        assert_eq!(config.access_keys, ["k1", "k2"]);
+        assert!(!stop);
+        assert_eq!(config.max_message_size, 1 << 20);
+        assert_eq!(config.server_keep_alive_interval, Duration::from_secs(5));
+        let (_, stop) = run(Config::from_args(["--access-key", "k", "--stop-when-stdin-closes"], no_env).unwrap());
+        assert!(stop);
+    }
+
+    #[test]
+    fn config_environment_is_below_command_line() {
+        let env = |name: &str| match name {
+            "SWITCHBOARD_LISTEN" => Some("0.0.0.0:9000".to_owned()),
+            "SWITCHBOARD_ACCESS_KEYS" => Some("a, b,c".to_owned()),
+            _ => None,
+        };
+        let (config, _) = run(Config::from_args(Vec::<String>::new(), env).unwrap());
+        assert_eq!(config.listen, "0.0.0.0:9000");
+        assert_eq!(config.access_keys, ["a", "b", "c"]);
+        let (config, _) = run(Config::from_args(["--listen", "127.0.0.1:1", "--access-key", "z"], env).unwrap());
+        assert_eq!(config.listen, "127.0.0.1:1");
+        assert_eq!(config.access_keys, ["z"]);
+    }
+
+    #[test]
+    fn config_toml_file() {
+        let config = Config::from_toml(
+            r#"
+            listen = "127.0.0.1:8081"
+            access_keys = ["one", "two"]
+            max_clients_per_hub = 3
+            max_message_size = 4096
+            max_server_message_size = 8192
+            handshake_timeout_secs = 2
+            server_keep_alive_secs = 1
+            server_timeout_secs = 7
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.listen, "127.0.0.1:8081");
+        assert_eq!(config.access_keys, ["one", "two"]);
+        assert_eq!(config.max_clients_per_hub, Some(3));
+        assert_eq!(config.max_message_size, 4096);
+        assert_eq!(config.max_server_message_size, 8192);
+        assert_eq!(config.handshake_timeout, Duration::from_secs(2));
+        assert_eq!(config.server_keep_alive_interval, Duration::from_secs(1));
+        assert_eq!(config.server_timeout, Duration::from_secs(7));
+    }
+
+    #[test]
+    fn config_file_from_args_is_overridden_by_flags() {
+        let path = std::env::temp_dir().join(format!("switchboard-service-test-{}.toml", std::process::id()));
+        std::fs::write(&path, "listen = \"127.0.0.1:7\"\naccess_keys = [\"file\"]\n").unwrap();
+        let path_arg = path.to_string_lossy().into_owned();
+        let (config, _) = run(Config::from_args(["--config", path_arg.as_str()], no_env).unwrap());
+        assert_eq!(
+            (config.listen.as_str(), config.access_keys[0].as_str()),
+            ("127.0.0.1:7", "file")
+        );
+        let (config, _) =
+            run(Config::from_args(["--config", path_arg.as_str(), "--access-key", "cli"], no_env).unwrap());
+        assert_eq!(
+            (config.listen.as_str(), config.access_keys[0].as_str()),
+            ("127.0.0.1:7", "cli")
+        );
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn config_errors_are_reported() {
+        let message = |args: &[&str]| Config::from_args(args.iter().copied(), no_env).unwrap_err().to_string();
+        assert!(message(&[]).contains("no access key"));
+        assert!(message(&["--bogus"]).contains("unknown argument '--bogus'"));
+        assert!(message(&["--listen"]).contains("--listen needs a value"));
+        assert!(message(&["--access-key", ""]).contains("empty"));
+        assert!(message(&["--config", "/nonexistent/switchboard.toml"]).contains("cannot read config file"));
+        let unknown = Config::from_toml("access_keys = [\"k\"]\nlisten_on = \"x\"").unwrap_err();
+        assert!(unknown.to_string().contains("listen_on"), "{unknown}");
+        assert!(Config::from_toml("access_keys = [\"k\"]\nmax_clients_per_hub = 0").is_err());
+        assert!(Config::from_toml("access_keys = [\"k\"]\nserver_timeout_secs = 0").is_err());
+    }
+
+    #[test]
+    fn config_help_documents_every_setting() {
+        assert_eq!(Config::from_args(["--help"], no_env).unwrap(), Command::Help);
+        assert_eq!(Config::from_args(["-h"], no_env).unwrap(), Command::Help);
+        assert_eq!(Config::from_args(["-V"], no_env).unwrap(), Command::Version);
+        for setting in [
+            "--config",
+            "--listen",
+            "--access-key",
+            "--stop-when-stdin-closes",
+            "SWITCHBOARD_LISTEN",
+            "SWITCHBOARD_ACCESS_KEYS",
+            "listen =",
+            "access_keys =",
+            "max_clients_per_hub",
+            "max_message_size",
+            "max_server_message_size",
+            "handshake_timeout_secs",
+            "server_keep_alive_secs",
+            "server_timeout_secs",
+            "Now listening on: http://",
+        ] {
+            assert!(HELP.contains(setting), "--help does not mention {setting}");
+        }
+    }
+
+    #[test]
+    fn config_debug_hides_keys() {
+        let text = format!("{:?}", Config::new("very-secret-key"));
+        assert!(!text.contains("very-secret-key"), "{text}");
+        assert!(text.contains("redacted"));
+    }
+}

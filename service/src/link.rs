@@ -1,0 +1,80 @@
+//! One app-server connection as the hubs see it: where its records go, and whether clients
+//! may be pinned to it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use switchboard::protocol::service::ServiceMessage;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::Metrics;
+
+/// One app-server connection as the hubs see it: where its records go.
+pub(crate) struct ServerLink {
+    /// Unique among this relay's server connections.
+    pub(crate) id: u64,
+    /// The app server's name (its token's `nameid`), if it gave one.
+    pub(crate) server_id: Option<String>,
+    /// Whether clients may be pinned to it (Weak connections only send).
+    carries_clients: bool,
+    offline: AtomicBool,
+    sender: mpsc::Sender<Bytes>,
+    /// Cancelled once the connection ends.
+    pub(crate) closed: CancellationToken,
+    metrics: Arc<Metrics>,
+}
+
+impl ServerLink {
+    /// A link and the receiving end of its bounded queue of framed records.
+    pub(crate) fn new(
+        id: u64,
+        server_id: Option<String>,
+        carries_clients: bool,
+        capacity: usize,
+        metrics: Arc<Metrics>,
+    ) -> (Arc<Self>, mpsc::Receiver<Bytes>) {
+        let (sender, receiver) = mpsc::channel(capacity);
+        let link = ServerLink {
+            id,
+            server_id,
+            carries_clients,
+            offline: AtomicBool::new(false),
+            sender,
+            closed: CancellationToken::new(),
+            metrics,
+        };
+        (Arc::new(link), receiver)
+    }
+
+    /// Queues one message, waiting for room; `false` once the connection has ended.
+    pub(crate) async fn send(&self, message: &ServiceMessage) -> bool {
+        let mut out = Vec::new();
+        switchboard::protocol::service::write(message, &mut out);
+        let length = out.len();
+        let sent = tokio::select! {
+            biased;
+            _ = self.closed.cancelled() => false,
+            sent = self.sender.send(Bytes::from(out)) => sent.is_ok(),
+        };
+        if sent {
+            self.metrics.server_sent(length);
+        }
+        sent
+    }
+
+    /// The app server is going offline: no new clients are pinned to this connection.
+    pub(crate) fn set_offline(&self) {
+        self.offline.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn accepts_clients(&self) -> bool {
+        self.carries_clients && !self.offline.load(Ordering::Relaxed) && !self.closed.is_cancelled()
+    }
+
+    /// Whether both links belong to the same app server.
+    pub(crate) fn same_server(&self, other: &ServerLink) -> bool {
+        self.id == other.id || (self.server_id.is_some() && self.server_id == other.server_id)
+    }
+}

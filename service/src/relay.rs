@@ -1,0 +1,247 @@
+//! A running relay: the HTTP app (the runtime's transports for clients at `/client`, the
+//! server face at `/server`, health and metrics), served on a TCP listener until shut down.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http::{HeaderValue, header};
+use switchboard::Switchboard;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{ClientAuthenticator, Keys, transport_allowed};
+use crate::hub::Selection;
+use crate::hubs::Hubs;
+use crate::metrics::Metrics;
+use crate::{Config, Error, client, server};
+
+/// How long [`Relay::shutdown`] waits for connections to end before dropping them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// What every connection of a relay shares.
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) keys: Arc<Keys>,
+    pub(crate) hubs: Hubs,
+    pub(crate) shutdown: CancellationToken,
+    /// This relay's name in `ServiceMapping` messages.
+    pub(crate) instance_id: String,
+}
+
+impl Shared {
+    pub(crate) fn metrics(&self) -> &Arc<Metrics> {
+        self.hubs.metrics()
+    }
+
+    /// Stops everything: the listener, every server connection, every client.
+    fn stop(&self) {
+        self.shutdown.cancel();
+        for hub in self.hubs.all() {
+            hub.close(Selection::All, &[]);
+        }
+    }
+}
+
+/// A relay serving on a local address, until [`Relay::shutdown`] (or until dropped).
+///
+/// ```no_run
+/// # async fn run() -> Result<(), switchboard_service::Error> {
+/// let relay = switchboard_service::Relay::bind(switchboard_service::Config::new("key").listen("127.0.0.1:0")).await?;
+/// println!("{}", relay.url()); // http://127.0.0.1:PORT
+/// # Ok(()) }
+/// ```
+pub struct Relay {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Stops a [`Relay`] from anywhere; cheap to clone.
+#[derive(Clone)]
+pub struct ShutdownHandle {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for ShutdownHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShutdownHandle").finish_non_exhaustive()
+    }
+}
+
+impl ShutdownHandle {
+    /// Stops accepting, closes every server connection and client connection.
+    pub fn shutdown(&self) {
+        self.shared.stop();
+    }
+
+    /// Resolves once the relay is shutting down.
+    pub async fn stopped(&self) {
+        self.shared.shutdown.cancelled().await;
+    }
+}
+
+impl Relay {
+    /// Validates `config`, listens on `config.listen` and starts serving (on the current
+    /// tokio runtime). Port 0 picks a free port: see [`Relay::local_addr`].
+    pub async fn bind(config: Config) -> Result<Relay, Error> {
+        config.validate()?;
+        let listener = TcpListener::bind(config.listen.as_str())
+            .await
+            .map_err(|e| Error::io(format!("cannot listen on {}", config.listen), e))?;
+        Relay::serve(listener, config)
+    }
+
+    /// Starts serving on a listener already bound (`config.listen` is not used).
+    pub fn serve(listener: TcpListener, config: Config) -> Result<Relay, Error> {
+        config.validate()?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::io("cannot read the listen address", e))?;
+        let shared = Arc::new(Shared {
+            keys: Arc::new(Keys::new(&config.access_keys)),
+            config,
+            hubs: Hubs::new(Arc::new(Metrics::default())),
+            shutdown: CancellationToken::new(),
+            instance_id: format!("switchboard-{addr}"),
+        });
+        let app = app(shared.clone())?;
+        let stop = shared.shutdown.clone();
+        let task = tokio::spawn(async move {
+            let serving = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
+            if let Err(error) = serving.await {
+                tracing::error!(%error, "the relay stopped serving");
+            }
+        });
+        Ok(Relay {
+            addr,
+            shared,
+            task: Some(task),
+        })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Its base URL, `http://ADDR`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A connection string for app servers, with the first access key:
+    /// `Endpoint=http://ADDR;AccessKey=KEY;Version=1.0;`.
+    pub fn connection_string(&self) -> String {
+        let key = self.shared.config.access_keys.first().map_or("", String::as_str);
+        format!("Endpoint={};AccessKey={key};Version=1.0;", self.url())
+    }
+
+    /// How many clients hub `hub` (lower-cased, application prefix included) has now.
+    pub fn client_count(&self, hub: &str) -> usize {
+        self.shared
+            .hubs
+            .get(&hub.to_lowercase())
+            .map_or(0, |hub| hub.counts().0)
+    }
+
+    /// How many app-server connections hub `hub` has now.
+    pub fn server_connection_count(&self, hub: &str) -> usize {
+        self.shared
+            .hubs
+            .get(&hub.to_lowercase())
+            .map_or(0, |hub| hub.counts().1)
+    }
+
+    /// A handle that stops the relay from elsewhere.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Stops accepting, closes every connection, and waits (a few seconds at most) for
+    /// them to end.
+    pub async fn shutdown(mut self) {
+        self.shared.stop();
+        if let Some(mut task) = self.task.take()
+            && tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await.is_err()
+        {
+            task.abort();
+        }
+    }
+
+    /// Resolves once the relay has stopped serving (after a [`ShutdownHandle::shutdown`]).
+    pub async fn stopped(&mut self) {
+        self.shared.shutdown.cancelled().await;
+        if let Some(mut task) = self.task.take()
+            && tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await.is_err()
+        {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.shared.stop();
+    }
+}
+
+/// The whole HTTP app.
+fn app(shared: Arc<Shared>) -> Result<Router, Error> {
+    let config = &shared.config;
+    let (max_message_size, handshake_timeout) = (config.max_message_size, config.handshake_timeout);
+    let for_clients = shared.clone();
+    let switchboard = Switchboard::builder()
+        .hub_options(|options| {
+            options.require_authorization = true;
+            options.maximum_receive_message_size = Some(max_message_size);
+            options.handshake_timeout = handshake_timeout;
+        })
+        .authenticator(ClientAuthenticator {
+            keys: shared.keys.clone(),
+        })
+        .transport_filter(|claims, transport| claims.is_none_or(|claims| transport_allowed(claims, transport)))
+        .connection_handler("/client", move |raw| client::serve(for_clients.clone(), raw))
+        .build()
+        .map_err(|e| Error::config(e.to_string()))?;
+    Ok(Router::new()
+        .route("/server", get(server::accept))
+        .route("/server/", get(server::accept))
+        .route("/api/health", get(health))
+        .route("/metrics", get(metrics))
+        .with_state(shared)
+        .fallback_service(switchboard.service()))
+}
+
+async fn health() -> Response {
+    let mut response = r#"{"status":"ok"}"#.into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    let text = shared.metrics().render(&shared.hubs.snapshot());
+    let mut response = text.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}

@@ -1,0 +1,240 @@
+//! Health and metrics, the long polling and Server-Sent Events transports, and bad input.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use futures_util::SinkExt;
+use serde_json::json;
+use switchboard::protocol::service::{ConnectionData, ServiceMessage};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+
+#[tokio::test]
+async fn http_health() {
+    let relay = relay().await;
+    let response = http(&relay, "GET", "/api/health", &[], b"").await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.text(), r#"{"status":"ok"}"#);
+    assert_eq!(response.header("content-type"), Some("application/json"));
+}
+
+#[tokio::test]
+async fn http_metrics_count_connections_and_traffic() {
+    let relay = relay().await;
+    let mut server = AppServer::connect(&relay, "chat", "app1").await;
+    let (mut client, id) = connect_through(&relay, &mut server, "chat", "json", json!({})).await;
+    client.send_text("{\"type\":6}\u{1e}").await;
+    assert!(matches!(server.recv().await, ServiceMessage::ConnectionData(_)));
+    data_to(&mut server, &id, b"{\"type\":6}\x1e").await;
+    client.next_text().await;
+    let response = http(&relay, "GET", "/metrics", &[], b"").await;
+    assert_eq!(response.status, 200);
+    assert!(response.header("content-type").unwrap().starts_with("text/plain"));
+    let text = response.text();
+    assert!(
+        text.contains("switchboard_client_connections{hub=\"chat\",transport=\"WebSockets\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("switchboard_server_connections{hub=\"chat\"} 1\n"),
+        "{text}"
+    );
+    let value = |name: &str| -> u64 {
+        text.lines()
+            .find(|line| line.starts_with(name))
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from {text}"))
+    };
+    assert!(value("switchboard_messages_total{face=\"client\",direction=\"in\"}") >= 2);
+    assert!(value("switchboard_messages_total{face=\"client\",direction=\"out\"}") >= 2);
+    assert!(value("switchboard_bytes_total{face=\"server\",direction=\"in\"}") > 0);
+    assert!(value("switchboard_bytes_total{face=\"server\",direction=\"out\"}") > 0);
+    assert!(text.contains("# TYPE switchboard_messages_total counter"));
+}
+
+async fn negotiate_id(relay: &switchboard_service::Relay, token: &str) -> String {
+    let auth = format!("Bearer {token}");
+    let response = http(
+        relay,
+        "POST",
+        "/client/negotiate?hub=chat",
+        &[("Authorization", &auth)],
+        b"",
+    )
+    .await;
+    assert_eq!(response.status, 200);
+    let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+    body["connectionId"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn http_long_polling_client() {
+    let relay = relay().await;
+    let mut server = AppServer::connect(&relay, "chat", "app1").await;
+    let token = client_token("chat", json!({"asrs.s.uid": "lp"}));
+    let auth = format!("Bearer {token}");
+    let headers = [("Authorization", auth.as_str())];
+    let id = negotiate_id(&relay, &token).await;
+    let path = format!("/client/?hub=chat&id={id}");
+    let first = http(&relay, "GET", &path, &headers, b"").await;
+    assert_eq!(first.status, 200);
+    let handshake = b"{\"protocol\":\"json\",\"version\":1}\x1e";
+    assert_eq!(http(&relay, "POST", &path, &headers, handshake).await.status, 200);
+    let (open, bytes) = expect_open(&mut server).await;
+    assert_eq!(&bytes[..], handshake);
+    assert_eq!(open.connection_id, id);
+    data_to(&mut server, &id, b"{}\x1e").await;
+    let poll = http(&relay, "GET", &path, &headers, b"").await;
+    assert_eq!((poll.status, poll.body.as_slice()), (200, &b"{}\x1e"[..]));
+    let metrics = http(&relay, "GET", "/metrics", &[], b"").await.text();
+    assert!(metrics.contains("transport=\"LongPolling\"} 1"), "{metrics}");
+    assert_eq!(http(&relay, "DELETE", &path, &headers, b"").await.status, 202);
+    match server.recv().await {
+        ServiceMessage::CloseConnection(close) => assert_eq!(close.connection_id, id),
+        other => panic!("expected CloseConnection, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn http_server_sent_events_client() {
+    let relay = relay().await;
+    let mut server = AppServer::connect(&relay, "chat", "app1").await;
+    let token = client_token("chat", json!({}));
+    let id = negotiate_id(&relay, &token).await;
+    let path = format!("/client/?hub=chat&id={id}");
+    let mut events = tokio::net::TcpStream::connect(relay.local_addr()).await.unwrap();
+    let request = format!(
+        "GET {path}&access_token={token} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n",
+        relay.local_addr()
+    );
+    events.write_all(request.as_bytes()).await.unwrap();
+    let mut seen = Vec::new();
+    let mut read_until = async |needle: &[u8]| {
+        while !seen.windows(needle.len()).any(|w| w == needle) {
+            let mut chunk = [0u8; 1024];
+            let n = tokio::time::timeout(WAIT, events.read(&mut chunk))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(n > 0, "event stream ended");
+            seen.extend_from_slice(&chunk[..n]);
+        }
+    };
+    read_until(b"text/event-stream").await;
+    let auth = format!("Bearer {token}");
+    let handshake = b"{\"protocol\":\"json\",\"version\":1}\x1e";
+    let posted = http(&relay, "POST", &path, &[("Authorization", &auth)], handshake).await;
+    assert_eq!(posted.status, 200);
+    let (_, bytes) = expect_open(&mut server).await;
+    assert_eq!(&bytes[..], handshake);
+    data_to(&mut server, &id, b"{}\x1e").await;
+    read_until(b"data: {}\x1e").await;
+}
+
+#[tokio::test]
+async fn http_garbage_from_one_app_server_closes_only_its_connection() {
+    let relay = relay().await;
+    let mut bad = AppServer::connect(&relay, "chat", "bad").await;
+    let mut good = AppServer::connect(&relay, "chat", "good").await;
+    let (mut on_bad, _) = connect_through(&relay, &mut bad, "chat", "json", json!({})).await;
+    let (mut on_good, good_id) = connect_through(&relay, &mut good, "chat", "json", json!({})).await;
+    bad.socket
+        .send(Message::binary(vec![0x06, 0xc1, 0xc1, 0xc1, 0xc1, 0xc1, 0xc1]))
+        .await
+        .unwrap();
+    bad.closed().await;
+    on_bad.closed().await;
+    data_to(&mut good, &good_id, b"{\"type\":6}\x1e").await;
+    assert_eq!(on_good.next_text().await, "{\"type\":6}\u{1e}");
+    assert_eq!(relay.server_connection_count("chat"), 1);
+
+    // A text frame is not the protocol either.
+    let mut texty = AppServer::connect(&relay, "chat", "texty").await;
+    texty.socket.send(Message::text("hello")).await.unwrap();
+    texty.closed().await;
+    // Nor is anything but a handshake first.
+    let mut rude = ws_with_bearer(&relay, "/server/?hub=chat&cid=x", &server_token("chat", "rude"))
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    switchboard::protocol::service::write(&ServiceMessage::ConnectionData(ConnectionData::default()), &mut out);
+    rude.send(Message::binary(out)).await.unwrap();
+    let mut rude = AppServer::wrap(rude);
+    rude.closed().await;
+    data_to(&mut good, &good_id, b"{\"type\":6}\x1e").await;
+    assert_eq!(on_good.next_text().await, "{\"type\":6}\u{1e}");
+}
+
+#[tokio::test]
+async fn http_oversized_record_closes_the_server_connection() {
+    let relay = relay_with(|c| c.max_server_message_size = 1024).await;
+    let mut server = AppServer::connect(&relay, "chat", "app1").await;
+    let (mut client, id) = connect_through(&relay, &mut server, "chat", "json", json!({})).await;
+    server
+        .send(&ServiceMessage::ConnectionData(ConnectionData {
+            connection_id: id,
+            payload: Bytes::from(vec![b'x'; 2000]),
+            ..Default::default()
+        }))
+        .await;
+    server.closed().await;
+    client.closed().await;
+}
+
+#[tokio::test]
+async fn http_oversized_client_handshake_closes_the_client() {
+    let relay = relay_with(|c| c.max_message_size = 1024).await;
+    let _server = AppServer::connect(&relay, "chat", "app1").await;
+    let mut client = Client::open(&relay, "chat", &client_token("chat", json!({})))
+        .await
+        .unwrap();
+    client.send_text(&"x".repeat(800)).await;
+    client.send_text(&"x".repeat(800)).await;
+    client.closed().await;
+}
+
+#[tokio::test]
+async fn http_server_handshake_version_is_checked() {
+    use switchboard::protocol::service::HandshakeRequest;
+    let relay = relay().await;
+    let socket = ws_with_bearer(&relay, "/server/?hub=chat&cid=x", &server_token("chat", "old"))
+        .await
+        .unwrap();
+    let mut server = AppServer::wrap(socket);
+    let request = HandshakeRequest {
+        version: 2,
+        ..HandshakeRequest::new()
+    };
+    server.send(&ServiceMessage::HandshakeRequest(request)).await;
+    match server.recv().await {
+        ServiceMessage::HandshakeResponse(response) => assert!(!response.is_success()),
+        other => panic!("expected a handshake response, got {other:?}"),
+    }
+    server.closed().await;
+    assert_eq!(relay.server_connection_count("chat"), 0);
+}
+
+#[tokio::test]
+async fn http_silent_app_server_times_out() {
+    let relay = relay_with(|c| c.server_timeout = Duration::from_secs(1)).await;
+    let mut server = AppServer::connect(&relay, "chat", "app1").await;
+    let started = std::time::Instant::now();
+    server.closed().await;
+    assert!(started.elapsed() >= Duration::from_millis(900));
+}
+
+#[tokio::test]
+async fn http_shutdown_closes_everything() {
+    let relay = relay().await;
+    let mut server = AppServer::connect(&relay, "chat", "app1").await;
+    let (mut client, _) = connect_through(&relay, &mut server, "chat", "json", json!({})).await;
+    let addr = relay.local_addr();
+    relay.shutdown().await;
+    server.closed().await;
+    client.closed().await;
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}

@@ -1,0 +1,323 @@
+//! Service mode end to end: app servers built with `with_service`, a relay in-process, and
+//! clients that negotiate with an app server and are redirected to the relay.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use switchboard::client::{ClientOptions, HubConnection};
+use switchboard::service::ServiceOptions;
+use switchboard::{HubContext, HubError, Switchboard};
+use switchboard_service::{Config, Relay};
+use tokio::sync::mpsc;
+
+const KEY: &str = "a-relay-access-key-for-tests-0123456789";
+const WAIT: Duration = Duration::from_secs(10);
+
+#[switchboard::client]
+trait Listener {
+    async fn said(&self, text: String);
+}
+
+/// A hub that counts the clients it served.
+#[derive(Default)]
+struct Room {
+    served: Arc<AtomicUsize>,
+}
+
+#[switchboard::hub("/room", client = Listener)]
+impl Room {
+    async fn echo(&self, text: String) -> String {
+        self.served.fetch_add(1, Ordering::SeqCst);
+        text
+    }
+
+    async fn say(&self, cx: &HubContext<Self>, text: String) -> Result<(), HubError> {
+        cx.clients().all().said(text).await
+    }
+
+    async fn join(&self, cx: &HubContext<Self>, group: String) -> Result<(), HubError> {
+        cx.groups().add(cx.connection_id(), &group).await
+    }
+
+    async fn say_to(&self, cx: &HubContext<Self>, group: String, text: String) -> Result<(), HubError> {
+        cx.clients().group(group).said(text).await
+    }
+
+    async fn whoami(&self, cx: &HubContext<Self>) -> Option<String> {
+        cx.user_id().map(str::to_owned)
+    }
+}
+
+async fn relay() -> Relay {
+    Relay::bind(Config::new(KEY).listen("127.0.0.1:0"))
+        .await
+        .expect("relay starts")
+}
+
+/// Builds and serves an app in service mode; returns its base URL.
+async fn app_server(connection_string: &str, configure: impl FnOnce(&mut ServiceOptions), hub: Room) -> String {
+    let mut options = ServiceOptions {
+        connection_string: Some(connection_string.to_owned()),
+        ..ServiceOptions::default()
+    };
+    configure(&mut options);
+    let app = Switchboard::builder()
+        .with_service(options)
+        .user_id_provider(|user| user.request.query("user").map(str::to_owned))
+        .mount(hub)
+        .build()
+        .expect("app builds");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let router = app.router::<()>();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    url
+}
+
+async fn until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// A client whose `Said` calls land in a channel.
+async fn listener(url: &str) -> (HubConnection, mpsc::UnboundedReceiver<String>) {
+    let connection = HubConnection::new(url, ClientOptions::default()).unwrap();
+    let (sender, receiver) = mpsc::unbounded_channel();
+    connection.on("Said", move |(text,): (String,)| {
+        let sender = sender.clone();
+        async move {
+            let _ = sender.send(text);
+            Ok::<(), String>(())
+        }
+    });
+    tokio::time::timeout(WAIT, connection.start())
+        .await
+        .expect("connects in time")
+        .expect("connects");
+    (connection, receiver)
+}
+
+async fn next(receiver: &mut mpsc::UnboundedReceiver<String>) -> String {
+    tokio::time::timeout(WAIT, receiver.recv())
+        .await
+        .expect("a message in time")
+        .expect("a message")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_mode_calls_broadcasts_groups_and_users_through_the_relay() {
+    let relay = relay().await;
+    let app = app_server(&relay.connection_string(), |_| {}, Room::default()).await;
+    until("the app's server connections are up", || {
+        relay.server_connection_count("room") == 5
+    })
+    .await;
+
+    let (alice, mut alice_inbox) = listener(&format!("{app}/room?user=alice")).await;
+    let (bob, mut bob_inbox) = listener(&format!("{app}/room?user=bob")).await;
+    assert_eq!(alice.invoke::<String>("Echo", ("héllo",)).await.unwrap(), "héllo");
+    assert_eq!(
+        alice.invoke::<Option<String>>("Whoami", ()).await.unwrap().as_deref(),
+        Some("alice")
+    );
+    until("both clients are at the relay", || relay.client_count("room") == 2).await;
+
+    bob.invoke::<()>("Say", ("to everyone",)).await.unwrap();
+    assert_eq!(next(&mut alice_inbox).await, "to everyone");
+    assert_eq!(next(&mut bob_inbox).await, "to everyone");
+
+    bob.invoke::<()>("Join", ("g",)).await.unwrap();
+    alice.invoke::<()>("SayTo", ("g", "members only")).await.unwrap();
+    alice.invoke::<()>("Say", ("sentinel",)).await.unwrap();
+    assert_eq!(next(&mut bob_inbox).await, "members only");
+    assert_eq!(next(&mut bob_inbox).await, "sentinel");
+    assert_eq!(next(&mut alice_inbox).await, "sentinel", "alice is not in the group");
+
+    let error = alice.invoke::<String>("Nope", ()).await.unwrap_err();
+    assert_eq!(
+        error.message(),
+        "Failed to invoke 'Nope' due to an error on the server. HubException: Method does not exist."
+    );
+    alice.stop().await;
+    bob.stop().await;
+    until("the relay forgot the clients", || relay.client_count("room") == 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_mode_application_names_isolate_apps() {
+    let relay = relay().await;
+    let shop = app_server(
+        &relay.connection_string(),
+        |o| o.application_name = Some("Shop".into()),
+        Room::default(),
+    )
+    .await;
+    let blog = app_server(
+        &relay.connection_string(),
+        |o| o.application_name = Some("Blog".into()),
+        Room::default(),
+    )
+    .await;
+    until("both apps are connected", || {
+        relay.server_connection_count("shop_room") == 5 && relay.server_connection_count("blog_room") == 5
+    })
+    .await;
+    let (shopper, mut shopper_inbox) = listener(&format!("{shop}/room")).await;
+    let (reader, mut reader_inbox) = listener(&format!("{blog}/room")).await;
+    reader.invoke::<()>("Say", ("blog news",)).await.unwrap();
+    shopper.invoke::<()>("Say", ("shop news",)).await.unwrap();
+    assert_eq!(next(&mut reader_inbox).await, "blog news");
+    assert_eq!(
+        next(&mut shopper_inbox).await,
+        "shop news",
+        "no cross-talk: the blog's news never reached the shop"
+    );
+    assert_eq!(relay.client_count("shop_room"), 1);
+    assert_eq!(relay.client_count("blog_room"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_mode_clients_spread_over_two_app_servers() {
+    let relay = relay().await;
+    let (first, second) = (Room::default(), Room::default());
+    let (first_served, second_served) = (first.served.clone(), second.served.clone());
+    let one = app_server(&relay.connection_string(), |_| {}, first).await;
+    let _two = app_server(&relay.connection_string(), |_| {}, second).await;
+    until("ten server connections", || relay.server_connection_count("room") == 10).await;
+    let mut clients = Vec::new();
+    for _ in 0..12 {
+        let (client, _) = listener(&format!("{one}/room")).await;
+        client.invoke::<String>("Echo", ("x",)).await.unwrap();
+        clients.push(client);
+    }
+    let (a, b) = (
+        first_served.load(Ordering::SeqCst),
+        second_served.load(Ordering::SeqCst),
+    );
+    assert_eq!(a + b, 12);
+    assert!(a > 0 && b > 0, "clients were spread over both app servers: {a} and {b}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_mode_honours_the_initial_connection_count() {
+    let relay = relay().await;
+    let _app = app_server(
+        &relay.connection_string(),
+        |o| o.initial_hub_server_connection_count = 3,
+        Room::default(),
+    )
+    .await;
+    until("three server connections", || {
+        relay.server_connection_count("room") == 3
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(relay.server_connection_count("room"), 3, "no more than asked for");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_mode_survives_a_relay_restart() {
+    let first = relay().await;
+    let addr = first.local_addr();
+    let app = app_server(
+        &first.connection_string(),
+        |o| o.initial_hub_server_connection_count = 2,
+        Room::default(),
+    )
+    .await;
+    until("connected to the first relay", || {
+        first.server_connection_count("room") == 2
+    })
+    .await;
+    first.shutdown().await;
+    // Negotiate tells clients the service is not connected while it is down.
+    let refused = HubConnection::connect(
+        &format!("{app}/room"),
+        ClientOptions {
+            reconnect_delays: None,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("Azure SignalR Service is not connected yet"),
+        "{refused}"
+    );
+    let second = Relay::bind(Config::new(KEY).listen(addr.to_string()))
+        .await
+        .expect("the relay starts again");
+    // Server connections come back with their backoff (1 s, then 2 s…).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while second.server_connection_count("room") < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "server connections did not return"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (client, _) = listener(&format!("{app}/room")).await;
+    assert_eq!(client.invoke::<String>("Echo", ("back",)).await.unwrap(), "back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_mode_refuses_a_wrong_key() {
+    let relay = relay().await;
+    let wrong = relay
+        .connection_string()
+        .replace(KEY, "some-other-key-that-the-relay-does-not-know");
+    let app = app_server(&wrong, |_| {}, Room::default()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        relay.server_connection_count("room"),
+        0,
+        "server connections with a wrong key are refused"
+    );
+    let refused = HubConnection::connect(
+        &format!("{app}/room"),
+        ClientOptions {
+            reconnect_delays: None,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(refused.to_string().contains("not connected yet"), "{refused}");
+}
+
+#[tokio::test]
+async fn service_mode_option_and_connection_string_errors() {
+    let error = |options: ServiceOptions| {
+        Switchboard::builder()
+            .with_service(options)
+            .mount(Room::default())
+            .build()
+            .unwrap_err()
+            .to_string()
+    };
+    assert_eq!(error(ServiceOptions::default()), "No connection string was specified.");
+    assert_eq!(
+        error(ServiceOptions {
+            connection_string: Some("Endpoint=http://x;Version=1.0".into()),
+            ..Default::default()
+        }),
+        "accesskey is required."
+    );
+    assert_eq!(
+        error(ServiceOptions {
+            connection_string: Some(format!("Endpoint=http://x;AccessKey={KEY}")),
+            initial_hub_server_connection_count: 3,
+            max_hub_server_connection_count: Some(2),
+            ..Default::default()
+        }),
+        "Property 'MaxHubServerConnectionCount' value should be >= 3."
+    );
+}
