@@ -225,7 +225,42 @@ fn app(shared: Arc<Shared>) -> Result<Router, Error> {
         .route("/api/health", get(health))
         .route("/metrics", get(metrics))
         .with_state(shared)
-        .fallback_service(switchboard.service()))
+        .fallback_service(switchboard.service())
+        .layer(axum::middleware::from_fn(cors)))
+}
+
+/// Browsers reach the relay from the app's pages, another origin: every origin may call it
+/// with credentials (the token, not cookies, is what authorizes), as Azure SignalR Service
+/// allows by default. Preflights are answered here.
+async fn cors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let origin = request.headers().get(header::ORIGIN).cloned();
+    let preflight = request.method() == http::Method::OPTIONS && origin.is_some();
+    let requested = request.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS).cloned();
+    let mut response = if preflight {
+        let mut response = http::StatusCode::NO_CONTENT.into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST, DELETE, OPTIONS"),
+        );
+        if let Some(requested) = requested {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, requested);
+        }
+        headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+        response
+    } else {
+        next.run(request).await
+    };
+    if let Some(origin) = origin {
+        let headers = response.headers_mut();
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
+        headers.append(header::VARY, HeaderValue::from_static("Origin"));
+    }
+    response
 }
 
 async fn health() -> Response {

@@ -238,3 +238,47 @@ async fn http_shutdown_closes_everything() {
     client.closed().await;
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+#[tokio::test]
+async fn http_cors_lets_pages_of_other_origins_negotiate() {
+    let relay = relay().await;
+    let preflight = http(
+        &relay,
+        "OPTIONS",
+        "/client/negotiate?hub=chat&negotiateVersion=1",
+        &[
+            ("origin", "http://127.0.0.1:5000"),
+            ("access-control-request-method", "POST"),
+            ("access-control-request-headers", "authorization,x-signalr-user-agent"),
+        ],
+        b"",
+    )
+    .await;
+    assert_eq!(preflight.status, 204);
+    assert_eq!(
+        preflight.header("access-control-allow-origin"),
+        Some("http://127.0.0.1:5000")
+    );
+    assert_eq!(preflight.header("access-control-allow-credentials"), Some("true"));
+    assert_eq!(
+        preflight.header("access-control-allow-headers"),
+        Some("authorization,x-signalr-user-agent")
+    );
+    // The real request still needs its token, and carries the CORS headers either way.
+    let refused = http(
+        &relay,
+        "POST",
+        "/client/negotiate?hub=chat",
+        &[("origin", "http://127.0.0.1:5000")],
+        b"",
+    )
+    .await;
+    assert_eq!(refused.status, 401);
+    assert_eq!(
+        refused.header("access-control-allow-origin"),
+        Some("http://127.0.0.1:5000")
+    );
+    // Without an Origin header nothing is added.
+    let plain = http(&relay, "GET", "/api/health", &[], b"").await;
+    assert_eq!(plain.header("access-control-allow-origin"), None);
+}

@@ -12,7 +12,9 @@
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use switchboard::service::ServiceOptions;
 use switchboard::{HubContext, HubError, Switchboard};
+use switchboard_service::{Config, Relay};
 
 /// The official browser client, pinned to the version the project tests against.
 const CDN_SIGNALR_JS: &str = "https://cdn.jsdelivr.net/npm/@microsoft/signalr@10.0.11/dist/browser/signalr.min.js";
@@ -41,15 +43,20 @@ struct Args {
     port: u16,
     signalr_js: Option<String>,
     stop_when_stdin_closes: bool,
+    self_hosted: bool,
 }
 
-const USAGE: &str = "usage: chat [--port N] [--signalr-js FILE] [--stop-when-stdin-closes]";
+const USAGE: &str = "usage: chat [--port N] [--signalr-js FILE] [--self-hosted] [--stop-when-stdin-closes]
+
+Runs through the relay named by Azure__SignalR__ConnectionString, or else through a relay
+embedded in this process (on loopback); --self-hosted holds the client connections itself.";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         port: std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(5000),
         signalr_js: std::env::var("SIGNALR_JS").ok().filter(|s| !s.is_empty()),
         stop_when_stdin_closes: false,
+        self_hosted: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -62,6 +69,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--signalr-js" => args.signalr_js = Some(it.next().ok_or("--signalr-js needs a file")?),
             "--stop-when-stdin-closes" => args.stop_when_stdin_closes = true,
+            "--self-hosted" => args.self_hosted = true,
             "--help" | "-h" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument: {other}\n{USAGE}")),
         }
@@ -99,7 +107,26 @@ async fn main() {
     };
     let page = PAGE.replace("{{SIGNALR_JS}}", script);
 
-    let app = match Switchboard::builder().mount(Chat).build() {
+    // Service mode unless asked otherwise: the configured relay, or one embedded here.
+    let mut builder = Switchboard::builder().mount(Chat);
+    let mut embedded = None;
+    if !args.self_hosted {
+        let mut options = ServiceOptions::from_env();
+        if options.connection_string.is_none() {
+            let relay = match Relay::bind(Config::new(relay_key()).listen("127.0.0.1:0")).await {
+                Ok(relay) => relay,
+                Err(error) => {
+                    eprintln!("cannot start the embedded relay: {error}");
+                    std::process::exit(1);
+                }
+            };
+            tracing::info!(relay = %relay.url(), "clients connect through an embedded relay");
+            options.connection_string = Some(relay.connection_string());
+            embedded = Some(relay);
+        }
+        builder = builder.with_service(options);
+    }
+    let app = match builder.build() {
         Ok(app) => app,
         Err(error) => {
             eprintln!("configuration error: {error}");
@@ -120,6 +147,15 @@ async fn main() {
             std::process::exit(1);
         }
     };
+    // With an embedded relay, wait for the app's server connections so the first page works.
+    if let Some(relay) = &embedded {
+        for _ in 0..200 {
+            if relay.server_connection_count("chat") > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    }
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(args.port);
     println!("Now listening on: http://127.0.0.1:{port}");
     use std::io::Write as _;
@@ -137,4 +173,11 @@ async fn main() {
         eprintln!("server error: {error}");
         std::process::exit(1);
     }
+}
+
+/// A fresh access key for the embedded relay, shared only with this process.
+fn relay_key() -> String {
+    let mut bytes = [0u8; 24];
+    let _ = getrandom::fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
