@@ -1,0 +1,1006 @@
+//! The harness: starts the servers under test (pinned to one core), runs the load generator in
+//! a child process (pinned to the other), interleaves targets and repetitions, samples server
+//! CPU and memory from `/proc`, and writes the results.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::load::{LoadResult, LoadSpec, Scenario};
+use crate::proto::Mode;
+use crate::{procstat, report};
+
+/// CPU (% of one core) that other processes may use during a window before the run is repeated.
+pub const INTERFERENCE_PCT: f64 = 25.0;
+/// Attempts at a point at most (the last one is kept even when disturbed, and flagged).
+pub const ATTEMPTS: usize = 3;
+/// Pause before repeating a disturbed run.
+const RETRY_PAUSE: Duration = Duration::from_secs(5);
+
+/// Access key shared by the relay and the service-mode hub during a run (local only).
+const ACCESS_KEY: &str = "switchboard-bench-local-access-key-0123456789";
+
+/// How servers are deployed for a target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Deployment {
+    /// The raw tokio-tungstenite floor server.
+    Floor,
+    /// `conformance-server`, self-hosted.
+    Direct,
+    /// `switchboard-service` + `conformance-server --service`: clients go through the relay.
+    Relay,
+}
+
+impl Deployment {
+    /// Short name used in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Deployment::Floor => "floor",
+            Deployment::Direct => "direct",
+            Deployment::Relay => "relay",
+        }
+    }
+}
+
+/// A server setup plus the protocol clients speak to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// The servers.
+    pub deployment: Deployment,
+    /// The client protocol.
+    pub mode: Mode,
+}
+
+impl Target {
+    /// Every target, in report order.
+    pub const ALL: [Target; 5] = [
+        Target {
+            deployment: Deployment::Floor,
+            mode: Mode::Raw,
+        },
+        Target {
+            deployment: Deployment::Direct,
+            mode: Mode::Json,
+        },
+        Target {
+            deployment: Deployment::Direct,
+            mode: Mode::MsgPack,
+        },
+        Target {
+            deployment: Deployment::Relay,
+            mode: Mode::Json,
+        },
+        Target {
+            deployment: Deployment::Relay,
+            mode: Mode::MsgPack,
+        },
+    ];
+
+    /// `floor`, `direct-json`, `relay-msgpack`, …
+    pub fn name(self) -> String {
+        match self.deployment {
+            Deployment::Floor => "floor".to_owned(),
+            d => format!("{}-{}", d.name(), self.mode.name()),
+        }
+    }
+}
+
+/// Scenario names `run` knows, in run order.
+pub const SCENARIOS: [&str; 5] = ["echo", "echo-measure", "broadcast", "group", "idle"];
+
+/// What to run: the scenario points, repetitions and timings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Plan {
+    /// Connections for the echo scenario.
+    pub echo_conns: Vec<usize>,
+    /// Payload sizes for the echo scenario.
+    pub echo_payloads: Vec<usize>,
+    /// Receivers for the broadcast scenario.
+    pub broadcast_receivers: Vec<usize>,
+    /// Payload sizes for the broadcast scenario.
+    pub broadcast_payloads: Vec<usize>,
+    /// Connections for the echo-measure scenario (`EchoMeasure` answered by `Measure`).
+    pub echo_measure_conns: Vec<usize>,
+    /// Payload sizes for the echo-measure scenario.
+    pub echo_measure_payloads: Vec<usize>,
+    /// Receivers for the group scenario (everyone in one group, `GroupMeasure`).
+    pub group_receivers: Vec<usize>,
+    /// Payload sizes for the group scenario.
+    pub group_payloads: Vec<usize>,
+    /// Broadcasts in flight at most.
+    pub window: usize,
+    /// Connections for the idle-memory scenario.
+    pub idle_conns: Vec<usize>,
+    /// Repetitions of everything.
+    pub reps: usize,
+    /// Warm-up before each window, in milliseconds.
+    pub warmup_ms: u64,
+    /// Measurement window, in milliseconds.
+    pub duration_ms: u64,
+    /// Time idle connections settle before memory is read, in milliseconds.
+    pub idle_settle_ms: u64,
+    /// Scenarios to run (`echo`, `broadcast`, `idle`).
+    pub scenarios: Vec<String>,
+    /// Targets to run (names as [`Target::name`]).
+    pub targets: Vec<String>,
+}
+
+impl Default for Plan {
+    fn default() -> Self {
+        Self::full()
+    }
+}
+
+impl Plan {
+    /// The full benchmark (about 20 minutes on two cores).
+    pub fn full() -> Self {
+        Self {
+            echo_conns: vec![1, 10, 100, 1000],
+            echo_payloads: vec![64, 2048],
+            broadcast_receivers: vec![1000, 10000],
+            broadcast_payloads: vec![64, 2048],
+            echo_measure_conns: vec![100],
+            echo_measure_payloads: vec![64],
+            group_receivers: vec![1000],
+            group_payloads: vec![64],
+            window: 4,
+            idle_conns: vec![1000, 5000],
+            reps: 3,
+            warmup_ms: 1000,
+            duration_ms: 3000,
+            idle_settle_ms: 1000,
+            scenarios: SCENARIOS.iter().map(|s| s.to_string()).collect(),
+            targets: Target::ALL.iter().map(|t| t.name()).collect(),
+        }
+    }
+
+    /// A few seconds in all: tiny counts, one repetition, every scenario and target.
+    pub fn smoke() -> Self {
+        Self {
+            echo_conns: vec![4],
+            echo_payloads: vec![64, 2048],
+            broadcast_receivers: vec![20],
+            broadcast_payloads: vec![64],
+            echo_measure_conns: vec![4],
+            echo_measure_payloads: vec![64],
+            group_receivers: vec![20],
+            group_payloads: vec![64],
+            window: 2,
+            idle_conns: vec![50],
+            reps: 1,
+            warmup_ms: 20,
+            duration_ms: 120,
+            idle_settle_ms: 100,
+            ..Self::full()
+        }
+    }
+}
+
+impl Plan {
+    /// The most connections any point opens.
+    pub fn conns_max(&self) -> usize {
+        self.echo_conns
+            .iter()
+            .chain(&self.broadcast_receivers)
+            .chain(&self.echo_measure_conns)
+            .chain(&self.group_receivers)
+            .chain(&self.idle_conns)
+            .copied()
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// Options of `switchboard-bench run`.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The plan.
+    pub plan: Plan,
+    /// Smoke mode: quiet, one summary line.
+    pub smoke: bool,
+    /// Where results go.
+    pub out_dir: PathBuf,
+    /// Where `conformance-server`, `switchboard-service` and `floor-server` are.
+    pub bin_dir: PathBuf,
+    /// Pin servers and generator to different cores with `taskset` when possible.
+    pub pin: bool,
+}
+
+/// One line of `results.jsonl`: one (scenario, target, point, repetition).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Record {
+    /// `echo`, `broadcast` or `idle`.
+    pub scenario: String,
+    /// Target name.
+    pub target: String,
+    /// `floor`, `direct` or `relay`.
+    pub deployment: String,
+    /// `raw`, `json` or `msgpack`.
+    pub mode: String,
+    /// Connections (echo, idle) or receivers (broadcast).
+    pub conns: usize,
+    /// Payload bytes.
+    pub payload: usize,
+    /// Broadcasts in flight at most.
+    pub window: Option<usize>,
+    /// Repetition, from 1.
+    pub rep: usize,
+    /// Whether the run completed with nothing lost and no error.
+    pub ok: bool,
+    /// Why not.
+    pub error: Option<String>,
+    /// Echo round trips or broadcast deliveries per second.
+    pub rate: f64,
+    /// Messages inside the window.
+    pub count: u64,
+    /// Window length in seconds.
+    pub window_secs: f64,
+    /// Latency percentiles in microseconds (echo: round trip; broadcast: send → delivery).
+    pub p50_us: f64,
+    /// 90th percentile.
+    pub p90_us: f64,
+    /// 99th percentile.
+    pub p99_us: f64,
+    /// 99.9th percentile.
+    pub p999_us: f64,
+    /// Largest latency.
+    pub max_us: f64,
+    /// Server CPU (all server processes) per message, in microseconds.
+    pub cpu_us_per_msg: Option<f64>,
+    /// Server CPU in % of one core during the window.
+    pub server_cpu_pct: Option<f64>,
+    /// The relay's share of `cpu_us_per_msg` (relay deployment).
+    pub relay_cpu_us_per_msg: Option<f64>,
+    /// The hub's share of `cpu_us_per_msg` (direct and relay deployments).
+    pub hub_cpu_us_per_msg: Option<f64>,
+    /// Load-generator CPU in % of one core during the window.
+    pub loadgen_cpu_pct: f64,
+    /// CPU used during the window by everything but the servers and the generator (other
+    /// processes, interrupts), in % of one core: the interference indicator.
+    pub other_cpu_pct: Option<f64>,
+    /// Requests or broadcasts sent.
+    pub sent: u64,
+    /// Messages lost.
+    pub lost: u64,
+    /// Errors seen by the generator.
+    pub errors: u64,
+    /// Seconds to open all connections.
+    pub connect_secs: f64,
+    /// Idle: server RSS before connecting, KiB (the hub in the relay deployment).
+    pub rss_before_kb: Option<u64>,
+    /// Idle: server RSS with the connections held, KiB.
+    pub rss_after_kb: Option<u64>,
+    /// Idle: (after − before) / conns, in KB (1000 bytes).
+    pub kb_per_conn: Option<f64>,
+    /// Idle, relay deployment: the relay's RSS before, KiB.
+    pub relay_rss_before_kb: Option<u64>,
+    /// Idle, relay deployment: the relay's RSS after, KiB.
+    pub relay_rss_after_kb: Option<u64>,
+    /// Idle, relay deployment: the relay's KB per connection.
+    pub relay_kb_per_conn: Option<f64>,
+    /// 1-minute load average when the run started.
+    pub loadavg_1m: Option<f64>,
+    /// TCP sockets in TIME_WAIT when the run started.
+    pub time_wait: Option<u64>,
+    /// Whether servers and generator were pinned to different cores.
+    pub pinned: bool,
+    /// Attempt number at this point (a disturbed run is repeated).
+    pub attempt: usize,
+    /// Other processes used more than [`INTERFERENCE_PCT`] of a core during the window.
+    pub disturbed: bool,
+    /// A later attempt replaced this run: it is kept here but left out of the tables.
+    pub superseded: bool,
+}
+
+/// A started server process.
+struct ServerProc {
+    name: &'static str,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    port: u16,
+}
+
+impl ServerProc {
+    fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+
+    fn stop(mut self) {
+        drop(self.stdin.take()); // --stop-when-stdin-closes
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+/// A running deployment.
+struct Running {
+    deployment: Deployment,
+    /// Relay first (if any), then the hub or floor server.
+    procs: Vec<ServerProc>,
+    /// The URL clients start from.
+    url: String,
+}
+
+impl Running {
+    fn stop(self) {
+        // the hub first, so the relay does not see a server connection vanish under load
+        for p in self.procs.into_iter().rev() {
+            p.stop();
+        }
+    }
+
+    fn pids(&self) -> Vec<(&'static str, String)> {
+        self.procs.iter().map(|p| (p.name, p.pid())).collect()
+    }
+
+    fn alive(&mut self) -> bool {
+        self.procs.iter_mut().all(ServerProc::alive)
+    }
+}
+
+/// Everything `run` needs while running.
+struct Harness {
+    opts: Options,
+    self_exe: PathBuf,
+    taskset: bool,
+    server_cpu: Option<u32>,
+    loadgen_cpu: Option<u32>,
+    jsonl: std::fs::File,
+    records: Vec<Record>,
+    log_seq: usize,
+}
+
+/// Runs the whole plan; returns the records (also written to `out_dir`).
+pub fn run(opts: Options) -> Result<Vec<Record>, String> {
+    let started = Instant::now();
+    std::fs::create_dir_all(opts.out_dir.join("logs")).map_err(|e| format!("{}: {e}", opts.out_dir.display()))?;
+    for bin in ["conformance-server", "switchboard-service", "floor-server"] {
+        if !opts.bin_dir.join(bin).is_file() {
+            return Err(format!(
+                "{} not found in {}: build first with `cargo build --release -p conformance-server -p switchboard-service -p switchboard-bench` (or pass --bin-dir)",
+                bin,
+                opts.bin_dir.display()
+            ));
+        }
+    }
+    let taskset = opts.pin
+        && Command::new("taskset")
+            .arg("-V")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    let cpus = procstat::allowed_cpus();
+    let (loadgen_cpu, server_cpu) = if taskset && cpus.len() >= 2 {
+        (Some(cpus[0]), Some(cpus[1]))
+    } else {
+        (None, None)
+    };
+    let env = report::Environment::capture(server_cpu, loadgen_cpu);
+    if let Some(cpu) = loadgen_cpu {
+        // the harness itself mostly sleeps; keep it off the server's core
+        let _ = Command::new("taskset")
+            .args(["-p", "-c", &cpu.to_string(), &std::process::id().to_string()])
+            .stdout(Stdio::null())
+            .status();
+    }
+    if !opts.smoke {
+        eprintln!(
+            "switchboard-bench: {} (generator on CPU {}, servers on CPU {}); load average {:.2}",
+            if server_cpu.is_some() {
+                "pinned with taskset"
+            } else {
+                "NOT pinned (no taskset or fewer than 2 CPUs)"
+            },
+            loadgen_cpu.map_or("any".into(), |c| c.to_string()),
+            server_cpu.map_or("any".into(), |c| c.to_string()),
+            procstat::loadavg_1m().unwrap_or(f64::NAN),
+        );
+        if procstat::loadavg_1m().is_some_and(|l| l > 0.5) {
+            eprintln!("switchboard-bench: warning: load average above 0.5, results will be noisy");
+        }
+    }
+    let jsonl = std::fs::File::create(opts.out_dir.join("results.jsonl")).map_err(|e| e.to_string())?;
+    let run_json = serde_json::json!({ "plan": &opts.plan, "environment": &env });
+    std::fs::write(opts.out_dir.join("run.json"), run_json.to_string()).map_err(|e| format!("run.json: {e}"))?;
+    let mut h = Harness {
+        self_exe: std::env::current_exe().map_err(|e| e.to_string())?,
+        taskset,
+        server_cpu,
+        loadgen_cpu,
+        jsonl,
+        records: Vec::new(),
+        log_seq: 0,
+        opts,
+    };
+    h.run_all()?;
+    let wall = started.elapsed();
+    let run_json = serde_json::json!({ "plan": &h.opts.plan, "environment": &env, "wall_secs": wall.as_secs_f64() });
+    let _ = std::fs::write(h.opts.out_dir.join("run.json"), run_json.to_string());
+    report::write_all(&h.opts.out_dir, &h.opts.plan, &env, &h.records, wall.as_secs_f64())?;
+    Ok(h.records)
+}
+
+impl Harness {
+    fn targets(&self) -> Vec<Target> {
+        Target::ALL
+            .iter()
+            .copied()
+            .filter(|t| self.opts.plan.targets.iter().any(|n| *n == t.name()))
+            .collect()
+    }
+
+    fn wants(&self, scenario: &str) -> bool {
+        self.opts.plan.scenarios.iter().any(|s| s == scenario)
+    }
+
+    fn run_all(&mut self) -> Result<(), String> {
+        let plan = self.opts.plan.clone();
+        let targets = self.targets();
+        for rep in 1..=plan.reps {
+            // interleave: every point runs each target in turn, the order rotating per repetition
+            let mut order = targets.clone();
+            order.rotate_left((rep - 1) % targets.len().max(1));
+            let loaded: Vec<(Scenario, &Vec<usize>, &Vec<usize>)> = [
+                (Scenario::Echo, &plan.echo_conns, &plan.echo_payloads),
+                (
+                    Scenario::EchoMeasure,
+                    &plan.echo_measure_conns,
+                    &plan.echo_measure_payloads,
+                ),
+                (Scenario::Broadcast, &plan.broadcast_receivers, &plan.broadcast_payloads),
+                (Scenario::Group, &plan.group_receivers, &plan.group_payloads),
+            ]
+            .into_iter()
+            .filter(|(s, _, _)| self.wants(s.name()))
+            .collect();
+            if !loaded.is_empty() {
+                let mut deployments: Vec<Deployment> = order.iter().map(|t| t.deployment).collect();
+                deployments.sort();
+                deployments.dedup();
+                let mut running = Vec::new();
+                for d in deployments {
+                    running.push(self.start(d)?);
+                }
+                for (scenario, conns_list, payloads) in loaded {
+                    for &payload in payloads {
+                        for &conns in conns_list {
+                            for &t in &order {
+                                let spec = LoadSpec {
+                                    scenario,
+                                    mode: t.mode,
+                                    url: String::new(),
+                                    conns,
+                                    payload,
+                                    warmup_ms: plan.warmup_ms,
+                                    duration_ms: plan.duration_ms,
+                                    window: plan.window,
+                                    connect_concurrency: 64,
+                                    drain_ms: 10_000,
+                                };
+                                self.measure(&mut running, t, spec, rep)?;
+                            }
+                        }
+                    }
+                }
+                for r in running {
+                    r.stop();
+                }
+            }
+            if self.wants("idle") {
+                // fresh servers for each memory reading; JSON clients (the protocol barely matters here)
+                for &conns in &plan.idle_conns {
+                    for &t in &order {
+                        if t.mode == Mode::MsgPack {
+                            continue;
+                        }
+                        self.idle(t, conns, rep)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn log_file(&mut self, name: &str) -> Result<std::fs::File, String> {
+        self.log_seq += 1;
+        let path = self
+            .opts
+            .out_dir
+            .join("logs")
+            .join(format!("{:03}-{name}.log", self.log_seq));
+        std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    fn pinned(&self, cpu: Option<u32>, bin: &Path) -> Command {
+        match cpu {
+            Some(cpu) if self.taskset => {
+                let mut c = Command::new("taskset");
+                c.arg("-c").arg(cpu.to_string()).arg(bin);
+                c
+            }
+            _ => Command::new(bin),
+        }
+    }
+
+    fn spawn_server(&mut self, name: &'static str, args: &[String]) -> Result<ServerProc, String> {
+        let bin = self.opts.bin_dir.join(name);
+        let log = self.log_file(name)?;
+        let mut cmd = self.pinned(self.server_cpu, &bin);
+        cmd.args(args)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log));
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if sent {
+                    continue;
+                }
+                if let Some(url) = line.strip_prefix("Now listening on: ") {
+                    let _ = tx.send(url.to_owned());
+                    sent = true;
+                }
+            }
+        });
+        let url = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("{name} did not print its listening line within 20 s"));
+            }
+        };
+        let port = url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.trim_end_matches('/').parse().ok())
+            .ok_or_else(|| format!("{name}: bad listening line {url}"))?;
+        Ok(ServerProc {
+            name,
+            child,
+            stdin,
+            port,
+        })
+    }
+
+    fn start(&mut self, deployment: Deployment) -> Result<Running, String> {
+        let port0 = vec![
+            "--port".to_owned(),
+            "0".to_owned(),
+            "--stop-when-stdin-closes".to_owned(),
+        ];
+        let running = match deployment {
+            Deployment::Floor => {
+                let p = self.spawn_server("floor-server", &port0)?;
+                let url = format!("http://127.0.0.1:{}/", p.port);
+                Running {
+                    deployment,
+                    procs: vec![p],
+                    url,
+                }
+            }
+            Deployment::Direct => {
+                let p = self.spawn_server("conformance-server", &port0)?;
+                let url = format!("http://127.0.0.1:{}/chathub", p.port);
+                Running {
+                    deployment,
+                    procs: vec![p],
+                    url,
+                }
+            }
+            Deployment::Relay => {
+                let relay = self.spawn_server(
+                    "switchboard-service",
+                    &[
+                        "--listen".into(),
+                        "127.0.0.1:0".into(),
+                        "--access-key".into(),
+                        ACCESS_KEY.into(),
+                        "--stop-when-stdin-closes".into(),
+                    ],
+                )?;
+                let mut args = port0.clone();
+                args.push("--service".into());
+                args.push(format!(
+                    "Endpoint=http://127.0.0.1;Port={};AccessKey={ACCESS_KEY};Version=1.0;",
+                    relay.port
+                ));
+                let hub = match self.spawn_server("conformance-server", &args) {
+                    Ok(hub) => hub,
+                    Err(e) => {
+                        relay.stop();
+                        return Err(e);
+                    }
+                };
+                let url = format!("http://127.0.0.1:{}/chathub", hub.port);
+                Running {
+                    deployment,
+                    procs: vec![relay, hub],
+                    url,
+                }
+            }
+        };
+        // a first connection with one echo proves the deployment works (and, through the relay,
+        // that the hub's server connections are up)
+        let mode = if deployment == Deployment::Floor {
+            Mode::Raw
+        } else {
+            Mode::Json
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match probe(&running.url, mode) {
+                Ok(()) => return Ok(running),
+                Err(e) if Instant::now() > deadline => {
+                    running.stop();
+                    return Err(format!("{} deployment does not answer: {e}", deployment.name()));
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+
+    /// Runs the generator; calls `on_ready` once every connection is open.
+    fn generator(
+        &mut self,
+        spec: &LoadSpec,
+        pids: &[(&'static str, String)],
+        mut on_ready: impl FnMut(&mut ChildStdin),
+    ) -> Result<(LoadResult, Vec<u64>), String> {
+        let json = serde_json::to_string(spec).map_err(|e| e.to_string())?;
+        let exe = self.self_exe.clone();
+        let mut cmd = self.pinned(self.loadgen_cpu, &exe);
+        cmd.arg("load")
+            .arg(json)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd.spawn().map_err(|e| format!("cannot start the generator: {e}"))?;
+        let mut stdin = child.stdin.take().ok_or("no stdin")?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let (tx, rx) = mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        // connecting 10k SignalR clients takes seconds; the drain may take up to 10 s more
+        let limit = Duration::from_millis(spec.warmup_ms + spec.duration_ms)
+            + Duration::from_secs(60 + spec.conns as u64 / 200);
+        let deadline = Instant::now() + limit;
+        // the server processes' CPU time, then (last) the busy time of all CPUs
+        let cpu_of = |pids: &[(&'static str, String)]| -> Vec<u64> {
+            let mut v: Vec<u64> = pids
+                .iter()
+                .map(|(_, pid)| procstat::cpu_micros(pid).unwrap_or(0))
+                .collect();
+            v.push(procstat::busy_micros_all_cpus().unwrap_or(0));
+            v
+        };
+        let mut cpu_start = None;
+        let mut cpu_delta = None;
+        let mut result = None;
+        let mut failure = None;
+        loop {
+            let timeout = deadline.saturating_duration_since(Instant::now());
+            let line = match rx.recv_timeout(timeout) {
+                Ok(line) => line,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(format!("the generator did not finish within {} s", limit.as_secs()));
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            };
+            match line.as_str() {
+                "ready" => on_ready(&mut stdin),
+                "start" => cpu_start = Some(cpu_of(pids)),
+                "end" => {
+                    let end = cpu_of(pids);
+                    if let Some(start) = &cpu_start {
+                        cpu_delta = Some(end.iter().zip(start).map(|(e, s)| e.saturating_sub(*s)).collect());
+                    }
+                }
+                other => {
+                    if let Some(json) = other.strip_prefix("result ") {
+                        result = Some(serde_json::from_str::<LoadResult>(json).map_err(|e| e.to_string())?);
+                    } else if let Some(why) = other.strip_prefix("failed ") {
+                        failure = Some(why.to_owned());
+                    }
+                }
+            }
+        }
+        drop(stdin);
+        let status = child.wait().map_err(|e| e.to_string())?;
+        match result {
+            Some(r) => Ok((r, cpu_delta.unwrap_or_default())),
+            None => Err(format!(
+                "the generator failed ({status}): {}",
+                failure.unwrap_or_else(|| "no reason given".into())
+            )),
+        }
+    }
+
+    fn base_record(&self, t: Target, spec: &LoadSpec, rep: usize) -> Record {
+        Record {
+            scenario: spec.scenario.name().to_owned(),
+            target: t.name(),
+            deployment: t.deployment.name().to_owned(),
+            mode: t.mode.name().to_owned(),
+            conns: spec.conns,
+            payload: spec.payload,
+            window: matches!(spec.scenario, Scenario::Broadcast | Scenario::Group).then_some(spec.window),
+            rep,
+            loadavg_1m: procstat::loadavg_1m(),
+            time_wait: procstat::time_wait_sockets(),
+            pinned: self.server_cpu.is_some(),
+            ..Record::default()
+        }
+    }
+
+    /// Measures one point; repeats it (up to [`ATTEMPTS`] times in all, [`RETRY_PAUSE`] apart)
+    /// while other processes used more than [`INTERFERENCE_PCT`] of a core during the window.
+    /// Repeated attempts stay in `results.jsonl` marked `superseded` and out of the tables.
+    fn measure(&mut self, running: &mut [Running], t: Target, spec: LoadSpec, rep: usize) -> Result<(), String> {
+        for attempt in 1..=ATTEMPTS {
+            let mut record = self.measure_once(running, t, spec.clone(), rep)?;
+            record.attempt = attempt;
+            record.disturbed = record.other_cpu_pct.is_some_and(|o| o > INTERFERENCE_PCT);
+            let retry = record.disturbed && record.ok && attempt < ATTEMPTS && !self.opts.smoke;
+            record.superseded = retry;
+            self.finish(record);
+            std::thread::sleep(Duration::from_millis(if self.opts.smoke { 20 } else { 300 }));
+            if !retry {
+                break;
+            }
+            std::thread::sleep(RETRY_PAUSE);
+        }
+        Ok(())
+    }
+
+    fn measure_once(
+        &mut self,
+        running: &mut [Running],
+        t: Target,
+        mut spec: LoadSpec,
+        rep: usize,
+    ) -> Result<Record, String> {
+        let r = running
+            .iter_mut()
+            .find(|r| r.deployment == t.deployment)
+            .ok_or("deployment not running")?;
+        spec.url = r.url.clone();
+        let pids = r.pids();
+        let mut record = self.base_record(t, &spec, rep);
+        match self.generator(&spec, &pids, |_| {}) {
+            Ok((res, mut cpu)) => {
+                fill_load(&mut record, &res);
+                let busy_all = cpu.pop();
+                let total: u64 = cpu.iter().sum();
+                if let Some(busy_all) = busy_all.filter(|_| res.window_secs > 0.0) {
+                    let pct = |us: u64| us as f64 / (res.window_secs * 1e6) * 100.0;
+                    record.other_cpu_pct = Some((pct(busy_all) - pct(total) - res.loadgen_cpu_pct).max(0.0));
+                }
+                if res.count > 0 && !cpu.is_empty() {
+                    let per = |us: u64| us as f64 / res.count as f64;
+                    record.cpu_us_per_msg = Some(per(total));
+                    record.server_cpu_pct = Some(total as f64 / (res.window_secs * 1e6) * 100.0);
+                    for ((name, _), us) in pids.iter().zip(&cpu) {
+                        match *name {
+                            "switchboard-service" => record.relay_cpu_us_per_msg = Some(per(*us)),
+                            "conformance-server" => record.hub_cpu_us_per_msg = Some(per(*us)),
+                            _ => {}
+                        }
+                    }
+                }
+                let mut problems = Vec::new();
+                if res.connected != spec.conns {
+                    problems.push(format!("{} of {} connected", res.connected, spec.conns));
+                }
+                if res.errors > 0 {
+                    problems.push(format!(
+                        "{} errors (first: {})",
+                        res.errors,
+                        res.first_error.clone().unwrap_or_default()
+                    ));
+                }
+                if res.lost > 0 {
+                    problems.push(format!("{} messages lost", res.lost));
+                }
+                if res.count == 0 {
+                    problems.push("no message completed in the window".into());
+                }
+                record.ok = problems.is_empty();
+                record.error = (!problems.is_empty()).then(|| problems.join("; "));
+            }
+            Err(e) => {
+                record.ok = false;
+                record.error = Some(e);
+            }
+        }
+        if !r.alive() {
+            record.ok = false;
+            record.error = Some(format!(
+                "{}; a server process exited",
+                record.error.clone().unwrap_or_default()
+            ));
+            self.finish(record);
+            return Err(format!(
+                "{} deployment died during {}",
+                t.deployment.name(),
+                spec.scenario.name()
+            ));
+        }
+        Ok(record)
+    }
+
+    fn idle(&mut self, t: Target, conns: usize, rep: usize) -> Result<(), String> {
+        let plan = self.opts.plan.clone();
+        let mut r = self.start(t.deployment)?;
+        let spec = LoadSpec {
+            scenario: Scenario::Idle,
+            mode: t.mode,
+            url: r.url.clone(),
+            conns,
+            payload: 0,
+            warmup_ms: 0,
+            duration_ms: 0,
+            window: 1,
+            connect_concurrency: 64,
+            drain_ms: 10_000,
+        };
+        let mut record = self.base_record(t, &spec, rep);
+        // let the probe connection go away before the baseline reading
+        std::thread::sleep(Duration::from_millis(plan.idle_settle_ms));
+        let pids = r.pids();
+        let before: Vec<Option<u64>> = pids.iter().map(|(_, pid)| procstat::rss_kb(pid)).collect();
+        let mut after: Vec<Option<u64>> = Vec::new();
+        let settle = Duration::from_millis(plan.idle_settle_ms);
+        let result = self.generator(&spec, &pids, |stdin| {
+            std::thread::sleep(settle);
+            after = pids.iter().map(|(_, pid)| procstat::rss_kb(pid)).collect();
+            let _ = stdin.write_all(b"stop\n");
+            let _ = stdin.flush();
+        });
+        match result {
+            Ok((res, _)) => {
+                fill_load(&mut record, &res);
+                let per_conn = |b: Option<u64>, a: Option<u64>| match (b, a) {
+                    (Some(b), Some(a)) if conns > 0 => Some((a as f64 - b as f64) * 1.024 / conns as f64),
+                    _ => None,
+                };
+                for (i, (name, _)) in pids.iter().enumerate() {
+                    let (b, a) = (before.get(i).copied().flatten(), after.get(i).copied().flatten());
+                    if *name == "switchboard-service" {
+                        record.relay_rss_before_kb = b;
+                        record.relay_rss_after_kb = a;
+                        record.relay_kb_per_conn = per_conn(b, a);
+                    } else {
+                        record.rss_before_kb = b;
+                        record.rss_after_kb = a;
+                        record.kb_per_conn = per_conn(b, a);
+                    }
+                }
+                let mut problems = Vec::new();
+                if res.connected != conns {
+                    problems.push(format!("{} of {conns} connected", res.connected));
+                }
+                if res.errors > 0 || res.closed > 0 {
+                    problems.push(format!(
+                        "{} errors, {} closed (first: {})",
+                        res.errors,
+                        res.closed,
+                        res.first_error.clone().unwrap_or_default()
+                    ));
+                }
+                if record.kb_per_conn.is_none() {
+                    problems.push("no memory reading".into());
+                }
+                record.ok = problems.is_empty();
+                record.error = (!problems.is_empty()).then(|| problems.join("; "));
+            }
+            Err(e) => {
+                record.ok = false;
+                record.error = Some(e);
+            }
+        }
+        let alive = r.alive();
+        r.stop();
+        if !alive {
+            record.ok = false;
+            record.error = Some("a server process exited".into());
+        }
+        self.finish(record);
+        Ok(())
+    }
+
+    fn finish(&mut self, record: Record) {
+        if let Ok(line) = serde_json::to_string(&record) {
+            let _ = writeln!(self.jsonl, "{line}");
+            let _ = self.jsonl.flush();
+        }
+        if !self.opts.smoke || !record.ok {
+            eprintln!("{}", report::progress_line(&record));
+        }
+        self.records.push(record);
+    }
+}
+
+fn fill_load(record: &mut Record, res: &LoadResult) {
+    record.rate = res.rate;
+    record.count = res.count;
+    record.window_secs = res.window_secs;
+    record.p50_us = res.p50_us;
+    record.p90_us = res.p90_us;
+    record.p99_us = res.p99_us;
+    record.p999_us = res.p999_us;
+    record.max_us = res.max_us;
+    record.loadgen_cpu_pct = res.loadgen_cpu_pct;
+    record.sent = res.sent;
+    record.lost = res.lost;
+    record.errors = res.errors;
+    record.connect_secs = res.connect_secs;
+}
+
+/// One connection and one echo against `url`, on a throw-away runtime.
+fn probe(url: &str, mode: Mode) -> Result<(), String> {
+    use futures_util::{SinkExt, StreamExt};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let (mut ws, _) = crate::conn::connect(url, mode, 0).await?;
+        let encoder = crate::proto::Encoder::new(mode, 8);
+        ws.send(crate::conn::message(encoder.echo(1, 42)))
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut incoming = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let msg = tokio::time::timeout_at(deadline, ws.next())
+                .await
+                .map_err(|_| "probe: no echo".to_owned())?
+                .ok_or("probe: closed")?
+                .map_err(|e| e.to_string())?;
+            crate::conn::decode(mode, &msg, &mut incoming)?;
+            if incoming
+                .iter()
+                .any(|m| matches!(m, crate::proto::Incoming::Completion { ticks: 42, .. }))
+            {
+                let _ = ws.close(None).await;
+                return Ok(());
+            }
+        }
+    })
+}
