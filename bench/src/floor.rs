@@ -1,8 +1,9 @@
 //! The floor: a raw tokio-tungstenite server with no SignalR in it, the upper bound the hub is
-//! compared with. Every connection (any path) is a WebSocket with 4 KiB buffers; a binary or
-//! text frame starting with `E` goes back to its sender, one starting with `B` goes to every
-//! connection (through a `tokio::sync::broadcast` channel; each connection queues what is
-//! waiting and flushes once, as a careful server would).
+//! compared with. Every connection (any path) is a WebSocket with a 4 KiB read buffer; a binary
+//! or text frame starting with `E` goes back to its sender, one starting with `B` goes to every
+//! connection (through a `tokio::sync::broadcast` channel; each connection queues every frame
+//! that is waiting and flushes once, as a careful server would: the write buffer may grow to
+//! 64 KiB before a write, so a burst goes out in one system call, and costs nothing while idle).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,7 +14,13 @@ use tokio::sync::broadcast;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::conn::ws_config;
+
 use crate::proto::RAW_BROADCAST;
+
+/// The floor's WebSocket settings: the generator's, with room to coalesce a burst of frames.
+fn floor_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    ws_config().write_buffer_size(64 * 1024)
+}
 
 /// Counters and settings of a running floor server.
 #[derive(Debug, Default)]
@@ -38,7 +45,7 @@ pub async fn serve(listener: TcpListener, stats: Arc<FloorStats>) {
         let tx = tx.clone();
         let stats = stats.clone();
         tokio::spawn(async move {
-            let Ok(ws) = tokio_tungstenite::accept_async_with_config(stream, Some(ws_config())).await else {
+            let Ok(ws) = tokio_tungstenite::accept_async_with_config(stream, Some(floor_config())).await else {
                 return;
             };
             stats.open.fetch_add(1, Ordering::Relaxed);

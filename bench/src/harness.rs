@@ -20,6 +20,46 @@ pub const INTERFERENCE_PCT: f64 = 25.0;
 pub const ATTEMPTS: usize = 3;
 /// Pause before repeating a disturbed run.
 const RETRY_PAUSE: Duration = Duration::from_secs(5);
+/// Longest wait for other processes to calm down before a run.
+const QUIET_WAIT: Duration = Duration::from_secs(240);
+
+/// CPU used by processes other than `ours` (and this one) over `span`, in % of one core.
+fn foreign_cpu_pct(ours: &[String], span: Duration) -> Option<f64> {
+    let sample = || -> Option<(u64, u64)> {
+        let mine: u64 =
+            ours.iter().filter_map(|p| procstat::cpu_micros(p)).sum::<u64>() + procstat::cpu_micros("self")?;
+        Some((procstat::busy_micros_all_cpus()?, mine))
+    };
+    let (b0, m0) = sample()?;
+    std::thread::sleep(span);
+    let (b1, m1) = sample()?;
+    let other = b1.saturating_sub(b0) as f64 - m1.saturating_sub(m0) as f64;
+    Some((other / span.as_micros() as f64 * 100.0).max(0.0))
+}
+
+/// Waits (up to [`QUIET_WAIT`]) until other processes use at most [`INTERFERENCE_PCT`] of a core,
+/// sampled over half a second while our servers are idle; returns the seconds waited.
+fn wait_for_quiet(ours: &[String]) -> f64 {
+    let started = Instant::now();
+    let mut told = false;
+    loop {
+        let other = foreign_cpu_pct(ours, Duration::from_millis(500)).unwrap_or(0.0);
+        if other <= INTERFERENCE_PCT || started.elapsed() > QUIET_WAIT {
+            if told {
+                eprintln!(
+                    "switchboard-bench: going on after {:.0} s (other processes: {other:.0}% of a core)",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            return started.elapsed().as_secs_f64();
+        }
+        if !told {
+            eprintln!("switchboard-bench: other processes use {other:.0}% of a core; waiting for them to calm down");
+            told = true;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
 
 /// Access key shared by the relay and the service-mode hub during a run (local only).
 const ACCESS_KEY: &str = "switchboard-bench-local-access-key-0123456789";
@@ -297,6 +337,8 @@ pub struct Record {
     pub disturbed: bool,
     /// A later attempt replaced this run: it is kept here but left out of the tables.
     pub superseded: bool,
+    /// Seconds spent waiting for other processes to calm down before the run.
+    pub waited_secs: f64,
 }
 
 /// A started server process.
@@ -415,7 +457,9 @@ pub fn run(opts: Options) -> Result<Vec<Record>, String> {
             procstat::loadavg_1m().unwrap_or(f64::NAN),
         );
         if procstat::loadavg_1m().is_some_and(|l| l > 0.5) {
-            eprintln!("switchboard-bench: warning: load average above 0.5, results will be noisy");
+            eprintln!(
+                "switchboard-bench: load average above 0.5: each run waits until other processes use at most {INTERFERENCE_PCT}% of a core"
+            );
         }
     }
     let jsonl = std::fs::File::create(opts.out_dir.join("results.jsonl")).map_err(|e| e.to_string())?;
@@ -773,13 +817,18 @@ impl Harness {
     /// Repeated attempts stay in `results.jsonl` marked `superseded` and out of the tables.
     fn measure(&mut self, running: &mut [Running], t: Target, spec: LoadSpec, rep: usize) -> Result<(), String> {
         for attempt in 1..=ATTEMPTS {
+            let pids: Vec<String> = running.iter().flat_map(|r| r.pids()).map(|(_, pid)| pid).collect();
+            let waited = if self.opts.smoke { 0.0 } else { wait_for_quiet(&pids) };
             let mut record = self.measure_once(running, t, spec.clone(), rep)?;
             record.attempt = attempt;
+            record.waited_secs = waited;
             record.disturbed = record.other_cpu_pct.is_some_and(|o| o > INTERFERENCE_PCT);
             let retry = record.disturbed && record.ok && attempt < ATTEMPTS && !self.opts.smoke;
             record.superseded = retry;
             self.finish(record);
-            std::thread::sleep(Duration::from_millis(if self.opts.smoke { 20 } else { 300 }));
+            if self.opts.smoke {
+                std::thread::sleep(Duration::from_millis(20));
+            }
             if !retry {
                 break;
             }

@@ -317,9 +317,11 @@ pub fn markdown(plan: &Plan, env: &Environment, records: &[Record], wall_secs: f
     let other = Stat::of(records.iter().filter(|r| !r.superseded).filter_map(|r| r.other_cpu_pct));
     let repeated = records.iter().filter(|r| r.superseded).count();
     let kept_disturbed = records.iter().filter(|r| r.disturbed && !r.superseded).count();
+    let waited: f64 = records.iter().map(|r| r.waited_secs).sum();
     let _ = writeln!(
         s,
-        "- interference: {repeated} run(s) repeated because other processes used more than {}% of a core during the window \
+        "- interference: before each run the harness waits until other processes use at most {}% of a core \
+         ({waited:.0} s waited in all); {repeated} run(s) repeated because they used more during the window \
          (kept in results.jsonl as `superseded`); {kept_disturbed} run(s) in the tables still disturbed after {} attempts",
         crate::harness::INTERFERENCE_PCT,
         crate::harness::ATTEMPTS
