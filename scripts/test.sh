@@ -69,9 +69,9 @@ while IFS= read -r -t 30 line <&"${RELAY[0]}"; do
   esac
 done
 [ -n "$relay_port" ] || fail "the relay (switchboard-service) did not start"
-# Every case that reaches hubs through negotiate (each transport × protocol); the cases that
-# test a self-hosted server's own HTTP surface (raw negotiate bodies, raw transports,
-# skipNegotiation) and stateful reconnect (not yet carried by the relay) run self-hosted only.
+# Every case that reaches hubs through negotiate (each transport × protocol), stateful reconnect
+# included; the cases that test a self-hosted server's own HTTP surface (raw negotiate bodies,
+# raw transports, skipNegotiation) run self-hosted only.
 (cd tests/conformance && SWITCHBOARD_MODE=service \
   CONFORMANCE_SERVER_ARGS="--service Endpoint=http://127.0.0.1:${relay_port};AccessKey=${relay_key};Version=1.0" \
   npm run test:service)

@@ -16,7 +16,8 @@ use crate::service::{ConnectionString, ServiceOptions};
 use crate::transport::auth::{self, Authenticator, Claims, UserContext, UserIdProvider};
 use crate::transport::raw::{RawConnection, RawHandler};
 use crate::transport::registry::Registry;
-use crate::transport::{AppState, Endpoint, EndpointKind, SwitchboardService, TransportFilter};
+use crate::transport::request::RequestInfo;
+use crate::transport::{AppState, Endpoint, EndpointKind, StatefulFilter, SwitchboardService, TransportFilter};
 
 type EndpointFactory =
     Box<dyn FnOnce(&mut SharedByType, HubOptions, Option<&ServiceContext>) -> Result<EndpointKind, BuildError>>;
@@ -81,6 +82,7 @@ pub struct SwitchboardBuilder {
     authenticator: Option<Arc<dyn Authenticator>>,
     user_id_provider: UserIdProvider,
     transport_filter: Option<TransportFilter>,
+    stateful_filter: Option<StatefulFilter>,
     service: Option<ServiceOptions>,
 }
 
@@ -93,6 +95,7 @@ impl Default for SwitchboardBuilder {
             authenticator: None,
             user_id_provider: Arc::new(auth::default_user_id),
             transport_filter: None,
+            stateful_filter: None,
             service: None,
         }
     }
@@ -147,7 +150,7 @@ impl SwitchboardBuilder {
                     let (manager, service): (Arc<dyn crate::lifetime::LifetimeManager>, _) = match service {
                         None => (Arc::new(LocalLifetimeManager::default()), None),
                         Some(context) => {
-                            let hub = context.hub(service_hub_name::<H>());
+                            let hub = context.hub(service_hub_name::<H>(), options.allow_stateful_reconnects);
                             (Arc::new(ServiceLifetimeManager::new(hub.clone())), Some(hub))
                         }
                     };
@@ -217,6 +220,14 @@ impl SwitchboardBuilder {
         filter: impl Fn(Option<&Claims>, TransportType) -> bool + Send + Sync + 'static,
     ) -> Self {
         self.transport_filter = Some(Arc::new(filter));
+        self
+    }
+
+    /// Decides, for each negotiate request that asks for stateful reconnect on an endpoint
+    /// whose options allow it, whether to offer it (by default, always). A relay uses it to
+    /// offer stateful reconnect only for hubs whose app servers can replay.
+    pub fn stateful_reconnect_filter(mut self, filter: impl Fn(&RequestInfo) -> bool + Send + Sync + 'static) -> Self {
+        self.stateful_filter = Some(Arc::new(filter));
         self
     }
 
@@ -290,6 +301,7 @@ impl SwitchboardBuilder {
             authenticator: self.authenticator,
             user_id_provider: self.user_id_provider,
             transport_filter: self.transport_filter,
+            stateful_filter: self.stateful_filter,
         };
         Ok(Switchboard {
             state: Arc::new(state),
@@ -323,14 +335,13 @@ pub(crate) struct ServiceContext {
 }
 
 impl ServiceContext {
-    fn hub(&self, name: String) -> Arc<ServiceHub> {
+    /// The service-mode state of a hub; its clients may reconnect statefully when the
+    /// service options or the hub's own options allow it.
+    fn hub(&self, name: String, allow_stateful_reconnects: bool) -> Arc<ServiceHub> {
         let name = self.options.service_hub_name(&name);
-        ServiceHub::new(
-            name,
-            self.connection_string.clone(),
-            self.options.clone(),
-            self.server_id.clone(),
-        )
+        let mut options = self.options.clone();
+        options.allow_stateful_reconnects |= allow_stateful_reconnects;
+        ServiceHub::new(name, self.connection_string.clone(), options, self.server_id.clone())
     }
 }
 

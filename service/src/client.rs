@@ -11,8 +11,11 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use switchboard::RequestInfo;
+use switchboard::protocol::Protocol;
 use switchboard::protocol::framing::RECORD_SEPARATOR;
-use switchboard::protocol::service::{CloseConnection, ConnectionData, OpenConnection, ServiceMessage};
+use switchboard::protocol::service::{
+    CloseConnection, ConnectionData, ConnectionReconnect, OpenConnection, ServiceMessage,
+};
 use switchboard::transport::raw::RawConnection;
 
 use crate::auth::{USER_ID_CLAIM, claim_pairs, transport_allowed};
@@ -33,11 +36,12 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut raw: RawConnection) {
         raw.close();
         return;
     }
-    let Some(handshake) = read_handshake(&shared, &mut raw).await else {
+    let Some(mut handshake) = read_handshake(&shared, &mut raw).await else {
         raw.close();
         return;
     };
-    let protocol = handshake_protocol(&handshake);
+    let (protocol, version) = handshake_request(&handshake);
+    let hub_protocol = protocol.as_deref().and_then(Protocol::from_name);
     raw.set_binary(protocol.as_deref().is_some_and(is_binary_protocol));
     let connection_id = raw.connection_id().to_owned();
     let client = NewClient {
@@ -67,12 +71,37 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut raw: RawConnection) {
         tracing_id: None,
         protocol,
     };
+    // Stateful reconnect (handshake version 2, offered at negotiate): the connection outlives
+    // its sockets here; the runtime numbers, acknowledges and replays the records on this side
+    // and the client's own replay is deduplicated before it reaches the app server, which is
+    // told of each new socket (ConnectionReconnect) as Azure SignalR Service does.
+    let stateful = version >= 2
+        && link.stateful_reconnects
+        && hub_protocol.is_some_and(|protocol| raw.accept_stateful_reconnect(protocol));
+    if stateful {
+        // What came with the handshake request is numbered like what follows.
+        let end = handshake
+            .iter()
+            .position(|b| *b == RECORD_SEPARATOR)
+            .map_or(handshake.len(), |end| end + 1);
+        raw.unread(&handshake[end..]);
+        handshake = handshake.slice(..end);
+    }
+    let events = raw.sender();
     let mut alive =
         link.send(&ServiceMessage::OpenConnection(open)).await && link.send(&data(&connection_id, handshake)).await;
     while alive {
         let next = tokio::select! {
             biased;
             _ = shared.shutdown.cancelled() => None,
+            // Before any bytes of the new socket, which start with the client's Sequence.
+            _ = events.reattached(), if stateful => {
+                let reconnect = ConnectionReconnect {
+                    connection_id: connection_id.clone(),
+                };
+                alive = link.send(&ServiceMessage::ConnectionReconnect(reconnect)).await;
+                continue;
+            }
             next = raw.recv() => next,
         };
         let Some(bytes) = next else { break };
@@ -125,12 +154,21 @@ async fn read_handshake(shared: &Shared, raw: &mut RawConnection) -> Option<Byte
     }
 }
 
-/// The `protocol` of the handshake request record at the front of `bytes`, lower-cased, if
-/// the record is a JSON object naming one. Anything else is left to the app server to refuse.
-fn handshake_protocol(bytes: &[u8]) -> Option<String> {
-    let end = bytes.iter().position(|b| *b == RECORD_SEPARATOR)?;
-    let request: serde_json::Value = serde_json::from_slice(&bytes[..end]).ok()?;
-    request.get("protocol")?.as_str().map(str::to_ascii_lowercase)
+/// The `protocol` (lower-cased) and `version` of the handshake request record at the front
+/// of `bytes`, if the record is a JSON object naming them (version 0 when absent). Anything
+/// else is left to the app server to refuse.
+fn handshake_request(bytes: &[u8]) -> (Option<String>, u64) {
+    let Some(end) = bytes.iter().position(|b| *b == RECORD_SEPARATOR) else {
+        return (None, 0);
+    };
+    let Ok(request) = serde_json::from_slice::<serde_json::Value>(&bytes[..end]) else {
+        return (None, 0);
+    };
+    let protocol = request
+        .get("protocol")
+        .and_then(|p| p.as_str())
+        .map(str::to_ascii_lowercase);
+    (protocol, request.get("version").and_then(|v| v.as_u64()).unwrap_or(0))
 }
 
 /// Hub protocols whose messages are binary (sent in binary WebSocket frames).
@@ -193,16 +231,20 @@ mod tests {
     #[test]
     fn client_handshake_protocol() {
         assert_eq!(
-            handshake_protocol(b"{\"protocol\":\"json\",\"version\":1}\x1e").as_deref(),
-            Some("json")
+            handshake_request(b"{\"protocol\":\"json\",\"version\":1}\x1e"),
+            (Some("json".to_owned()), 1)
         );
         assert_eq!(
-            handshake_protocol(b"{\"protocol\":\"MessagePack\",\"version\":1}\x1e\x05").as_deref(),
-            Some("messagepack")
+            handshake_request(b"{\"protocol\":\"MessagePack\",\"version\":2}\x1e\x05"),
+            (Some("messagepack".to_owned()), 2)
         );
-        assert_eq!(handshake_protocol(b"{\"version\":1}\x1e"), None);
-        assert_eq!(handshake_protocol(b"not json\x1e"), None);
-        assert_eq!(handshake_protocol(b"{\"protocol\":\"json\"}"), None);
+        assert_eq!(handshake_request(b"{\"version\":1}\x1e"), (None, 1));
+        assert_eq!(
+            handshake_request(b"{\"protocol\":\"json\"}\x1e"),
+            (Some("json".to_owned()), 0)
+        );
+        assert_eq!(handshake_request(b"not json\x1e"), (None, 0));
+        assert_eq!(handshake_request(b"{\"protocol\":\"json\"}"), (None, 0));
         assert!(is_binary_protocol("messagepack") && !is_binary_protocol("json"));
     }
 

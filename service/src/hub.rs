@@ -196,6 +196,15 @@ impl Hub {
         true
     }
 
+    /// Whether every server connection that takes clients replays to clients that reconnect
+    /// statefully (and there is at least one), so a client may be offered it whichever
+    /// connection it is pinned to.
+    pub(crate) fn allows_stateful_reconnects(&self) -> bool {
+        let state = self.state();
+        let mut servers = state.servers.iter().filter(|s| s.accepts_clients()).peekable();
+        servers.peek().is_some() && servers.all(|s| s.stateful_reconnects)
+    }
+
     /// Pins a new client to one of the server connections that take clients, in turn, and
     /// adds it to its user's groups.
     pub(crate) fn attach_client(&self, connection_id: &str, client: NewClient, max_clients: Option<usize>) -> Attach {

@@ -19,6 +19,9 @@ pub(crate) struct ServerLink {
     pub(crate) server_id: Option<String>,
     /// Whether clients may be pinned to it (Weak connections only send).
     carries_clients: bool,
+    /// Whether the app server replays to clients that reconnect statefully (its handshake's
+    /// `AllowStatefulReconnects`).
+    pub(crate) stateful_reconnects: bool,
     offline: AtomicBool,
     sender: mpsc::Sender<Bytes>,
     /// Cancelled once the connection ends.
@@ -32,6 +35,7 @@ impl ServerLink {
         id: u64,
         server_id: Option<String>,
         carries_clients: bool,
+        stateful_reconnects: bool,
         capacity: usize,
         metrics: Arc<Metrics>,
     ) -> (Arc<Self>, mpsc::Receiver<Bytes>) {
@@ -40,6 +44,7 @@ impl ServerLink {
             id,
             server_id,
             carries_clients,
+            stateful_reconnects,
             offline: AtomicBool::new(false),
             sender,
             closed: CancellationToken::new(),

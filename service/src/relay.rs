@@ -206,16 +206,24 @@ fn app(shared: Arc<Shared>) -> Result<Router, Error> {
     let config = &shared.config;
     let (max_message_size, handshake_timeout) = (config.max_message_size, config.handshake_timeout);
     let for_clients = shared.clone();
+    let for_negotiate = shared.clone();
     let switchboard = Switchboard::builder()
         .hub_options(|options| {
             options.require_authorization = true;
             options.maximum_receive_message_size = Some(max_message_size);
             options.handshake_timeout = handshake_timeout;
+            options.allow_stateful_reconnects = true;
         })
         .authenticator(ClientAuthenticator {
             keys: shared.keys.clone(),
         })
         .transport_filter(|claims, transport| claims.is_none_or(|claims| transport_allowed(claims, transport)))
+        .stateful_reconnect_filter(move |request| {
+            request
+                .query("hub")
+                .and_then(|hub| for_negotiate.hubs.get(&hub.to_lowercase()))
+                .is_some_and(|hub| hub.allows_stateful_reconnects())
+        })
         .connection_handler("/client", move |raw| client::serve(for_clients.clone(), raw))
         .build()
         .map_err(|e| Error::config(e.to_string()))?;

@@ -161,6 +161,7 @@ async fn run(shared: Arc<Shared>, socket: WebSocket, hub_key: String, cid: Optio
         link_id,
         server_id,
         carries_clients,
+        request.allow_stateful_reconnects,
         QUEUE_CAPACITY,
         shared.metrics().clone(),
     );

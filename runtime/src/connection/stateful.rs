@@ -12,6 +12,8 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use bytes::Bytes;
+
+use crate::protocol::Protocol;
 use tokio::sync::Notify;
 
 /// Why a peer's Sequence cannot be honoured.
@@ -32,11 +34,16 @@ struct State {
     /// After a reconnect, tracked messages are dropped until the peer's Sequence arrives.
     awaiting_sequence: bool,
     acked_up_to: u64,
+    /// Set for a raw connection carrying records of this protocol.
+    raw_protocol: Option<Protocol>,
 }
 
 pub(crate) struct Stateful {
     state: Mutex<State>,
     space: Notify,
+    /// Holds a permit after each new transport takes over, for whoever forwards the
+    /// connection's bytes (a relay) to tell the peer that numbers them.
+    reattached: Notify,
     limit: usize,
 }
 
@@ -48,6 +55,7 @@ impl Stateful {
                 ..State::default()
             }),
             space: Notify::new(),
+            reattached: Notify::new(),
             limit,
         }
     }
@@ -59,6 +67,25 @@ impl Stateful {
     /// The handshake asked for version 2: the connection may reconnect.
     pub fn activate(&self) {
         self.state().active = true;
+    }
+
+    /// The connection may reconnect, and carries hub-protocol records it does not parse (a
+    /// raw connection relaying them): the transport and the raw connection split the bytes
+    /// into records of `protocol` to number, acknowledge and replay them.
+    pub fn activate_raw(&self, protocol: Protocol) {
+        let mut state = self.state();
+        state.active = true;
+        state.raw_protocol = Some(protocol);
+    }
+
+    /// The protocol of the records a raw connection carries (see [`Stateful::activate_raw`]).
+    pub fn raw_protocol(&self) -> Option<Protocol> {
+        self.state().raw_protocol
+    }
+
+    /// Resolves once a new transport has taken over since the last call.
+    pub async fn reattached(&self) {
+        self.reattached.notified().await;
     }
 
     pub fn is_active(&self) -> bool {
@@ -107,6 +134,7 @@ impl Stateful {
     /// A new transport is attached: tracked messages wait for the peer's Sequence.
     pub fn reconnected(&self) {
         self.state().awaiting_sequence = true;
+        self.reattached.notify_one();
     }
 
     /// The peer resumes at `id`.

@@ -10,7 +10,7 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use super::ProtocolError;
+use super::{Protocol, ProtocolError};
 
 /// The record separator that ends every text record.
 pub const RECORD_SEPARATOR: u8 = 0x1e;
@@ -133,6 +133,89 @@ pub fn message_type(text: bool, frame: &[u8]) -> Option<u8> {
             kind @ 0x00..=0x7f => Some(kind),
             _ => None,
         }
+    }
+}
+
+/// The length of the complete record (framing included) at the front of `bytes`, or `None`
+/// when more bytes are needed.
+fn framed_len(protocol: Protocol, bytes: &[u8]) -> Result<Option<usize>, ProtocolError> {
+    match protocol {
+        Protocol::Json => Ok(bytes.iter().position(|b| *b == RECORD_SEPARATOR).map(|end| end + 1)),
+        Protocol::MessagePack => Ok(read_varint(bytes)?
+            .map(|(length, prefix)| prefix + length)
+            .filter(|total| *total <= bytes.len())),
+    }
+}
+
+/// Splits the next complete record of `protocol` off `buf`, keeping its framing (separator or
+/// length prefix), so it can be passed on unchanged.
+pub fn split_framed_record(
+    protocol: Protocol,
+    buf: &mut BytesMut,
+    max_size: Option<usize>,
+) -> Result<Option<Bytes>, ProtocolError> {
+    let too_large = |length: usize| max_size.filter(|max| length > *max);
+    if protocol == Protocol::MessagePack
+        && let Some((length, _)) = read_varint(buf)?
+        && let Some(max) = too_large(length)
+    {
+        return Err(ProtocolError::MessageTooLarge { max });
+    }
+    match framed_len(protocol, buf)? {
+        // The separator is not part of a text record's size.
+        Some(total) if protocol == Protocol::Json && too_large(total - 1).is_some() => {
+            Err(ProtocolError::MessageTooLarge {
+                max: max_size.unwrap_or_default(),
+            })
+        }
+        Some(total) => Ok(Some(buf.split_to(total).freeze())),
+        None => match max_size {
+            Some(max) if protocol == Protocol::Json && buf.len() > max => Err(ProtocolError::MessageTooLarge { max }),
+            _ => Ok(None),
+        },
+    }
+}
+
+/// The complete records of `protocol` in a payload, framing included (cheap slices of it);
+/// trailing bytes that do not make a whole record are left out.
+pub struct FramedRecords {
+    protocol: Protocol,
+    rest: Bytes,
+}
+
+impl FramedRecords {
+    /// Iterates over the records of `payload`.
+    pub fn new(protocol: Protocol, payload: Bytes) -> Self {
+        Self {
+            protocol,
+            rest: payload,
+        }
+    }
+}
+
+impl Iterator for FramedRecords {
+    type Item = Bytes;
+
+    fn next(&mut self) -> Option<Bytes> {
+        let total = framed_len(self.protocol, &self.rest).ok()??;
+        Some(self.rest.split_to(total))
+    }
+}
+
+/// The hub message type of one framed record of `protocol`, wherever a JSON record puts its
+/// `type` (a fast path for records that start with it), or `None` when it has none.
+pub fn record_type(protocol: Protocol, record: &[u8]) -> Option<u8> {
+    match protocol {
+        Protocol::MessagePack => message_type(false, record),
+        Protocol::Json => message_type(true, record).or_else(|| {
+            #[derive(serde::Deserialize)]
+            struct Typed {
+                #[serde(rename = "type")]
+                kind: u8,
+            }
+            let body = record.strip_suffix(&[RECORD_SEPARATOR]).unwrap_or(record);
+            serde_json::from_slice::<Typed>(body).ok().map(|typed| typed.kind)
+        }),
     }
 }
 

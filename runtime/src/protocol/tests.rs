@@ -571,3 +571,57 @@ fn arguments_are_always_an_array() {
         .unwrap();
     assert_eq!(out, b"{\"type\":1,\"target\":\"X\",\"arguments\":[1,2]}\x1e");
 }
+
+#[test]
+fn framing_framed_records_keep_their_framing() {
+    // JSON: two records and a partial one.
+    let mut buf = BytesMut::from(&b"{\"type\":6}\x1e{\"arguments\":[],\"type\":1}\x1e{\"ty"[..]);
+    let first = framing::split_framed_record(Protocol::Json, &mut buf, None)
+        .unwrap()
+        .unwrap();
+    assert_eq!(&first[..], b"{\"type\":6}\x1e");
+    let second = framing::split_framed_record(Protocol::Json, &mut buf, None)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        framing::record_type(Protocol::Json, &second),
+        Some(1),
+        "type found when it comes last"
+    );
+    assert!(
+        framing::split_framed_record(Protocol::Json, &mut buf, None)
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(&buf[..], b"{\"ty");
+    assert_eq!(framing::record_type(Protocol::Json, b"{}\x1e"), None);
+    assert_eq!(framing::record_type(Protocol::Json, b"not json\x1e"), None);
+
+    // MessagePack: the VarInt prefix stays with the record; a short record waits.
+    let ping = framed_msgpack(&[0x91, 0x06]);
+    let ack = framed_msgpack(&[0x92, 0x08, 0x05]);
+    let mut payload = ping.clone();
+    payload.extend_from_slice(&ack);
+    let records: Vec<Bytes> =
+        framing::FramedRecords::new(Protocol::MessagePack, Bytes::from(payload.clone())).collect();
+    assert_eq!(records, vec![Bytes::from(ping.clone()), Bytes::from(ack.clone())]);
+    assert_eq!(framing::record_type(Protocol::MessagePack, &records[0]), Some(6));
+    assert_eq!(framing::record_type(Protocol::MessagePack, &records[1]), Some(8));
+    let mut short = BytesMut::from(&payload[..payload.len() - 1]);
+    assert!(
+        framing::split_framed_record(Protocol::MessagePack, &mut short, None)
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        framing::split_framed_record(Protocol::MessagePack, &mut short, None)
+            .unwrap()
+            .is_none()
+    );
+    // A length over the limit fails before the record is complete.
+    let mut huge = BytesMut::new();
+    let mut prefix = Vec::new();
+    write_varint(&mut prefix, 1 << 20);
+    huge.extend_from_slice(&prefix);
+    assert!(framing::split_framed_record(Protocol::MessagePack, &mut huge, Some(1024)).is_err());
+}

@@ -111,7 +111,11 @@ pub struct ServiceOptions {
     pub max_poll_interval_in_seconds: Option<i64>,
     /// The transports each client may use.
     pub transport_type_detector: Option<TransportTypeDetector>,
-    /// Let clients reconnect statefully through the service.
+    /// Let clients of every hub reconnect statefully through the service (a hub whose own
+    /// [`HubOptions::allow_stateful_reconnects`](crate::HubOptions::allow_stateful_reconnects)
+    /// is set allows it regardless). The service offers it in negotiate, keeps the client
+    /// across dropped WebSockets and reports each new one; this app server numbers, buffers
+    /// and replays the messages, as it does self-hosted.
     pub allow_stateful_reconnects: bool,
 }
 

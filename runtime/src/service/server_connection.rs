@@ -195,6 +195,10 @@ async fn handle(hub: &Arc<ServiceHub>, slot: usize, message: ServiceMessage, sen
         ServiceMessage::OpenConnection(open) => virtual_connection::open(hub, slot, open),
         ServiceMessage::ConnectionData(data) => virtual_connection::data(hub, &data.connection_id, data.payload).await,
         ServiceMessage::CloseConnection(close) => virtual_connection::closed_by_service(hub, &close.connection_id),
+        // A client came back on a new socket after reconnecting statefully. The service numbers,
+        // buffers and replays for it; only whole records ever reach the connection here, so no
+        // partial record is left to drop.
+        ServiceMessage::ConnectionReconnect(_) => {}
         ServiceMessage::Ack(ack) => hub.acks.complete(ack.ack_id, ack.status),
         ServiceMessage::Ping(ping) => {
             if let PingKind::Echo(_) = ping.kind() {

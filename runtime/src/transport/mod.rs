@@ -100,10 +100,14 @@ pub(crate) struct AppState {
     pub authenticator: Option<Arc<dyn Authenticator>>,
     pub user_id_provider: UserIdProvider,
     pub transport_filter: Option<TransportFilter>,
+    pub stateful_filter: Option<StatefulFilter>,
 }
 
 /// Which transports a client may use, from its token's claims.
 pub(crate) type TransportFilter = Arc<dyn Fn(Option<&Claims>, TransportType) -> bool + Send + Sync>;
+
+/// Whether to offer stateful reconnect to a negotiate request that asks for it.
+pub(crate) type StatefulFilter = Arc<dyn Fn(&request::RequestInfo) -> bool + Send + Sync>;
 
 impl AppState {
     /// Whether the endpoint offers `transport` to a client with these claims.
@@ -308,7 +312,11 @@ fn negotiate(state: &AppState, endpoint: &Endpoint, parts: &Parts, claims: Optio
     // stateful reconnect without having asked.
     let stateful = options.allow_stateful_reconnects
         && version > 0
-        && query_value(parts, "useStatefulReconnect").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        && query_value(parts, "useStatefulReconnect").is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        && state
+            .stateful_filter
+            .as_ref()
+            .is_none_or(|offer| offer(&request::RequestInfo::from_parts(parts)));
     let connection_id = new_id();
     let connection_token = if version > 0 { Some(new_id()) } else { None };
     let token = connection_token.clone().unwrap_or_else(|| connection_id.clone());
@@ -477,7 +485,7 @@ pub(crate) async fn run_endpoint(endpoint: &Endpoint, conn: Arc<Connection>, inb
             driver::run(conn.clone(), inbound, formats, dispatcher.clone()).await;
         }
         EndpointKind::Raw(handler) => {
-            handler(raw::RawConnection::new(conn.clone(), inbound)).await;
+            handler(raw::RawConnection::new(conn.clone(), inbound, endpoint.options())).await;
             conn.close(CloseReason::graceful());
         }
     }

@@ -2,13 +2,57 @@
 //! speak their own bytes (like .NET's `ConnectionHandler`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::future::BoxFuture;
 
 use super::Inbound;
 use super::request::RequestInfo;
+use crate::connection::stateful::Stateful;
 use crate::connection::{CloseReason, Connection};
+use crate::protocol::{Close, HubMessage, Protocol, framing};
+
+/// Hub message types a raw connection that reconnects statefully handles itself.
+const ACK: u8 = 8;
+const SEQUENCE: u8 = 9;
+
+/// Splits the whole records off `pending`, handles the client's Ack and Sequence messages,
+/// drops tracked messages already received, and returns the rest, framing included.
+fn take_records(
+    pending: &mut BytesMut,
+    stateful: &Stateful,
+    protocol: Protocol,
+    max_record: Option<usize>,
+) -> Result<Bytes, String> {
+    let mut kept = BytesMut::new();
+    while let Some(record) = framing::split_framed_record(protocol, pending, max_record).map_err(|e| e.to_string())? {
+        match framing::record_type(protocol, &record) {
+            Some(ACK | SEQUENCE) => {
+                let body = match protocol {
+                    Protocol::Json => record.slice(..record.len() - 1),
+                    Protocol::MessagePack => {
+                        let prefix = framing::read_varint(&record).ok().flatten().map_or(0, |(_, used)| used);
+                        record.slice(prefix..)
+                    }
+                };
+                match protocol.parse_record(body) {
+                    Ok(Some(HubMessage::Ack { sequence_id })) => stateful.on_ack(sequence_id),
+                    Ok(Some(HubMessage::Sequence { sequence_id })) => stateful.on_sequence(sequence_id)?,
+                    Ok(_) => {}
+                    Err(error) => return Err(error.to_string()),
+                }
+            }
+            Some(kind) if framing::is_tracked(kind) => {
+                if stateful.accept() {
+                    kept.extend_from_slice(&record);
+                }
+            }
+            _ => kept.extend_from_slice(&record),
+        }
+    }
+    Ok(kept.freeze())
+}
 
 pub(crate) type RawHandler = Arc<dyn Fn(RawConnection) -> BoxFuture<'static, ()> + Send + Sync>;
 
@@ -20,6 +64,14 @@ pub struct RawConnection {
     conn: Arc<Connection>,
     inbound: Inbound,
     fixed_format: std::sync::atomic::AtomicBool,
+    /// Bytes received and not returned yet: put back by [`RawConnection::unread`], or a
+    /// partial record of a connection that reconnects statefully.
+    pending: BytesMut,
+    /// How long the connection may be without a transport (between polls, or between
+    /// sockets of a connection that reconnects statefully) before it ends.
+    disconnect_timeout: Duration,
+    /// The largest record a connection that reconnects statefully may send.
+    max_record: Option<usize>,
 }
 
 impl std::fmt::Debug for RawConnection {
@@ -31,11 +83,14 @@ impl std::fmt::Debug for RawConnection {
 }
 
 impl RawConnection {
-    pub(crate) fn new(conn: Arc<Connection>, inbound: Inbound) -> Self {
+    pub(crate) fn new(conn: Arc<Connection>, inbound: Inbound, options: &crate::HubOptions) -> Self {
         Self {
             conn,
             inbound,
             fixed_format: std::sync::atomic::AtomicBool::new(false),
+            pending: BytesMut::new(),
+            disconnect_timeout: options.disconnect_timeout,
+            max_record: options.maximum_receive_message_size,
         }
     }
 
@@ -66,19 +121,107 @@ impl RawConnection {
         self.fixed_format.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// The next bytes from the client; `None` once it has gone.
+    /// The next bytes from the client; `None` once it has gone (closed, or without a
+    /// transport for longer than the disconnect timeout).
+    ///
+    /// After [`RawConnection::accept_stateful_reconnect`], what is returned is whole records:
+    /// the client's Ack and Sequence messages are handled here and not returned, and
+    /// messages the client replays after a reconnect that were already returned are dropped.
     pub async fn recv(&mut self) -> Option<Bytes> {
-        let closing = self.conn.closing().clone();
-        tokio::select! {
-            biased;
-            _ = closing.cancelled() => None,
-            frame = self.inbound.next_frame() => {
-                let (bytes, binary) = frame?;
-                if !self.fixed_format.load(std::sync::atomic::Ordering::Relaxed) {
-                    self.conn.set_binary(binary);
+        loop {
+            let conn = self.conn.clone();
+            let relayed = conn
+                .stateful()
+                .and_then(|s| s.raw_protocol().map(|protocol| (s, protocol)));
+            match relayed {
+                None if !self.pending.is_empty() => return Some(self.pending.split().freeze()),
+                None => return self.recv_transport().await,
+                Some((stateful, protocol)) => {
+                    match take_records(&mut self.pending, stateful, protocol, self.max_record) {
+                        Ok(kept) if !kept.is_empty() => return Some(kept),
+                        Ok(_) => {
+                            let bytes = self.recv_transport().await?;
+                            self.pending.extend_from_slice(&bytes);
+                        }
+                        Err(error) => {
+                            let mut close = Vec::new();
+                            let message = HubMessage::Close(Close {
+                                error: Some(format!("Connection closed with an error. {error}")),
+                                allow_reconnect: false,
+                            });
+                            let _ = protocol.write_message(&mut close, &message);
+                            conn.send_frame(Bytes::from(close));
+                            conn.close(CloseReason::graceful());
+                            return None;
+                        }
+                    }
                 }
-                Some(bytes)
             }
+        }
+    }
+
+    /// The next bytes the transport delivers.
+    async fn recv_transport(&mut self) -> Option<Bytes> {
+        let closing = self.conn.closing().clone();
+        // Only long polling and connections that reconnect statefully are ever without a
+        // transport while open.
+        let may_detach = self.conn.transport() == crate::TransportType::LongPolling || self.conn.reconnects();
+        loop {
+            tokio::select! {
+                biased;
+                _ = closing.cancelled() => return None,
+                frame = self.inbound.next_frame() => {
+                    let (bytes, binary) = frame?;
+                    if !self.fixed_format.load(std::sync::atomic::Ordering::Relaxed) {
+                        self.conn.set_binary(binary);
+                    }
+                    return Some(bytes);
+                }
+                _ = tokio::time::sleep(Duration::from_secs(1)), if may_detach => {
+                    let timeout = self.disconnect_timeout.as_millis() as u64;
+                    if self.conn.transport_lost_ms().is_some_and(|ms| ms >= timeout) {
+                        self.conn.close(CloseReason::transport_closed());
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Puts bytes back in front of what [`RawConnection::recv`] returns next, as if the client
+    /// had just sent them: for bytes that came with a record the caller consumed itself (such
+    /// as a handshake request). After [`RawConnection::accept_stateful_reconnect`] they are
+    /// filtered like any others.
+    pub fn unread(&mut self, bytes: &[u8]) {
+        let rest = self.pending.split();
+        self.pending.extend_from_slice(bytes);
+        self.pending.extend_from_slice(&rest);
+    }
+
+    /// Whether negotiate agreed that this connection may reconnect statefully: the client
+    /// asked (`useStatefulReconnect=true`) and the endpoint allowed it (see
+    /// [`SwitchboardBuilder::stateful_reconnect_filter`](crate::SwitchboardBuilder::stateful_reconnect_filter)).
+    pub fn stateful_reconnect_offered(&self) -> bool {
+        self.conn.transport() == crate::TransportType::WebSockets && self.conn.stateful().is_some()
+    }
+
+    /// Makes this connection, which carries SignalR hub-protocol records of `protocol` (after
+    /// a version 2 handshake the caller has handled), reconnect statefully as a hub
+    /// connection does: it is kept when its WebSocket drops, the client may come back with the
+    /// same id on a new socket until the disconnect timeout, and [`RawSender::reattached`]
+    /// resolves each time it does. The tracked records sent to the client are numbered, kept
+    /// until acknowledged and replayed after a Sequence on the new socket; the client's
+    /// records are acknowledged, and its Ack, Sequence and replayed duplicates are handled
+    /// by [`RawConnection::recv`] instead of returned. What is sent must be whole records
+    /// from then on. Returns `false`, and changes
+    /// nothing, when negotiate did not offer stateful reconnect.
+    pub fn accept_stateful_reconnect(&self, protocol: Protocol) -> bool {
+        match self.conn.stateful() {
+            Some(stateful) if self.stateful_reconnect_offered() => {
+                stateful.activate_raw(protocol);
+                true
+            }
+            _ => false,
         }
     }
 
@@ -130,6 +273,16 @@ impl RawSender {
     /// Closes the connection: what was sent before still goes out, then the transport ends.
     pub fn close(&self) {
         self.conn.close(CloseReason::graceful());
+    }
+
+    /// Resolves once the client has come back on a new WebSocket since the last call (after
+    /// [`RawConnection::accept_stateful_reconnect`]); never resolves otherwise. (On the
+    /// sender, so that a task can wait for it while receiving.)
+    pub async fn reattached(&self) {
+        match self.conn.stateful() {
+            Some(stateful) => stateful.reattached().await,
+            None => std::future::pending().await,
+        }
     }
 
     /// Whether the connection has started closing.

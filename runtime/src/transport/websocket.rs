@@ -230,7 +230,10 @@ async fn write_reattachable(
         queue = queue.lock() => queue,
         _ = done.cancelled() => return,
     };
-    let protocol = conn.protocol();
+    // A raw connection relaying hub-protocol bytes queues payloads that may hold several
+    // records: each is numbered on its own.
+    let raw_protocol = stateful.raw_protocol();
+    let protocol = raw_protocol.unwrap_or_else(|| conn.protocol());
     if reconnect {
         let (first, frames) = stateful.replay();
         let mut out = Vec::new();
@@ -267,9 +270,17 @@ async fn write_reattachable(
                 let Some(first) = next else { break };
                 let mut batch = Vec::with_capacity(first.len());
                 let add = |batch: &mut Vec<u8>, bytes: Bytes| {
-                    let kind = framing::message_type(!conn.binary(), &bytes);
-                    if stateful.is_active() && kind.is_some_and(framing::is_tracked) {
-                        stateful.sent(&bytes);
+                    if let Some(protocol) = raw_protocol {
+                        for record in framing::FramedRecords::new(protocol, bytes.clone()) {
+                            if framing::record_type(protocol, &record).is_some_and(framing::is_tracked) {
+                                stateful.sent(&record);
+                            }
+                        }
+                    } else {
+                        let kind = framing::message_type(!conn.binary(), &bytes);
+                        if stateful.is_active() && kind.is_some_and(framing::is_tracked) {
+                            stateful.sent(&bytes);
+                        }
                     }
                     batch.extend_from_slice(&bytes);
                 };

@@ -6,6 +6,10 @@
 // failed) while the logical connection survives. The client then reconnects the same connection
 // (same `id`, no new negotiate, no onreconnecting), and both sides send Sequence and replay what the
 // peer has not acknowledged, dropping duplicates. Nothing may be lost or duplicated either way.
+//
+// Through the relay (SWITCHBOARD_MODE=service) the relay holds the client's socket, so the client
+// side of it is destroyed instead; the relay keeps the client, tells the app server of the new
+// socket, and the app server replays.
 
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -13,7 +17,7 @@ import WebSocket from "ws";
 import { HubConnectionState } from "@microsoft/signalr";
 import { useServer } from "../lib/server.mjs";
 import {
-    PROTOCOLS, RecordingHttpClient, buildConnection, delay, useConnectionCleanup, withTimeout, WAIT_MS,
+    PROTOCOLS, SERVICE_MODE, RecordingHttpClient, buildConnection, delay, useConnectionCleanup, withTimeout, WAIT_MS,
 } from "../lib/hub.mjs";
 import { http } from "../lib/raw.mjs";
 
@@ -22,24 +26,28 @@ useConnectionCleanup();
 
 const opts = { timeout: 60_000 };
 const MESSAGES = 300;
+/** Negotiate requests per connection: one self-hosted; the app server's redirect and the relay's through the relay. */
+const NEGOTIATES = SERVICE_MODE ? 2 : 1;
 const DROP_AT = [75, 150, 225];
 
 /** The `ws` WebSocket, counting the sockets the client opens and the URLs it opens them with. */
 function countingWebSocket() {
     const opened = [];
+    const sockets = [];
     class CountingWebSocket extends WebSocket {
         constructor(url, ...rest) {
             super(url, ...rest);
             opened.push(String(url));
+            sockets.push(this);
         }
     }
-    return { CountingWebSocket, opened };
+    return { CountingWebSocket, opened, sockets };
 }
 
 /** Starts a stateful-reconnect connection and checks that the server agreed to it. */
 async function statefulClient(protocol) {
     const httpClient = new RecordingHttpClient();
-    const { CountingWebSocket, opened } = countingWebSocket();
+    const { CountingWebSocket, opened, sockets } = countingWebSocket();
     const c = buildConnection(`${server.url}/testhub`, {
         protocol,
         transport: "WebSockets",
@@ -56,18 +64,34 @@ async function statefulClient(protocol) {
     await withTimeout(c.start(), WAIT_MS, "start()");
 
     const negotiates = httpClient.log.filter((e) => e.method === "POST" && new URL(e.url).pathname.endsWith("/negotiate"));
-    assert.equal(negotiates.length, 1);
-    await negotiates[0].promise;
-    const negotiateUrl = new URL(negotiates[0].url);
-    assert.equal(negotiateUrl.searchParams.get("useStatefulReconnect"), "true", "the client asks for stateful reconnect");
-    const body = JSON.parse(negotiates[0].content);
+    // Through the relay: the app server's negotiate redirects, the relay's negotiate answers.
+    assert.equal(negotiates.length, NEGOTIATES);
+    const last = negotiates[negotiates.length - 1];
+    await last.promise;
+    for (const negotiate of negotiates) {
+        assert.equal(new URL(negotiate.url).searchParams.get("useStatefulReconnect"), "true",
+            `the client asks for stateful reconnect: ${negotiate.url}`);
+    }
+    const body = JSON.parse(last.content);
     assert.equal(body.useStatefulReconnect, true,
-        `the server must offer stateful reconnect on /testhub when asked; negotiate answered ${negotiates[0].content}`);
+        `the server must offer stateful reconnect on /testhub when asked; negotiate answered ${last.content}`);
     assert.equal(c.connection.features.reconnect, true, "the client did not enable stateful reconnect");
-    return { c, httpClient, opened, events, received };
+    return { c, httpClient, opened, sockets, events, received };
 }
 
-async function dropTransport(connectionId) {
+/**
+ * Drops the connection's current WebSocket abruptly. Self-hosted, the server drops it
+ * (`/droptransport`); through the relay, which holds the client's socket, the client's side
+ * of the socket is destroyed without a close handshake (`ws`'s terminate()), as a network
+ * failure would.
+ */
+async function dropTransport(connectionId, state) {
+    if (SERVICE_MODE) {
+        const socket = state.sockets[state.sockets.length - 1];
+        assert.equal(socket.readyState, WebSocket.OPEN, "the current WebSocket must be open before it is dropped");
+        socket.terminate();
+        return;
+    }
     const res = await http("GET", `${server.url}/droptransport/${encodeURIComponent(connectionId)}`);
     assert.equal(res.status, 200, `GET /droptransport/${connectionId} answered ${res.status}: ${res.text}`);
 }
@@ -100,7 +124,7 @@ function assertSameConnection(state, connectionId) {
     assert.deepEqual(events.reconnecting, [], "onreconnecting must not fire for a stateful reconnect");
     assert.deepEqual(events.closes, [], "the connection must not close");
     const negotiates = httpClient.log.filter((e) => new URL(e.url).pathname.endsWith("/negotiate"));
-    assert.equal(negotiates.length, 1, "a stateful reconnect does not negotiate again");
+    assert.equal(negotiates.length, NEGOTIATES, "a stateful reconnect does not negotiate again");
     assert.equal(opened.length, 1 + DROP_AT.length, `one WebSocket per drop plus the first: ${JSON.stringify(opened)}`);
     const ids = new Set(opened.map((u) => new URL(u).searchParams.get("id")));
     assert.equal(ids.size, 1, `every WebSocket must use the same id: ${JSON.stringify(opened)}`);
@@ -119,7 +143,7 @@ for (const protocol of PROTOCOLS) {
             for (let n = 1; n <= MESSAGES; n++) {
                 await withTimeout(c.send("InvokeWithString", String(n)), WAIT_MS, `send #${n}`);
                 if (DROP_AT.includes(n)) {
-                    drops.push(dropTransport(connectionId));
+                    drops.push(dropTransport(connectionId, state));
                 }
                 await delay(5);
             }
@@ -141,7 +165,7 @@ for (const protocol of PROTOCOLS) {
             for (let n = 1; n <= 200; n++) {
                 results.push(c.invoke("Echo", `e${n}`));
                 if (n % 50 === 25 && drops.length < DROP_AT.length) {
-                    drops.push(dropTransport(connectionId));
+                    drops.push(dropTransport(connectionId, state));
                 }
                 await delay(5);
             }
