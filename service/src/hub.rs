@@ -205,6 +205,18 @@ impl Hub {
         servers.peek().is_some() && servers.all(|s| s.stateful_reconnects)
     }
 
+    /// One server connection that takes clients of each app server of the hub.
+    pub(crate) fn one_link_per_server(&self) -> Vec<Arc<ServerLink>> {
+        let state = self.state();
+        let mut picked: Vec<Arc<ServerLink>> = Vec::new();
+        for link in state.servers.iter().filter(|s| s.accepts_clients()) {
+            if !picked.iter().any(|p| p.same_server(link)) {
+                picked.push(link.clone());
+            }
+        }
+        picked
+    }
+
     /// Pins a new client to one of the server connections that take clients, in turn, and
     /// adds it to its user's groups.
     pub(crate) fn attach_client(&self, connection_id: &str, client: NewClient, max_clients: Option<usize>) -> Attach {

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http::{HeaderValue, header};
 use switchboard::Switchboard;
+use switchboard::protocol::service::{Ping, ServiceMessage};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -164,6 +165,25 @@ impl Relay {
             .hubs
             .get(&hub.to_lowercase())
             .map_or(0, |hub| hub.counts().1)
+    }
+
+    /// Asks every app server of hub `hub` (lower-cased, application prefix included) for one
+    /// more server connection, as Azure SignalR Service does to rebalance: a `target` ping
+    /// naming this relay, which the app server answers by opening an OnDemand connection
+    /// unless it already holds its `MaxHubServerConnectionCount`. Returns how many app
+    /// servers were asked.
+    pub async fn request_server_connections(&self, hub: &str) -> usize {
+        let Some(hub) = self.shared.hubs.get(&hub.to_lowercase()) else {
+            return 0;
+        };
+        let ping = ServiceMessage::Ping(Ping::target(self.shared.instance_id.clone()));
+        let mut asked = 0;
+        for link in hub.one_link_per_server() {
+            if link.send(&ping).await {
+                asked += 1;
+            }
+        }
+        asked
     }
 
     /// A handle that stops the relay from elsewhere.

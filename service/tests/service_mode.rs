@@ -321,3 +321,67 @@ async fn service_mode_option_and_connection_string_errors() {
         "Property 'MaxHubServerConnectionCount' value should be >= 3."
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_mode_opens_on_demand_connections_up_to_the_maximum() {
+    let relay = relay().await;
+    let app = app_server(
+        &relay.connection_string(),
+        |o| {
+            o.initial_hub_server_connection_count = 2;
+            o.max_hub_server_connection_count = Some(4);
+        },
+        Room::default(),
+    )
+    .await;
+    until("two server connections", || relay.server_connection_count("room") == 2).await;
+    for expected in [3, 4] {
+        assert_eq!(
+            relay.request_server_connections("room").await,
+            1,
+            "one app server asked"
+        );
+        until(&format!("{expected} server connections"), || {
+            relay.server_connection_count("room") == expected
+        })
+        .await;
+    }
+    // At the maximum the app server declines.
+    assert_eq!(relay.request_server_connections("room").await, 1);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        relay.server_connection_count("room"),
+        4,
+        "never more than MaxHubServerConnectionCount"
+    );
+    // On-demand connections carry clients like the others: the relay pins clients to the
+    // four connections in turn, and every client works.
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        let (client, _) = listener(&format!("{app}/room")).await;
+        assert_eq!(client.invoke::<String>("Echo", ("hi",)).await.unwrap(), "hi");
+        clients.push(client);
+    }
+    assert_eq!(relay.client_count("room"), 8);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_mode_without_a_maximum_opens_every_on_demand_connection_asked_for() {
+    let relay = relay().await;
+    let _app = app_server(
+        &relay.connection_string(),
+        |o| o.initial_hub_server_connection_count = 1,
+        Room::default(),
+    )
+    .await;
+    until("one server connection", || relay.server_connection_count("room") == 1).await;
+    for _ in 0..3 {
+        relay.request_server_connections("room").await;
+    }
+    until("four server connections", || relay.server_connection_count("room") == 4).await;
+    assert_eq!(
+        relay.request_server_connections("nohub").await,
+        0,
+        "no app server for an unknown hub"
+    );
+}

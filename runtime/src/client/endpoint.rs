@@ -1,6 +1,7 @@
 //! The hub URL and the URLs derived from it: negotiate, and the WebSocket.
 
 use super::ClientError;
+use crate::transport::request::encode_component;
 
 /// A hub URL, split into what the requests need. Plain `http`/`ws` only.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,19 +98,6 @@ impl Endpoint {
         }
         url
     }
-}
-
-/// Percent-encodes a query value (everything but RFC 3986's unreserved characters).
-pub(crate) fn encode_component(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The state of one hub in service mode: its server connections, the clients the service
 //! tunnels through them, and pending acknowledgements.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
@@ -76,6 +76,10 @@ pub(crate) struct ServiceHub {
     pub stopping: CancellationToken,
     next_slot: AtomicUsize,
     pub received: AtomicU64,
+    /// The initial (fixed) connections: slots `0..fixed`, kept open and reconnected.
+    fixed: usize,
+    /// Slots owned by an OnDemand connection (opened on a `target` ping, never reconnected).
+    on_demand: Mutex<HashSet<usize>>,
 }
 
 impl ServiceHub {
@@ -99,6 +103,8 @@ impl ServiceHub {
             stopping: CancellationToken::new(),
             next_slot: AtomicUsize::new(0),
             received: AtomicU64::new(0),
+            fixed: count,
+            on_demand: Mutex::new(HashSet::new()),
         })
     }
 
@@ -107,11 +113,41 @@ impl ServiceHub {
         self.slots.read().unwrap_or_else(|e| e.into_inner()).len()
     }
 
-    /// `ws[s]://server-endpoint/server/?hub=…&cid=…`.
-    pub fn server_url(&self) -> String {
+    /// Reserves a slot for an OnDemand connection, if the hub may open one more: always when
+    /// `MaxHubServerConnectionCount` is not set, else while the initial connections and the
+    /// OnDemand ones number fewer than it.
+    pub fn reserve_on_demand(&self) -> Option<usize> {
+        let mut on_demand = self.on_demand.lock().unwrap_or_else(|e| e.into_inner());
+        let max = self
+            .options
+            .max_hub_server_connection_count
+            .map(|max| usize::try_from(max).unwrap_or(0).max(self.fixed));
+        if max.is_some_and(|max| self.fixed + on_demand.len() >= max) {
+            return None;
+        }
+        let slot = (self.fixed..).find(|slot| !on_demand.contains(slot))?;
+        on_demand.insert(slot);
+        let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
+        if slots.len() <= slot {
+            slots.resize(slot + 1, None);
+        }
+        Some(slot)
+    }
+
+    /// An OnDemand connection ended: its slot is free again.
+    pub fn release_on_demand(&self, slot: usize) {
+        self.detach(slot);
+        self.on_demand.lock().unwrap_or_else(|e| e.into_inner()).remove(&slot);
+    }
+
+    /// `ws[s]://server-endpoint/server/?hub=…&cid=…[&target=…]`.
+    pub fn server_url(&self, target: Option<&str>) -> String {
         let endpoint = self.connection_string.server_endpoint();
+        let target = target.map_or_else(String::new, |target| {
+            format!("&target={}", crate::transport::request::encode_component(target))
+        });
         format!(
-            "{}{}/server/?hub={}&cid={}",
+            "{}{}/server/?hub={}&cid={}{target}",
             endpoint.websocket_origin(),
             endpoint.path,
             self.name,

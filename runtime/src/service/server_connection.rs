@@ -10,6 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use futures_util::future::BoxFuture;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
@@ -23,6 +24,8 @@ use crate::protocol::service::{self as wire, HandshakeRequest, Ping, PingKind, S
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 const KEEP_ALIVE: Duration = Duration::from_secs(5);
 const RECEIVE_TIMEOUT: Duration = Duration::from_secs(30);
+/// HandshakeRequest's connection type of a connection opened at the service's request.
+const ON_DEMAND: i32 = 1;
 /// Messages waiting to be written to one server connection.
 const QUEUE: usize = 8192;
 
@@ -39,7 +42,7 @@ pub(crate) async fn run(hub: Arc<ServiceHub>, slot: usize) {
     let mut attempt = 0;
     loop {
         let started = Instant::now();
-        match connect_once(&hub, slot).await {
+        match connect_once(&hub, slot, None).await {
             Ok(()) => tracing::debug!(hub = %hub.name, slot, "server connection ended"),
             Err(error) => tracing::warn!(hub = %hub.name, slot, %error, "server connection failed"),
         }
@@ -65,9 +68,22 @@ fn encode(message: &ServiceMessage) -> Bytes {
     Bytes::from(out)
 }
 
-async fn connect_once(hub: &Arc<ServiceHub>, slot: usize) -> Result<(), String> {
+/// Opens an OnDemand server connection for service instance `target` (asked for by a
+/// `target` ping) in `slot`; it is not reopened once it ends.
+/// (A boxed future: the connection may itself be asked for more.)
+pub(crate) fn run_on_demand(hub: Arc<ServiceHub>, slot: usize, target: String) -> BoxFuture<'static, ()> {
+    Box::pin(async move {
+        match connect_once(&hub, slot, Some(&target)).await {
+            Ok(()) => tracing::debug!(hub = %hub.name, slot, %target, "on-demand server connection ended"),
+            Err(error) => tracing::debug!(hub = %hub.name, slot, %target, %error, "on-demand server connection failed"),
+        }
+        hub.release_on_demand(slot);
+    })
+}
+
+async fn connect_once(hub: &Arc<ServiceHub>, slot: usize, target: Option<&str>) -> Result<(), String> {
     let token = hub.server_token().map_err(|e| e.to_string())?;
-    let url = hub.server_url();
+    let url = hub.server_url(target);
     let mut request = url
         .as_str()
         .into_client_request()
@@ -83,6 +99,8 @@ async fn connect_once(hub: &Arc<ServiceHub>, slot: usize) -> Result<(), String> 
 
     let handshake = HandshakeRequest {
         allow_stateful_reconnects: hub.allow_stateful_reconnects,
+        connection_type: if target.is_some() { ON_DEMAND } else { 0 },
+        target: target.unwrap_or_default().to_owned(),
         ..HandshakeRequest::new()
     };
     sink.send(Message::binary(encode(&ServiceMessage::HandshakeRequest(handshake))))
@@ -200,11 +218,22 @@ async fn handle(hub: &Arc<ServiceHub>, slot: usize, message: ServiceMessage, sen
         // partial record is left to drop.
         ServiceMessage::ConnectionReconnect(_) => {}
         ServiceMessage::Ack(ack) => hub.acks.complete(ack.ack_id, ack.status),
-        ServiceMessage::Ping(ping) => {
-            if let PingKind::Echo(_) = ping.kind() {
+        ServiceMessage::Ping(ping) => match ping.kind() {
+            PingKind::Echo(_) => {
                 let _ = sender.try_send(encode(&ServiceMessage::Ping(ping)));
             }
-        }
+            // The service asks for one more connection, to one of its instances.
+            PingKind::Target(target) if !target.is_empty() => match hub.reserve_on_demand() {
+                Some(new_slot) => {
+                    tracing::debug!(hub = %hub.name, slot = new_slot, %target, "opening an on-demand server connection");
+                    tokio::spawn(run_on_demand(hub.clone(), new_slot, target.to_owned()));
+                }
+                None => {
+                    tracing::debug!(hub = %hub.name, %target, "at MaxHubServerConnectionCount; no on-demand connection")
+                }
+            },
+            _ => {}
+        },
         ServiceMessage::ServiceError(error) => {
             tracing::warn!(hub = %hub.name, slot, error = ?error.error_message, "the service reported an error");
         }

@@ -160,6 +160,19 @@ fn hex(byte: Option<&u8>) -> Option<u8> {
     }
 }
 
+/// Percent-encodes a query value (everything but RFC 3986's unreserved characters).
+pub(crate) fn encode_component(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
