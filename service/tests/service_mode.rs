@@ -385,3 +385,72 @@ async fn service_mode_without_a_maximum_opens_every_on_demand_connection_asked_f
         "no app server for an unknown hub"
     );
 }
+
+/// Accepts one server connection on `listener` as a service would and returns its request
+/// path and query and the first record it sends (its HandshakeRequest).
+// tungstenite's header callback returns its own (large) error type.
+#[allow(clippy::result_large_err)]
+async fn first_handshake(
+    listener: tokio::net::TcpListener,
+) -> (String, switchboard::protocol::service::HandshakeRequest) {
+    use futures_util::StreamExt;
+    use switchboard::protocol::service::ServiceMessage;
+    let (stream, _) = listener.accept().await.unwrap();
+    let mut uri = String::new();
+    let mut socket = tokio_tungstenite::accept_hdr_async(
+        stream,
+        |request: &tokio_tungstenite::tungstenite::handshake::server::Request,
+         response: tokio_tungstenite::tungstenite::handshake::server::Response| {
+            uri = request.uri().to_string();
+            Ok(response)
+        },
+    )
+    .await
+    .unwrap();
+    let frame = tokio::time::timeout(WAIT, socket.next())
+        .await
+        .expect("a handshake in time")
+        .unwrap()
+        .unwrap();
+    let mut buf = bytes::BytesMut::from(&frame.into_data()[..]);
+    let record = switchboard::protocol::framing::split_binary_record(&mut buf, None)
+        .unwrap()
+        .expect("one whole record");
+    match switchboard::protocol::service::parse(record).unwrap() {
+        Some(ServiceMessage::HandshakeRequest(request)) => (uri, request),
+        other => panic!("expected a HandshakeRequest, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_mode_handshake_carries_migration_and_stateful_reconnect() {
+    use switchboard::service::{GracefulShutdown, GracefulShutdownMode};
+    for (mode, stateful, level) in [
+        (GracefulShutdownMode::MigrateClients, true, 1),
+        (GracefulShutdownMode::WaitForClientsClose, false, 0),
+        (GracefulShutdownMode::Off, false, 0),
+    ] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let _app = app_server(
+            &format!("Endpoint={endpoint};AccessKey={KEY};Version=1.0;"),
+            |o| {
+                o.initial_hub_server_connection_count = 1;
+                o.allow_stateful_reconnects = stateful;
+                o.graceful_shutdown = GracefulShutdown {
+                    mode,
+                    ..GracefulShutdown::default()
+                };
+            },
+            Room::default(),
+        )
+        .await;
+        let (uri, handshake) = first_handshake(listener).await;
+        assert!(uri.starts_with("/server/?hub=room&cid="), "{uri}");
+        assert!(!uri.contains("target="), "a Default connection names no target: {uri}");
+        assert_eq!(handshake.connection_type, 0, "Default");
+        assert_eq!(handshake.target, "");
+        assert_eq!(handshake.migration_level, level, "{mode:?}");
+        assert_eq!(handshake.allow_stateful_reconnects, stateful);
+    }
+}

@@ -17,6 +17,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use super::hub::ServiceHub;
+use super::options::GracefulShutdownMode;
 use super::virtual_connection;
 use crate::protocol::framing;
 use crate::protocol::service::{self as wire, HandshakeRequest, Ping, PingKind, ServiceMessage};
@@ -26,6 +27,9 @@ const KEEP_ALIVE: Duration = Duration::from_secs(5);
 const RECEIVE_TIMEOUT: Duration = Duration::from_secs(30);
 /// HandshakeRequest's connection type of a connection opened at the service's request.
 const ON_DEMAND: i32 = 1;
+/// HandshakeRequest's migration level when clients migrate on a graceful shutdown
+/// ("ShutdownOnly").
+const MIGRATE_ON_SHUTDOWN: i32 = 1;
 /// Messages waiting to be written to one server connection.
 const QUEUE: usize = 8192;
 
@@ -101,6 +105,11 @@ async fn connect_once(hub: &Arc<ServiceHub>, slot: usize, target: Option<&str>) 
         allow_stateful_reconnects: hub.allow_stateful_reconnects,
         connection_type: if target.is_some() { ON_DEMAND } else { 0 },
         target: target.unwrap_or_default().to_owned(),
+        // Clients may move to another app server when this one shuts down gracefully.
+        migration_level: match hub.options.graceful_shutdown.mode {
+            GracefulShutdownMode::MigrateClients => MIGRATE_ON_SHUTDOWN,
+            _ => 0,
+        },
         ..HandshakeRequest::new()
     };
     sink.send(Message::binary(encode(&ServiceMessage::HandshakeRequest(handshake))))
