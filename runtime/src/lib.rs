@@ -13,6 +13,7 @@ pub mod hub;
 mod lifetime;
 mod options;
 pub mod protocol;
+mod queue;
 mod server;
 pub mod service;
 pub mod transport;

@@ -19,77 +19,34 @@ use switchboard::protocol::service::{
 use switchboard::transport::raw::RawConnection;
 
 use crate::auth::{USER_ID_CLAIM, claim_pairs, transport_allowed};
-use crate::hub::{NewClient, Refusal};
+use crate::hub::{Hub, NewClient, Refusal};
+use crate::link::ServerLink;
 use crate::relay::Shared;
+
+/// A client pinned to a server connection and announced there.
+struct Opened {
+    hub: Arc<Hub>,
+    link: Arc<ServerLink>,
+    connection_id: String,
+    stateful: bool,
+}
 
 /// Serves one client connection until it ends.
 pub(crate) async fn serve(shared: Arc<Shared>, mut raw: RawConnection) {
-    // The authenticator let the connection in, so it has a hub and claims.
-    let (Some(hub_key), Some(claims)) = (raw.request().query("hub").map(str::to_lowercase), raw.claims().cloned())
-    else {
+    // Boxed: what opening needs (claims, the handshake, the announcement) is gone by the time
+    // the connection idles, and does not stay in this future's state.
+    let Some(opened) = Box::pin(open(&shared, &mut raw)).await else {
         raw.close();
         return;
     };
-    // The runtime refuses these already (see `transport_filter`); a second check costs nothing.
-    if !transport_allowed(&claims, raw.transport()) {
-        tracing::debug!(hub = %hub_key, transport = raw.transport().as_str(), "transport not allowed by the token");
-        raw.close();
-        return;
-    }
-    let Some(mut handshake) = read_handshake(&shared, &mut raw).await else {
-        raw.close();
-        return;
-    };
-    let (protocol, version) = handshake_request(&handshake);
-    let hub_protocol = protocol.as_deref().and_then(Protocol::from_name);
-    raw.set_binary(protocol.as_deref().is_some_and(is_binary_protocol));
-    let connection_id = raw.connection_id().to_owned();
-    let client = NewClient {
-        sender: raw.sender(),
-        protocol: protocol.clone(),
-        user: claims.get(USER_ID_CLAIM).and_then(claim_as_text),
-        transport: raw.transport(),
-    };
-    let max_clients = shared.config.max_clients_per_hub;
-    let (hub, link) = match shared.hubs.attach_client(&hub_key, &connection_id, client, max_clients) {
-        Ok(pinned) => pinned,
-        Err(refusal) => {
-            tracing::debug!(hub = %hub_key, ?refusal, "client refused");
-            raw.send(handshake_error(match refusal {
-                Refusal::NoServer => "No app server is connected to this hub; try again later.",
-                Refusal::Full => "The hub has reached its limit of client connections.",
-            }));
-            raw.close();
-            return;
-        }
-    };
-    let open = OpenConnection {
-        connection_id: connection_id.clone(),
-        claims: claim_pairs(&claims.0),
-        headers: forwarded_headers(raw.request()),
-        query_string: Some(forwarded_query(raw.request())),
-        tracing_id: None,
-        protocol,
-    };
-    // Stateful reconnect (handshake version 2, offered at negotiate): the connection outlives
-    // its sockets here; the runtime numbers, acknowledges and replays the records on this side
-    // and the client's own replay is deduplicated before it reaches the app server, which is
-    // told of each new socket (ConnectionReconnect) as Azure SignalR Service does.
-    let stateful = version >= 2
-        && link.stateful_reconnects
-        && hub_protocol.is_some_and(|protocol| raw.accept_stateful_reconnect(protocol));
-    if stateful {
-        // What came with the handshake request is numbered like what follows.
-        let end = handshake
-            .iter()
-            .position(|b| *b == RECORD_SEPARATOR)
-            .map_or(handshake.len(), |end| end + 1);
-        raw.unread(&handshake[end..]);
-        handshake = handshake.slice(..end);
-    }
+    let Opened {
+        hub,
+        link,
+        connection_id,
+        stateful,
+    } = opened;
     let events = raw.sender();
-    let mut alive =
-        link.send(&ServiceMessage::OpenConnection(open)).await && link.send(&data(&connection_id, handshake)).await;
+    let mut alive = true;
     while alive {
         let next = tokio::select! {
             biased;
@@ -118,6 +75,85 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut raw: RawConnection) {
     }
     shared.hubs.release(&hub);
     raw.close();
+}
+
+/// Reads the client's handshake request, pins the client to one of its hub's server
+/// connections and announces it there with the handshake; `None` if the client left or was
+/// refused.
+async fn open(shared: &Shared, raw: &mut RawConnection) -> Option<Opened> {
+    // The authenticator let the connection in, so it has a hub and claims.
+    let hub_key = raw.request().query("hub").map(str::to_lowercase)?;
+    let claims = raw.claims()?;
+    // The runtime refuses these already (see `transport_filter`); a second check costs nothing.
+    if !transport_allowed(claims, raw.transport()) {
+        tracing::debug!(hub = %hub_key, transport = raw.transport().as_str(), "transport not allowed by the token");
+        return None;
+    }
+    let user = claims.get(USER_ID_CLAIM).and_then(claim_as_text);
+    let claims = claim_pairs(&claims.0);
+    let mut handshake = read_handshake(shared, raw).await?;
+    let (protocol, version) = handshake_request(&handshake);
+    let hub_protocol = protocol.as_deref().and_then(Protocol::from_name);
+    raw.set_binary(protocol.as_deref().is_some_and(is_binary_protocol));
+    let connection_id = raw.connection_id().to_owned();
+    let client = NewClient {
+        sender: raw.sender(),
+        protocol: protocol.clone(),
+        user,
+        transport: raw.transport(),
+    };
+    let max_clients = shared.config.max_clients_per_hub;
+    let (hub, link) = match shared.hubs.attach_client(&hub_key, &connection_id, client, max_clients) {
+        Ok(pinned) => pinned,
+        Err(refusal) => {
+            tracing::debug!(hub = %hub_key, ?refusal, "client refused");
+            raw.send(handshake_error(match refusal {
+                Refusal::NoServer => "No app server is connected to this hub; try again later.",
+                Refusal::Full => "The hub has reached its limit of client connections.",
+            }));
+            return None;
+        }
+    };
+    let open = OpenConnection {
+        connection_id: connection_id.clone(),
+        claims,
+        headers: forwarded_headers(raw.request()),
+        query_string: Some(forwarded_query(raw.request())),
+        tracing_id: None,
+        protocol,
+    };
+    // Stateful reconnect (handshake version 2, offered at negotiate): the connection outlives
+    // its sockets here; the runtime numbers, acknowledges and replays the records on this side
+    // and the client's own replay is deduplicated before it reaches the app server, which is
+    // told of each new socket (ConnectionReconnect) as Azure SignalR Service does.
+    // Nothing more is read of the request or the token: an idle client should not hold them.
+    raw.release_request();
+    let stateful = version >= 2
+        && link.stateful_reconnects
+        && hub_protocol.is_some_and(|protocol| raw.accept_stateful_reconnect(protocol));
+    if stateful {
+        // What came with the handshake request is numbered like what follows.
+        let end = handshake
+            .iter()
+            .position(|b| *b == RECORD_SEPARATOR)
+            .map_or(handshake.len(), |end| end + 1);
+        raw.unread(&handshake[end..]);
+        handshake = handshake.slice(..end);
+    }
+    let announced =
+        link.send(&ServiceMessage::OpenConnection(open)).await && link.send(&data(&connection_id, handshake)).await;
+    if !announced {
+        // The server connection ended meanwhile: the client was pinned to it and goes too.
+        hub.detach_client(&connection_id);
+        shared.hubs.release(&hub);
+        return None;
+    }
+    Some(Opened {
+        hub,
+        link,
+        connection_id,
+        stateful,
+    })
 }
 
 fn data(connection_id: &str, payload: Bytes) -> ServiceMessage {

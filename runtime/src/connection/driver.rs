@@ -45,7 +45,9 @@ pub(crate) async fn run(
     dispatcher: Arc<dyn Dispatcher>,
 ) {
     let mut buf = BytesMut::new();
-    let protocol = match handshake(&conn, &mut input, &mut buf, format_supported, &*dispatcher).await {
+    // The handshake and message handling run in boxed futures: a connection's task then holds
+    // only what an idle connection needs between messages, not the largest state of either.
+    let protocol = match Box::pin(handshake(&conn, &mut input, &mut buf, format_supported, &*dispatcher)).await {
         HandshakeOutcome::Accepted(protocol) => protocol,
         HandshakeOutcome::Refused | HandshakeOutcome::TransportClosed => {
             conn.close(CloseReason::transport_closed());
@@ -54,7 +56,7 @@ pub(crate) async fn run(
     };
     conn.mark_received();
 
-    let options = dispatcher.options().clone();
+    let options = dispatcher.options();
     let detailed = options.enable_detailed_errors;
     if let Err(error) = dispatcher.connected(&conn).await {
         let text = error.client_text("Connection closed with an error.", detailed);
@@ -96,14 +98,24 @@ pub(crate) async fn run(
                     break 'read;
                 }
             };
-            if !handle(&conn, message, &*dispatcher, &permits, &mut ticker, &options, &ping).await {
+            if !Box::pin(handle(
+                &conn,
+                message,
+                &*dispatcher,
+                &permits,
+                &mut ticker,
+                options,
+                &ping,
+            ))
+            .await
+            {
                 break 'read;
             }
         }
         tokio::select! {
             biased;
             _ = closing.cancelled() => break,
-            _ = ticker.tick() => tick(&conn, &options, &ping),
+            _ = ticker.tick() => tick(&conn, options, &ping),
             chunk = input.next() => {
                 let Some(chunk) = chunk else {
                     conn.close(CloseReason::transport_closed());

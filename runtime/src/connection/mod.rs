@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
+use crate::queue;
 use bytes::Bytes;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::options::TransportType;
@@ -77,7 +77,7 @@ pub(crate) struct Connection {
     request: RequestInfo,
     claims: Option<Claims>,
     transport: TransportType,
-    outbound: mpsc::Sender<Bytes>,
+    outbound: queue::Sender<Bytes>,
     closing: CancellationToken,
     close_reason: Mutex<Option<CloseReason>>,
     items: Mutex<http::Extensions>,
@@ -94,7 +94,12 @@ pub(crate) struct Connection {
     stateful: Option<stateful::Stateful>,
     /// Ends the current transport abruptly (a test hook for stateful reconnect).
     interrupt: Mutex<Option<CancellationToken>>,
+    /// The request and claims, until taken (see [`ConnectionParts::hand_over_request`]).
+    handed_over: Mutex<Option<Box<RequestAndClaims>>>,
 }
+
+/// The request that opened a connection and its token's claims.
+type RequestAndClaims = (RequestInfo, Option<Claims>);
 
 /// What a connection is created from.
 pub(crate) struct ConnectionParts {
@@ -102,6 +107,9 @@ pub(crate) struct ConnectionParts {
     pub user_id: Option<Arc<str>>,
     pub request: RequestInfo,
     pub claims: Option<Claims>,
+    /// The request and claims go to whoever takes them ([`Connection::take_request`]) instead
+    /// of staying with the connection: a raw connection's handler, which may drop them.
+    pub hand_over_request: bool,
     pub transport: TransportType,
     pub queue_capacity: usize,
     /// The send buffer limit, when the connection may reconnect statefully.
@@ -111,16 +119,26 @@ pub(crate) struct ConnectionParts {
 impl Connection {
     /// Creates a connection and the receiving end of its outbound queue, which the
     /// transport drains.
-    pub fn new(parts: ConnectionParts) -> (Arc<Self>, mpsc::Receiver<Bytes>) {
-        let (outbound, receiver) = mpsc::channel(parts.queue_capacity);
+    pub fn new(parts: ConnectionParts) -> (Arc<Self>, queue::Receiver<Bytes>) {
+        let (outbound, receiver) = queue::channel(parts.queue_capacity);
+        let (request, claims, handed_over) = if parts.hand_over_request {
+            (
+                RequestInfo::default(),
+                None,
+                Some(Box::new((parts.request, parts.claims))),
+            )
+        } else {
+            (parts.request, parts.claims, None)
+        };
         let connection = Arc::new(Self {
             id: parts.id,
             started: Instant::now(),
             protocol: OnceLock::new(),
             binary: AtomicBool::new(false),
             user_id: parts.user_id,
-            request: parts.request,
-            claims: parts.claims,
+            request,
+            claims,
+            handed_over: Mutex::new(handed_over),
             transport: parts.transport,
             outbound,
             closing: CancellationToken::new(),
@@ -168,6 +186,15 @@ impl Connection {
 
     pub fn user_id(&self) -> Option<&Arc<str>> {
         self.user_id.as_ref()
+    }
+
+    /// The request and claims kept for whoever takes them, once.
+    pub(crate) fn take_request(&self) -> Option<RequestAndClaims> {
+        self.handed_over
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .map(|boxed| *boxed)
     }
 
     pub fn request(&self) -> &RequestInfo {
@@ -244,7 +271,7 @@ impl Connection {
         }
         match self.outbound.try_send(frame) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(queue::TrySendError::Full(_)) => {
                 tracing::warn!(connection = %self.id, "outbound queue full; closing the connection");
                 let text = "Connection closed with an error. The client did not read its messages fast enough: its outbound queue is full.";
                 self.close(CloseReason::error(
@@ -252,7 +279,7 @@ impl Connection {
                     crate::HubError::exception("InvalidOperationException", "The outbound queue is full."),
                 ));
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
+            Err(queue::TrySendError::Closed(_)) => {
                 self.close(CloseReason::transport_closed());
             }
         }

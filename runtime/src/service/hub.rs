@@ -26,7 +26,7 @@ pub(crate) const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) struct VirtualClient {
     pub conn: Arc<Connection>,
     /// Bytes from the client, for the connection's driver.
-    pub inbound: mpsc::Sender<Bytes>,
+    pub inbound: crate::queue::Sender<Bytes>,
     /// The server connection the service opened it on.
     pub slot: usize,
 }

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
+use crate::queue;
 use bytes::Bytes;
-use tokio::sync::mpsc;
 
 use super::hub::{ServiceHub, VirtualClient};
 use super::server_connection::frame;
@@ -61,10 +61,11 @@ pub(crate) fn open(hub: &Arc<ServiceHub>, slot: usize, open: OpenConnection) {
         request,
         claims: (!claims.is_empty()).then_some(Claims(claims)),
         transport: transport(&open),
+        hand_over_request: false,
         queue_capacity: options.max_queued_messages,
         stateful_buffer: None,
     });
-    let (inbound, receiver) = mpsc::channel(64);
+    let (inbound, receiver) = queue::channel(64);
     hub.clients.write().unwrap_or_else(|e| e.into_inner()).insert(
         conn.id().clone(),
         VirtualClient {
@@ -83,7 +84,7 @@ pub(crate) fn open(hub: &Arc<ServiceHub>, slot: usize, open: OpenConnection) {
 }
 
 /// Sends what the connection queues to the service, then closes it at the service.
-async fn pump(hub: Arc<ServiceHub>, conn: Arc<Connection>, mut outbound: mpsc::Receiver<Bytes>) {
+async fn pump(hub: Arc<ServiceHub>, conn: Arc<Connection>, mut outbound: queue::Receiver<Bytes>) {
     let id = conn.id().to_string();
     let data = |payload: Bytes| {
         frame(&ServiceMessage::ConnectionData(ConnectionData {

@@ -25,6 +25,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use crate::queue;
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -33,7 +34,6 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::{SplitStream, StreamExt};
 use http::request::Parts;
 use http::{HeaderValue, Method, Request, StatusCode, header};
-use tokio::sync::mpsc;
 
 use self::auth::{Authenticator, Claims, UserContext, UserIdProvider};
 use self::registry::{Registry, SendTarget};
@@ -46,7 +46,7 @@ use crate::protocol::negotiate::{self, AvailableTransport, NegotiateResponse};
 /// Incoming bytes of a connection, from whichever transport carries them.
 pub(crate) enum Inbound {
     WebSocket(SplitStream<axum::extract::ws::WebSocket>),
-    Channel(mpsc::Receiver<Bytes>),
+    Channel(queue::Receiver<Bytes>),
 }
 
 impl Inbound {
@@ -446,7 +446,7 @@ fn new_connection(
     transport: TransportType,
     id: Arc<str>,
     stateful: bool,
-) -> (Arc<Connection>, mpsc::Receiver<Bytes>) {
+) -> (Arc<Connection>, queue::Receiver<Bytes>) {
     let request = request::RequestInfo::from_parts(parts);
     let user_id = (state.user_id_provider)(&UserContext {
         claims: claims.as_ref(),
@@ -458,14 +458,15 @@ fn new_connection(
         request,
         claims,
         transport,
+        hand_over_request: matches!(endpoint.kind, EndpointKind::Raw(_)),
         queue_capacity: endpoint.options().max_queued_messages,
         stateful_buffer: stateful.then_some(endpoint.options().stateful_reconnect_buffer_size),
     })
 }
 
 /// A channel for bytes that arrive by POST, starting with what came before the transport.
-fn posted_inbound(early: Vec<Bytes>) -> (mpsc::Sender<Bytes>, Inbound) {
-    let (sender, receiver) = mpsc::channel(16 + early.len());
+fn posted_inbound(early: Vec<Bytes>) -> (queue::Sender<Bytes>, Inbound) {
+    let (sender, receiver) = queue::channel(16 + early.len());
     for bytes in early {
         // The channel has room for every early chunk.
         let _ = sender.try_send(bytes);
@@ -482,7 +483,9 @@ pub(crate) async fn run_endpoint(endpoint: &Endpoint, conn: Arc<Connection>, inb
             } else {
                 |format| format == TransferFormat::Text
             };
-            driver::run(conn.clone(), inbound, formats, dispatcher.clone()).await;
+            // Boxed: this future's state would otherwise hold the driver's arguments and the
+            // driver's own state side by side, for the whole life of the connection.
+            Box::pin(driver::run(conn.clone(), inbound, formats, dispatcher.clone())).await;
         }
         EndpointKind::Raw(handler) => {
             handler(raw::RawConnection::new(conn.clone(), inbound, endpoint.options())).await;

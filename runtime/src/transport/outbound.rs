@@ -2,8 +2,8 @@
 //! queued (one write, one flush), and the last batch once the connection closes (what was
 //! queued before, then the Close message).
 
+use crate::queue;
 use bytes::{Bytes, BytesMut};
-use tokio::sync::mpsc;
 
 use crate::connection::{CloseReason, Connection};
 use crate::protocol::{Close, HubMessage};
@@ -12,7 +12,7 @@ use crate::protocol::{Close, HubMessage};
 pub(crate) const MAX_BATCH: usize = 64 * 1024;
 
 /// The next batch of queued frames, or `None` once the connection starts closing.
-pub(crate) async fn next_batch(outbound: &mut mpsc::Receiver<Bytes>, conn: &Connection) -> Option<Bytes> {
+pub(crate) async fn next_batch(outbound: &mut queue::Receiver<Bytes>, conn: &Connection) -> Option<Bytes> {
     let first = tokio::select! {
         biased;
         next = outbound.recv() => next?,
@@ -35,7 +35,7 @@ pub(crate) async fn next_batch(outbound: &mut mpsc::Receiver<Bytes>, conn: &Conn
 
 /// What is left to send once the connection is closing: queued frames, then the Close
 /// message when the reason asks for one and the handshake chose a protocol.
-pub(crate) fn final_batch(outbound: &mut mpsc::Receiver<Bytes>, conn: &Connection) -> Bytes {
+pub(crate) fn final_batch(outbound: &mut queue::Receiver<Bytes>, conn: &Connection) -> Bytes {
     let reason = conn.close_reason().unwrap_or_else(CloseReason::transport_closed);
     outbound.close();
     let mut rest = Vec::new();

@@ -62,6 +62,8 @@ pub(crate) type RawHandler = Arc<dyn Fn(RawConnection) -> BoxFuture<'static, ()>
 /// last sent.
 pub struct RawConnection {
     conn: Arc<Connection>,
+    request: RequestInfo,
+    claims: Option<crate::Claims>,
     inbound: Inbound,
     fixed_format: std::sync::atomic::AtomicBool,
     /// Bytes received and not returned yet: put back by [`RawConnection::unread`], or a
@@ -84,8 +86,11 @@ impl std::fmt::Debug for RawConnection {
 
 impl RawConnection {
     pub(crate) fn new(conn: Arc<Connection>, inbound: Inbound, options: &crate::HubOptions) -> Self {
+        let (request, claims) = conn.take_request().unwrap_or_default();
         Self {
             conn,
+            request,
+            claims,
             inbound,
             fixed_format: std::sync::atomic::AtomicBool::new(false),
             pending: BytesMut::new(),
@@ -99,14 +104,23 @@ impl RawConnection {
         self.conn.id()
     }
 
-    /// The request that opened the transport.
+    /// The request that opened the transport (empty after [`RawConnection::release_request`]).
     pub fn request(&self) -> &RequestInfo {
-        self.conn.request()
+        &self.request
     }
 
-    /// The claims of the bearer token the client presented, if valid.
+    /// The claims of the bearer token the client presented, if valid (none after
+    /// [`RawConnection::release_request`]).
     pub fn claims(&self) -> Option<&crate::Claims> {
-        self.conn.claims()
+        self.claims.as_ref()
+    }
+
+    /// Frees the request's headers and query and the token's claims, for a handler that has
+    /// read what it needs of them and keeps the connection a long time (a relay holding many
+    /// idle clients).
+    pub fn release_request(&mut self) {
+        self.request = RequestInfo::default();
+        self.claims = None;
     }
 
     /// The transport the client uses.

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::queue;
 use bytes::Bytes;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::connection::Connection;
@@ -34,9 +34,9 @@ pub(crate) struct Attached {
     pub conn: Arc<Connection>,
     pub transport: TransportType,
     /// Where POSTed bytes go (Server-Sent Events and long polling).
-    pub inbound: Option<mpsc::Sender<Bytes>>,
+    pub inbound: Option<queue::Sender<Bytes>>,
     /// The outbound queue, drained by one poll at a time (long polling).
-    pub outbound: Option<tokio::sync::Mutex<mpsc::Receiver<Bytes>>>,
+    pub outbound: Option<tokio::sync::Mutex<queue::Receiver<Bytes>>>,
     /// Cancels the poll (or socket) in progress, when a newer one or a DELETE arrives; with
     /// the generation that tells which is current.
     pub poll: Mutex<Option<(u64, CancellationToken)>>,
@@ -49,8 +49,8 @@ impl Attached {
     pub fn new(
         conn: Arc<Connection>,
         transport: TransportType,
-        inbound: Option<mpsc::Sender<Bytes>>,
-        outbound: Option<mpsc::Receiver<Bytes>>,
+        inbound: Option<queue::Sender<Bytes>>,
+        outbound: Option<queue::Receiver<Bytes>>,
     ) -> Arc<Self> {
         Arc::new(Self {
             conn,

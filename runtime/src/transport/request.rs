@@ -13,13 +13,27 @@ pub struct RequestInfo {
     cookies: Vec<(String, String)>,
 }
 
+/// A copy of `headers` whose values own their bytes. The server's header values are slices
+/// of its whole read buffer (16 KiB or more), which a shallow clone would keep alive for as
+/// long as the connection lives.
+fn owned_headers(headers: &HeaderMap) -> HeaderMap {
+    let mut owned = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        if let Ok(mut copy) = http::HeaderValue::from_bytes(value.as_bytes()) {
+            copy.set_sensitive(value.is_sensitive());
+            owned.append(name.clone(), copy);
+        }
+    }
+    owned
+}
+
 impl RequestInfo {
     pub(crate) fn from_parts(parts: &Parts) -> Self {
         let query = parts.uri.query().map(parse_query).unwrap_or_default();
         let cookies = parse_cookies(&parts.headers);
         Self {
             path: parts.uri.path().to_owned(),
-            headers: parts.headers.clone(),
+            headers: owned_headers(&parts.headers),
             raw_query: parts.uri.query().map(str::to_owned),
             query,
             cookies,

@@ -7,13 +7,13 @@
 
 use std::sync::Arc;
 
+use crate::queue;
 use axum::body::Body;
 use axum::response::Response;
 use bytes::{Bytes, BytesMut};
 use futures_util::stream;
 use http::request::Parts;
 use http::{HeaderValue, StatusCode, header};
-use tokio::sync::mpsc;
 
 use super::auth::Claims;
 use super::registry::{Attached, Claim};
@@ -77,7 +77,7 @@ enum Phase {
     Done,
 }
 
-fn response(conn: Arc<Connection>, outbound: mpsc::Receiver<Bytes>) -> Response {
+fn response(conn: Arc<Connection>, outbound: queue::Receiver<Bytes>) -> Response {
     let state = (outbound, CloseOnDrop(conn), Phase::Open);
     let events = stream::unfold(state, |(mut outbound, guard, phase)| async move {
         let conn = &guard.0;

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::queue;
 use axum::extract::FromRequestParts;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::{IntoResponse, Response};
@@ -11,7 +12,6 @@ use futures_util::SinkExt;
 use futures_util::stream::{SplitSink, StreamExt};
 use http::StatusCode;
 use http::request::Parts;
-use tokio::sync::mpsc;
 
 use super::auth::Claims;
 use super::registry::{Attached, Claim};
@@ -99,21 +99,22 @@ pub(crate) async fn request(
         })
 }
 
-/// Small buffers (idle connections stay cheap) and frame limits of a few message sizes (a
-/// frame may carry several messages).
+/// Small buffers (idle connections stay cheap: the read buffer is allocated up front and grows
+/// only when a larger frame arrives; the write buffer only fills while writing) and frame
+/// limits of a few message sizes (a frame may carry several messages).
 fn configure(upgrade: WebSocketUpgrade, endpoint: &Endpoint) -> WebSocketUpgrade {
     let max_frame = endpoint
         .options()
         .maximum_receive_message_size
         .map_or(64 << 20, |max| max.saturating_mul(4).max(1 << 20));
     upgrade
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(2 * 1024)
         .write_buffer_size(4 * 1024)
         .max_message_size(max_frame)
         .max_frame_size(max_frame)
 }
 
-async fn run(socket: WebSocket, conn: Arc<Connection>, outbound: mpsc::Receiver<Bytes>, endpoint: &Endpoint) {
+async fn run(socket: WebSocket, conn: Arc<Connection>, outbound: queue::Receiver<Bytes>, endpoint: &Endpoint) {
     let send_timeout = endpoint.options.transport_send_timeout;
     let (sink, stream) = socket.split();
     let writer = tokio::spawn(write(sink, outbound, conn.clone(), send_timeout));
@@ -137,7 +138,7 @@ async fn send(sink: &mut SplitSink<WebSocket, Message>, message: Message, timeou
 
 async fn write(
     mut sink: SplitSink<WebSocket, Message>,
-    mut outbound: mpsc::Receiver<Bytes>,
+    mut outbound: queue::Receiver<Bytes>,
     conn: Arc<Connection>,
     timeout: std::time::Duration,
 ) {
