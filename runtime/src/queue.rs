@@ -104,7 +104,12 @@ impl<T> Sender<T> {
     /// Queues `value`, waiting for room; gives it back if the queue closes. Cancel-safe: a
     /// value is either queued or returned with the future.
     pub(crate) async fn send(&self, value: T) -> Result<(), T> {
-        let mut value = value;
+        // Fast path: there is room, no need to register for a wake-up.
+        let mut value = match self.try_send(value) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Closed(back)) => return Err(back),
+            Err(TrySendError::Full(back)) => back,
+        };
         loop {
             let room = self.shared.writable.notified();
             tokio::pin!(room);
@@ -134,6 +139,10 @@ impl<T> Receiver<T> {
     /// The next value, waiting for one; `None` once the queue is empty and every sender has
     /// gone (or it was closed). Cancel-safe.
     pub(crate) async fn recv(&mut self) -> Option<T> {
+        // Fast path: something is queued, no need to register for a wake-up.
+        if let Ok(value) = self.try_recv() {
+            return Some(value);
+        }
         loop {
             let ready = self.shared.readable.notified();
             tokio::pin!(ready);
@@ -156,6 +165,7 @@ impl<T> Receiver<T> {
     /// The next value if one is queued.
     pub(crate) fn try_recv(&mut self) -> Result<T, Empty> {
         let value = self.shared.state().items.pop_front().ok_or(Empty)?;
+        // Cheap when nobody waits for room (a permit is stored).
         self.shared.writable.notify_one();
         Ok(value)
     }

@@ -27,12 +27,16 @@ type Configure = Box<dyn FnOnce(&mut HubOptions)>;
 /// A built app: every mapped hub, ready to serve.
 ///
 /// ```no_run
+/// # use axum::serve::ListenerExt;
 /// # use switchboard::{Hub, Methods, Switchboard};
 /// # struct Chat;
 /// # impl Hub for Chat { type Client = switchboard::Untyped; fn methods(_: &mut Methods<Self>) {} }
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let app = Switchboard::builder().hub("/chat", Chat).build()?;
-/// let listener = tokio::net::TcpListener::bind("127.0.0.1:5000").await?;
+/// // Small messages go out at once rather than waiting for the previous one's ACK.
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:5000")
+///     .await?
+///     .tap_io(|tcp| drop(tcp.set_nodelay(true)));
 /// axum::serve(listener, app.router()).await?;
 /// # Ok(()) }
 /// ```

@@ -1,6 +1,7 @@
 //! A running relay: the HTTP app (the runtime's transports for clients at `/client`, the
 //! server face at `/server`, health and metrics), served on a TCP listener until shut down.
 
+use axum::serve::ListenerExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -122,6 +123,10 @@ impl Relay {
         let app = app(shared.clone())?;
         let stop = shared.shutdown.clone();
         let task = tokio::spawn(async move {
+            // Small messages go out at once rather than waiting for the previous one's ACK.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let serving = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
             if let Err(error) = serving.await {
                 tracing::error!(%error, "the relay stopped serving");

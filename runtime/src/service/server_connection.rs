@@ -30,6 +30,9 @@ const ON_DEMAND: i32 = 1;
 /// HandshakeRequest's migration level when clients migrate on a graceful shutdown
 /// ("ShutdownOnly").
 const MIGRATE_ON_SHUTDOWN: i32 = 1;
+/// How much one read of a server connection takes at most (more reads follow for a larger
+/// frame).
+const READ_BUFFER: usize = 4 * 1024;
 /// Messages waiting to be written to one server connection.
 const QUEUE: usize = 8192;
 
@@ -94,7 +97,10 @@ async fn connect_once(hub: &Arc<ServiceHub>, slot: usize, target: Option<&str>) 
         .map_err(|e| format!("bad service URL: {e}"))?;
     let bearer = format!("Bearer {token}").parse().map_err(|_| "bad token".to_owned())?;
     request.headers_mut().insert("authorization", bearer);
-    let connect = tokio_tungstenite::connect_async(request);
+    // tungstenite zero-fills as much of its read buffer as one read may use before every
+    // read: its 128 KiB default would cost more than the rest of the work per message.
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(READ_BUFFER);
+    let connect = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
     let (socket, _) = tokio::time::timeout(HANDSHAKE_TIMEOUT, connect)
         .await
         .map_err(|_| "connect timed out".to_owned())?

@@ -9,6 +9,7 @@
 //!                    [--stop-when-stdin-closes]
 //! ```
 
+use axum::serve::ListenerExt;
 use conformance_server::{AppState, build_with};
 
 struct Args {
@@ -90,6 +91,10 @@ async fn main() {
             let _ = tokio::signal::ctrl_c().await;
         }
     };
+    // Small messages go out at once rather than waiting for the previous one's ACK.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     if let Err(error) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
         eprintln!("server error: {error}");
         std::process::exit(1);
