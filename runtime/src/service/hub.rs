@@ -194,6 +194,16 @@ impl ServiceHub {
             .any(Option::is_some)
     }
 
+    /// The queue of server connection `slot`, while it is up.
+    pub fn slot_writer(&self, slot: usize) -> Option<mpsc::Sender<Bytes>> {
+        self.slots
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(slot)
+            .cloned()
+            .flatten()
+    }
+
     /// The queue of a server connection: the one `origin` (a tunnelled client) came through
     /// when it is up, so its messages keep their order; else the next one up.
     pub fn writer(&self, origin: Option<&str>) -> Option<mpsc::Sender<Bytes>> {

@@ -11,6 +11,7 @@ use super::server_connection::frame;
 use super::tokens;
 use crate::connection::{CloseReason, Connection, ConnectionParts, driver};
 use crate::options::TransportType;
+use crate::protocol::TransferFormat;
 use crate::protocol::service::{CloseConnection, ConnectionData, OpenConnection, ServiceMessage};
 use crate::transport::auth::Claims;
 use crate::transport::request::RequestInfo;
@@ -74,17 +75,24 @@ pub(crate) fn open(hub: &Arc<ServiceHub>, slot: usize, open: OpenConnection) {
             slot,
         },
     );
-    tokio::spawn(pump(hub.clone(), conn.clone(), outbound));
+    tokio::spawn(pump(hub.clone(), conn.clone(), outbound, slot));
     let hub = hub.clone();
     tokio::spawn(async move {
-        driver::run(conn.clone(), Inbound::Channel(receiver), |_| true, dispatcher).await;
+        // Server-Sent Events carry text only: a binary protocol is refused at the handshake,
+        // as a self-hosted server does.
+        let formats: fn(TransferFormat) -> bool = if conn.transport() == TransportType::ServerSentEvents {
+            |format| format == TransferFormat::Text
+        } else {
+            |_| true
+        };
+        driver::run(conn.clone(), Inbound::Channel(receiver), formats, dispatcher).await;
         conn.close(CloseReason::transport_closed());
         hub.clients.write().unwrap_or_else(|e| e.into_inner()).remove(conn.id());
     });
 }
 
 /// Sends what the connection queues to the service, then closes it at the service.
-async fn pump(hub: Arc<ServiceHub>, conn: Arc<Connection>, mut outbound: queue::Receiver<Bytes>) {
+async fn pump(hub: Arc<ServiceHub>, conn: Arc<Connection>, mut outbound: queue::Receiver<Bytes>, slot: usize) {
     let id = conn.id().to_string();
     let data = |payload: Bytes| {
         frame(&ServiceMessage::ConnectionData(ConnectionData {
@@ -94,14 +102,16 @@ async fn pump(hub: Arc<ServiceHub>, conn: Arc<Connection>, mut outbound: queue::
         }))
     };
     while let Some(batch) = outbound::next_batch(&mut outbound, &conn).await {
-        let Some(writer) = hub.writer(Some(&id)) else { break };
+        let Some(writer) = hub.slot_writer(slot) else { break };
         if writer.send(data(batch)).await.is_err() {
             break;
         }
         conn.mark_sent();
     }
     let rest = outbound::final_batch(&mut outbound, &conn);
-    if let Some(writer) = hub.writer(Some(&id)) {
+    // The client's own server connection, to the end: the last messages and the close must
+    // not overtake one another (the client may already be forgotten by the hub here).
+    if let Some(writer) = hub.slot_writer(slot) {
         if !rest.is_empty() {
             let _ = writer.send(data(rest)).await;
         }

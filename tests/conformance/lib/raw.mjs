@@ -1,8 +1,10 @@
-// A raw WebSocket client (package `ws`) that records frames and parses hub-protocol records.
+// A raw WebSocket client (package `ws`) that records frames and parses hub-protocol records,
+// a raw Server-Sent Events reader, and the way a raw client reaches a hub (self-hosted or
+// through the relay).
 
 import WebSocket from "ws";
 import { decode as msgpackDecode, encode as msgpackEncode } from "@msgpack/msgpack";
-import { WAIT_MS, withTimeout } from "./hub.mjs";
+import { SERVICE_MODE, WAIT_MS, withTimeout } from "./hub.mjs";
 
 export const RS = "\x1e";
 
@@ -26,13 +28,21 @@ export class RawSocket {
             const raw = new RawSocket(ws);
             ws.on("open", () => resolve(raw));
             ws.on("unexpected-response", (req, res) => {
+                // The refusal ends the request, not the connection (HTTP/1.1 keep-alive), and
+                // req.destroy() no longer closes it then: close the socket itself, or it keeps
+                // this process alive as long as the server lives (the relay outlives a test file).
+                const socket = req.socket;
                 const chunks = [];
                 res.on("data", (c) => chunks.push(c));
                 res.on("end", () => {
                     reject(new UpgradeRefused(res.statusCode, Buffer.concat(chunks).toString("utf8")));
                     req.destroy();
+                    socket?.destroy();
                 });
-                res.on("error", () => reject(new UpgradeRefused(res.statusCode, "")));
+                res.on("error", () => {
+                    reject(new UpgradeRefused(res.statusCode, ""));
+                    socket?.destroy();
+                });
             });
             ws.on("error", (err) => reject(err));
         }), WAIT_MS, `WebSocket open of ${url}`);
@@ -253,9 +263,19 @@ export function parseVarIntFrame(buf) {
     return { body: buf.subarray(i, i + len), end: i + len };
 }
 
-/** POSTs a negotiate request; returns { status, headers, text, json }. */
+/**
+ * POSTs a negotiate request to the server itself (`${baseUrl}${path}/negotiate${query}`; in
+ * service mode that is the app server's negotiate, which answers a redirect); returns
+ * { status, headers, text, json }. To negotiate with whatever serves the hub, use
+ * `hubEndpoint(...).negotiate()`.
+ */
 export async function negotiate(baseUrl, path, { query = "?negotiateVersion=1", method = "POST", headers } = {}) {
-    const res = await fetch(`${baseUrl}${path}/negotiate${query}`, { method, headers });
+    return await fetchJson(`${baseUrl}${path}/negotiate${query}`, { method, headers });
+}
+
+/** One request; returns { status, headers, text, json } (json undefined if the body is not JSON). */
+async function fetchJson(url, init) {
+    const res = await fetch(url, init);
     const text = await res.text();
     let json;
     try {
@@ -264,6 +284,115 @@ export async function negotiate(baseUrl, path, { query = "?negotiateVersion=1", 
         json = undefined;
     }
     return { status: res.status, headers: res.headers, text, json };
+}
+
+/** Appends `query` ("a=1&b=2", no leading "?" or "&"; empty for none) to `url`, after "?" or "&". */
+export function appendQuery(url, query) {
+    if (!query) {
+        return url;
+    }
+    return `${url}${url.includes("?") ? "&" : "?"}${query}`;
+}
+
+/**
+ * How a raw client reaches one hub. Self-hosted, `url` is the server's hub URL
+ * (`http://127.0.0.1:P/testhub`) and there is no token; in service mode, `url` is the relay's
+ * hub URL from the app server's negotiate redirect (`http://127.0.0.1:R/client/?hub=testhub&…`)
+ * and `accessToken` the relay's token that comes with it. Build one with `hubEndpoint()`.
+ */
+export class HubEndpoint {
+    /**
+     * @param {string} url the hub URL (may already have a query string)
+     * @param {string} [accessToken] the token the hub's server wants (the relay's), if any
+     */
+    constructor(url, accessToken) {
+        this.url = url;
+        this.accessToken = accessToken;
+    }
+
+    /**
+     * The negotiate URL: `/negotiate` goes at the end of the path, before the hub URL's own
+     * query; `query` ("negotiateVersion=1", or "" for none) is appended after it.
+     */
+    negotiateUrl(query = "negotiateVersion=1") {
+        const at = this.url.indexOf("?");
+        const [path, search] = at < 0 ? [this.url, ""] : [this.url.slice(0, at), this.url.slice(at)];
+        return appendQuery(`${path.replace(/\/+$/, "")}/negotiate${search}`, query);
+    }
+
+    /**
+     * POSTs (or `method`s) the hub's negotiate, with `Authorization: Bearer <token>` when the
+     * hub needs a token (unless `headers` sets Authorization itself); returns
+     * { status, headers, text, json }.
+     * @param {{query?: string, method?: string, headers?: Record<string,string>}} [options]
+     *   `query` as for negotiateUrl()
+     */
+    negotiate({ query = "negotiateVersion=1", method = "POST", headers } = {}) {
+        return fetchJson(this.negotiateUrl(query), { method, headers: { ...this.authHeaders(), ...headers } });
+    }
+
+    /** `{ Authorization: "Bearer <token>" }` when the hub needs a token, else `{}`. */
+    authHeaders() {
+        return this.accessToken === undefined ? {} : { Authorization: `Bearer ${this.accessToken}` };
+    }
+
+    /**
+     * The transport URL of a connection: the hub URL plus `id=<id>` (left out when `id` is
+     * undefined) and, when the hub needs a token, `access_token=<token>` (left out when
+     * `token` is false).
+     */
+    connectionUrl(id, { token = true } = {}) {
+        const params = [];
+        if (id !== undefined) {
+            params.push(`id=${id}`);
+        }
+        if (token && this.accessToken !== undefined) {
+            params.push(`access_token=${encodeURIComponent(this.accessToken)}`);
+        }
+        return appendQuery(this.url, params.join("&"));
+    }
+
+    /** connectionUrl() with the ws: scheme, for WebSockets. */
+    wsUrl(id, options) {
+        return this.connectionUrl(id, options).replace(/^http/, "ws");
+    }
+}
+
+/**
+ * How to reach the hub at `path` (e.g. "/testhub") of the server at `baseUrl`. Self-hosted:
+ * `baseUrl + path`. In service mode: POSTs the app server's negotiate, which must answer a
+ * redirect `{url, accessToken}`, and returns the relay's hub URL with that token.
+ * @returns {Promise<HubEndpoint>}
+ */
+export async function hubEndpoint(baseUrl, path) {
+    if (!SERVICE_MODE) {
+        return new HubEndpoint(`${baseUrl}${path}`);
+    }
+    const res = await negotiate(baseUrl, path);
+    const { url, accessToken } = res.json ?? {};
+    if (res.status !== 200 || typeof url !== "string" || typeof accessToken !== "string") {
+        throw new Error(`POST ${path}/negotiate did not answer a redirect with a token: HTTP ${res.status} ${res.text}`);
+    }
+    return new HubEndpoint(url, accessToken);
+}
+
+/**
+ * Opens a raw WebSocket to the hub at `path` (no handshake yet). Self-hosted, without
+ * negotiating (the server creates the connection on the upgrade); in service mode, the relay
+ * needs a negotiated connection and its token: negotiates with the relay first and opens
+ * `?…&id=<connectionToken>&access_token=<token>`.
+ * @returns {Promise<RawSocket>}
+ */
+export async function openHubSocket(baseUrl, path) {
+    if (!SERVICE_MODE) {
+        return await RawSocket.open(`${baseUrl.replace(/^http/, "ws")}${path}`);
+    }
+    const endpoint = await hubEndpoint(baseUrl, path);
+    const res = await endpoint.negotiate();
+    if (res.status !== 200 || typeof res.json?.connectionToken !== "string") {
+        throw new Error(`negotiate at ${endpoint.negotiateUrl()} answered HTTP ${res.status}: ${res.text}`);
+    }
+    return await RawSocket.open(endpoint.wsUrl(res.json.connectionToken));
 }
 
 /** Asserts a JSON Completion with a result (extra properties such as `headers` are tolerated). */

@@ -1,14 +1,19 @@
-// The negotiate endpoint over raw HTTP (fetch), and WebSocket connects with its results.
+// The negotiate endpoint over raw HTTP (fetch), and WebSocket connects with its results. In
+// service mode the hub's negotiate and WebSockets are the relay's (reached through the app
+// server's redirect, see hubEndpoint()), and the redirect itself is checked too.
 
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { useServer } from "../lib/server.mjs";
-import { TEST_TIMEOUT } from "../lib/hub.mjs";
-import { assertJsonCompletion, negotiate, RawSocket, RS, UpgradeRefused } from "../lib/raw.mjs";
+import { SERVICE_MODE, TEST_TIMEOUT } from "../lib/hub.mjs";
+import { assertJsonCompletion, http, hubEndpoint, negotiate, RawSocket, RS, UpgradeRefused } from "../lib/raw.mjs";
 import { rejection } from "../lib/hub.mjs";
 
 const server = useServer();
 const opts = { timeout: TEST_TIMEOUT };
+
+/** How to reach /testhub (self-hosted: the server; service mode: the relay, with its token). */
+const testhub = () => hubEndpoint(server.url, "/testhub");
 
 const URL_SAFE = /^[A-Za-z0-9_-]+$/;
 
@@ -20,9 +25,9 @@ function findCookie(list, name) {
     return list.find((c) => c.startsWith(`${name}=`));
 }
 
-/** Opens a WebSocket to /testhub with the given query, does a JSON handshake and one Echo. */
-async function handshakeAndEcho(query) {
-    const ws = await RawSocket.open(`${server.wsUrl}/testhub${query}`);
+/** Opens a WebSocket to the hub with `?id=<id>`, does a JSON handshake and one Echo. */
+async function handshakeAndEcho(hub, id) {
+    const ws = await RawSocket.open(hub.wsUrl(id));
     try {
         const hs = await ws.handshake("json", 1);
         assert.equal(hs.data.toString("utf8"), "{}" + RS);
@@ -37,7 +42,7 @@ async function handshakeAndEcho(query) {
 
 describe("negotiate", () => {
     it("POST /testhub/negotiate?negotiateVersion=1 answers the version 1 form", opts, async (t) => {
-        const res = await negotiate(server.url, "/testhub");
+        const res = await (await testhub()).negotiate();
         assert.equal(res.status, 200, res.text);
         assert.match(res.headers.get("content-type") ?? "", /^application\/json/);
         const body = res.json;
@@ -74,6 +79,8 @@ describe("negotiate", () => {
         }
     });
 
+    // The app server's own negotiate, in service mode the redirect: clients keep its cookies for
+    // the hub's requests (the relay forwards them), so it sets them in both modes.
     it("negotiate sets testCookie, testCookie2 and an already-expired expiredCookie", opts, async () => {
         const res = await negotiate(server.url, "/testhub");
         assert.equal(res.status, 200);
@@ -96,14 +103,15 @@ describe("negotiate", () => {
     });
 
     it("each negotiate creates a new connection", opts, async () => {
-        const a = await negotiate(server.url, "/testhub");
-        const b = await negotiate(server.url, "/testhub");
+        const hub = await testhub();
+        const a = await hub.negotiate();
+        const b = await hub.negotiate();
         assert.notEqual(a.json.connectionId, b.json.connectionId);
         assert.notEqual(a.json.connectionToken, b.json.connectionToken);
     });
 
     it("POST without negotiateVersion answers the version 0 form (no connectionToken)", opts, async () => {
-        const res = await negotiate(server.url, "/testhub", { query: "" });
+        const res = await (await testhub()).negotiate({ query: "" });
         assert.equal(res.status, 200, res.text);
         const body = res.json;
         assert.equal(typeof body.connectionId, "string");
@@ -116,71 +124,84 @@ describe("negotiate", () => {
     });
 
     it("a negotiateVersion above the server's is answered with version 1", opts, async () => {
-        const res = await negotiate(server.url, "/testhub", { query: "?negotiateVersion=5" });
+        const res = await (await testhub()).negotiate({ query: "negotiateVersion=5" });
         assert.equal(res.status, 200, res.text);
         assert.equal(res.json.negotiateVersion, 1);
         assert.equal(typeof res.json.connectionToken, "string");
     });
 
     it("a non-integer negotiateVersion is answered with the error form (HTTP 200)", opts, async () => {
-        const res = await negotiate(server.url, "/testhub", { query: "?negotiateVersion=abc" });
+        const res = await (await testhub()).negotiate({ query: "negotiateVersion=abc" });
         assert.equal(res.status, 200, res.text);
         assert.deepEqual(res.json, { error: "The client requested a non-integer protocol version." });
     });
 
     it("GET /testhub/negotiate answers 405", opts, async () => {
-        const res = await negotiate(server.url, "/testhub", { method: "GET" });
+        const res = await (await testhub()).negotiate({ method: "GET" });
         assert.equal(res.status, 405);
     });
 
     it("hub paths are case-insensitive (POST /TestHub/negotiate)", opts, async () => {
-        const res = await negotiate(server.url, "/TestHub");
+        const res = await (await hubEndpoint(server.url, "/TestHub")).negotiate();
         assert.equal(res.status, 200, res.text);
         assert.equal(res.json.negotiateVersion, 1);
         assert.equal(typeof res.json.connectionId, "string");
     });
 
-    it("POST /chathub/negotiate and /echo/negotiate work too", opts, async () => {
-        for (const path of ["/chathub", "/echo"]) {
-            const res = await negotiate(server.url, path);
-            assert.equal(res.status, 200, `${path}: ${res.text}`);
-            assert.equal(res.json.negotiateVersion, 1, path);
-            assert.equal(typeof res.json.connectionToken, "string", path);
-        }
+    it("POST /chathub/negotiate works too", opts, async () => {
+        const res = await (await hubEndpoint(server.url, "/chathub")).negotiate();
+        assert.equal(res.status, 200, res.text);
+        assert.equal(res.json.negotiateVersion, 1);
+        assert.equal(typeof res.json.connectionToken, "string");
     });
 
+    // /echo is the app server's own raw connection, never behind the relay: self-hosted only.
+    if (!SERVICE_MODE) {
+        it("POST /echo/negotiate works too", opts, async () => {
+            const res = await negotiate(server.url, "/echo");
+            assert.equal(res.status, 200, res.text);
+            assert.equal(res.json.negotiateVersion, 1);
+            assert.equal(typeof res.json.connectionToken, "string");
+        });
+    }
+
     it("a version 1 connectionToken is accepted as ?id= on the WebSocket", opts, async () => {
-        const res = await negotiate(server.url, "/testhub");
-        const ws = await handshakeAndEcho(`?id=${res.json.connectionToken}`);
+        const hub = await testhub();
+        const res = await hub.negotiate();
+        const ws = await handshakeAndEcho(hub, res.json.connectionToken);
         await ws.send(JSON.stringify({ type: 1, invocationId: "2", target: "GetCallerConnectionId", arguments: [] }) + RS);
         assertJsonCompletion(assert, await ws.nextJson(), "2", res.json.connectionId);
         await ws.close();
     });
 
     it("a version 0 connectionId is accepted as ?id= on the WebSocket", opts, async () => {
-        const res = await negotiate(server.url, "/testhub", { query: "" });
-        const ws = await handshakeAndEcho(`?id=${res.json.connectionId}`);
+        const hub = await testhub();
+        const res = await hub.negotiate({ query: "" });
+        const ws = await handshakeAndEcho(hub, res.json.connectionId);
         await ws.close();
     });
 
     it("a version 1 connectionId (not the token) is refused as ?id= with 404", opts, async () => {
-        const res = await negotiate(server.url, "/testhub");
-        const err = await rejection(RawSocket.open(`${server.wsUrl}/testhub?id=${res.json.connectionId}`), "WebSocket open");
+        const hub = await testhub();
+        const res = await hub.negotiate();
+        const err = await rejection(RawSocket.open(hub.wsUrl(res.json.connectionId)), "WebSocket open");
         assert.ok(err instanceof UpgradeRefused, `expected an HTTP refusal, got ${err}`);
         assert.equal(err.statusCode, 404);
     });
 
     it("an unknown ?id= is refused with 404", opts, async () => {
-        const err = await rejection(RawSocket.open(`${server.wsUrl}/testhub?id=doesNotExist123`), "WebSocket open");
+        const hub = await testhub();
+        const err = await rejection(RawSocket.open(hub.wsUrl("doesNotExist123")), "WebSocket open");
         assert.ok(err instanceof UpgradeRefused, `expected an HTTP refusal, got ${err}`);
         assert.equal(err.statusCode, 404);
     });
 
     it("a second WebSocket for an id that already has one is refused with 409", opts, async () => {
-        const res = await negotiate(server.url, "/testhub");
-        const first = await handshakeAndEcho(`?id=${res.json.connectionToken}`);
+        const hub = await testhub();
+        const res = await hub.negotiate();
+        const first = await handshakeAndEcho(hub, res.json.connectionToken);
         try {
-            const err = await rejection(RawSocket.open(`${server.wsUrl}/testhub?id=${res.json.connectionToken}`), "second WebSocket open");
+            const err = await rejection(RawSocket.open(hub.wsUrl(res.json.connectionToken)), "second WebSocket open");
             assert.ok(err instanceof UpgradeRefused, `expected an HTTP refusal, got ${err}`);
             assert.equal(err.statusCode, 409);
             // the first socket is unaffected
@@ -191,3 +212,49 @@ describe("negotiate", () => {
         }
     });
 });
+
+// Service mode: the app server's negotiate answers a redirect to the relay (Azure SignalR's
+// form), and the relay wants the token that comes with it.
+if (SERVICE_MODE) {
+    describe("negotiate redirect to the relay (service mode)", () => {
+        /** The relay's base URL from `Endpoint=` in CONFORMANCE_SERVER_ARGS, if it is there. */
+        const relayUrl = /(?:^|[\s;])Endpoint=([^;\s]+)/.exec(process.env.CONFORMANCE_SERVER_ARGS ?? "")?.[1]?.replace(/\/+$/, "");
+
+        for (const hubName of ["testhub", "chathub"]) {
+            it(`POST /${hubName}/negotiate answers {url: <relay>/client/?hub=${hubName}, accessToken}`, opts, async () => {
+                const res = await negotiate(server.url, `/${hubName}`);
+                assert.equal(res.status, 200, res.text);
+                assert.match(res.headers.get("content-type") ?? "", /^application\/json/);
+                const body = res.json;
+                assert.ok(body && typeof body === "object", `not JSON: ${res.text}`);
+                assert.equal(typeof body.url, "string", `no url: ${res.text}`);
+                assert.match(body.url, new RegExp(`^https?://[^/?#]+/client/\\?hub=${hubName}(&|$)`), body.url);
+                if (relayUrl) {
+                    assert.ok(body.url.startsWith(`${relayUrl}/client/?`), `${body.url} does not point at the relay ${relayUrl}`);
+                }
+                assert.equal(typeof body.accessToken, "string", `no accessToken: ${res.text}`);
+                const parts = body.accessToken.split(".");
+                assert.equal(parts.length, 3, `not a JWT: ${body.accessToken}`);
+                const claims = JSON.parse(Buffer.from(parts[1], "base64url").toString("utf8"));
+                assert.ok(typeof claims.exp === "number" && claims.exp * 1000 > Date.now(), `expired or no exp: ${JSON.stringify(claims)}`);
+                // the connection is the relay's to create
+                assert.ok(!("connectionId" in body), `a redirect has no connectionId: ${res.text}`);
+                assert.ok(!("connectionToken" in body), `a redirect has no connectionToken: ${res.text}`);
+                assert.ok(!("error" in body), `unexpected error: ${res.text}`);
+            });
+        }
+
+        it("the relay answers negotiate and WebSockets without its token with 401", opts, async () => {
+            const hub = await testhub();
+            const bare = await http("POST", hub.negotiateUrl());
+            assert.equal(bare.status, 401);
+            const forged = await hub.negotiate({ headers: { Authorization: "Bearer not-a-jwt" } });
+            assert.equal(forged.status, 401);
+            const res = await hub.negotiate();
+            assert.equal(res.status, 200, res.text);
+            const err = await rejection(RawSocket.open(hub.wsUrl(res.json.connectionToken, { token: false })), "WebSocket open");
+            assert.ok(err instanceof UpgradeRefused, `expected an HTTP refusal, got ${err}`);
+            assert.equal(err.statusCode, 401);
+        });
+    });
+}

@@ -1,12 +1,14 @@
 // Server-Sent Events and long polling over raw HTTP (fetch): status codes, headers and bodies as
-// ASP.NET Core's HttpConnectionDispatcher / transports produce them.
+// ASP.NET Core's HttpConnectionDispatcher / transports produce them. In service mode every case
+// runs against the relay's transports (reached through the app server's redirect, with the
+// relay's token as access_token, see hubEndpoint()).
 
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { useServer } from "../lib/server.mjs";
 import { delay, rejection, TEST_TIMEOUT, WAIT_MS, withTimeout } from "../lib/hub.mjs";
 import {
-    assertJsonCompletion, frameMsgpack, http, negotiate, parseVarIntFrame, RawSocket, RS, SseStream, UpgradeRefused,
+    assertJsonCompletion, frameMsgpack, http, hubEndpoint, parseVarIntFrame, RawSocket, RS, SseStream, UpgradeRefused,
 } from "../lib/raw.mjs";
 import { decode as msgpackDecode } from "@msgpack/msgpack";
 
@@ -25,10 +27,19 @@ function jsonRecords(text) {
     return text.split(RS).slice(0, -1).map((r) => JSON.parse(r)).filter((m) => m.type !== 6);
 }
 
+/** How to reach the hub at `path` (self-hosted: the server; service mode: the relay). */
+const hubAt = (path = "/testhub") => hubEndpoint(server.url, path);
+
+/**
+ * Negotiates a connection to the hub at `path`; returns its token, id, transport URL
+ * (`?id=<token>`, plus the relay's access_token in service mode) and the hub endpoint.
+ */
 async function newConnection(path = "/testhub") {
-    const res = await negotiate(server.url, path);
+    const hub = await hubAt(path);
+    const res = await hub.negotiate();
     assert.equal(res.status, 200, res.text);
-    return { token: res.json.connectionToken, id: res.json.connectionId, url: `${server.url}${path}?id=${res.json.connectionToken}` };
+    const token = res.json.connectionToken;
+    return { token, id: res.json.connectionId, url: hub.connectionUrl(token), hub };
 }
 
 /** POSTs a send body (string or bytes) and checks the 200. */
@@ -102,10 +113,11 @@ describe("Server-Sent Events over raw HTTP", () => {
     });
 
     it("an SSE GET without an id answers 400, with an unknown id 404", opts, async () => {
-        const noId = await http("GET", `${server.url}/testhub`, { headers: { Accept: "text/event-stream" } });
+        const hub = await hubAt();
+        const noId = await http("GET", hub.connectionUrl(), { headers: { Accept: "text/event-stream" } });
         assert.equal(noId.status, 400);
         assert.equal(noId.text, "Connection ID required");
-        const unknown = await http("GET", `${server.url}/testhub?id=doesNotExist123`, { headers: { Accept: "text/event-stream" } });
+        const unknown = await http("GET", hub.connectionUrl("doesNotExist123"), { headers: { Accept: "text/event-stream" } });
         assert.equal(unknown.status, 404);
         assert.equal(unknown.text, "No Connection with that ID");
     });
@@ -269,17 +281,19 @@ describe("long polling over raw HTTP", () => {
     });
 
     it("DELETE of an unknown id answers 404, without an id 400", opts, async () => {
-        const unknown = await http("DELETE", `${server.url}/testhub?id=doesNotExist123`);
+        const hub = await hubAt();
+        const unknown = await http("DELETE", hub.connectionUrl("doesNotExist123"));
         assert.equal(unknown.status, 404);
-        const noId = await http("DELETE", `${server.url}/testhub`);
+        const noId = await http("DELETE", hub.connectionUrl());
         assert.equal(noId.status, 400);
     });
 
     it("a poll or POST without an id answers 400 \"Connection ID required\"", opts, async () => {
-        const poll = await http("GET", `${server.url}/testhub`);
+        const hub = await hubAt();
+        const poll = await http("GET", hub.connectionUrl());
         assert.equal(poll.status, 400);
         assert.equal(poll.text, "Connection ID required");
-        const send = await http("POST", `${server.url}/testhub`, { body: HANDSHAKE_JSON });
+        const send = await http("POST", hub.connectionUrl(), { body: HANDSHAKE_JSON });
         assert.equal(send.status, 400);
         assert.equal(send.text, "Connection ID required");
     });
@@ -287,7 +301,7 @@ describe("long polling over raw HTTP", () => {
 
 describe("transport restrictions over raw HTTP", () => {
     it("negotiate of /testhub lists WebSockets, ServerSentEvents, LongPolling in this order", opts, async () => {
-        const res = await negotiate(server.url, "/testhub");
+        const res = await (await hubAt()).negotiate();
         assert.deepEqual(res.json.availableTransports, [
             { transport: "WebSockets", transferFormats: ["Text", "Binary"] },
             { transport: "ServerSentEvents", transferFormats: ["Text"] },
@@ -296,7 +310,7 @@ describe("transport restrictions over raw HTTP", () => {
     });
 
     it("negotiate of /testhub-nowebsockets lists only ServerSentEvents and LongPolling", opts, async () => {
-        const res = await negotiate(server.url, "/testhub-nowebsockets");
+        const res = await (await hubAt("/testhub-nowebsockets")).negotiate();
         assert.equal(res.status, 200, res.text);
         assert.deepEqual(res.json.availableTransports, [
             { transport: "ServerSentEvents", transferFormats: ["Text"] },
@@ -305,22 +319,24 @@ describe("transport restrictions over raw HTTP", () => {
     });
 
     it("a WebSocket to /testhub-nowebsockets is refused with 404", opts, async () => {
-        const err = await rejection(RawSocket.open(`${server.wsUrl}/testhub-nowebsockets`), "WebSocket open");
+        // no id: a connection made on the upgrade (the relay makes one too, given its token)
+        const hub = await hubAt("/testhub-nowebsockets");
+        const err = await rejection(RawSocket.open(hub.wsUrl()), "WebSocket open");
         assert.ok(err instanceof UpgradeRefused, `expected an HTTP refusal, got ${err}`);
         assert.equal(err.statusCode, 404);
         assert.equal(err.body, "WebSockets transport not supported by this end point type");
     });
 
     it("a WebSocket with a negotiated id of /testhub-nowebsockets is refused with 404", opts, async () => {
-        const { token } = await newConnection("/testhub-nowebsockets");
-        const err = await rejection(RawSocket.open(`${server.wsUrl}/testhub-nowebsockets?id=${token}`), "WebSocket open");
+        const { token, hub } = await newConnection("/testhub-nowebsockets");
+        const err = await rejection(RawSocket.open(hub.wsUrl(token)), "WebSocket open");
         assert.ok(err instanceof UpgradeRefused, `expected an HTTP refusal, got ${err}`);
         assert.equal(err.statusCode, 404);
     });
 
     it("POST to a WebSocket connection answers 405", opts, async () => {
-        const { token, url } = await newConnection();
-        const ws = await RawSocket.open(`${server.wsUrl}/testhub?id=${token}`);
+        const { token, url, hub } = await newConnection();
+        const ws = await RawSocket.open(hub.wsUrl(token));
         try {
             assert.equal((await ws.handshake("json", 1)).data.toString("utf8"), "{}" + RS);
             const res = await http("POST", url, { body: record({ type: 1, invocationId: "1", target: "Echo", arguments: ["x"] }) });

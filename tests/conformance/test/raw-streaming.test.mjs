@@ -1,18 +1,21 @@
 // Streaming and client results on the wire (raw WebSocket to /testhub, JSON and MessagePack):
 // StreamItem / Completion shapes, cancellation, upload streams with streamIds, and the
-// server-to-client Invocation of GET /clientresult/{connectionId}.
+// server-to-client Invocation of GET /clientresult/{connectionId}. In service mode the sockets
+// go through the relay (negotiated there, see openHubSocket()); /clientresult stays on the app
+// server, which asks the client through the relay.
 
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { useServer } from "../lib/server.mjs";
 import { TEST_TIMEOUT, WAIT_MS, withTimeout } from "../lib/hub.mjs";
-import { assertJsonCompletion, http, RawSocket, RS } from "../lib/raw.mjs";
+import { assertJsonCompletion, http, openHubSocket, RS } from "../lib/raw.mjs";
 
 const server = useServer();
 const opts = { timeout: TEST_TIMEOUT };
 
+/** Opens /testhub (see openHubSocket), completes a JSON handshake and runs `fn` with the socket. */
 async function jsonHub(fn) {
-    const ws = await RawSocket.open(`${server.wsUrl}/testhub`);
+    const ws = await openHubSocket(server.url, "/testhub");
     try {
         const hs = await ws.handshake("json", 1);
         assert.equal(hs.data.toString("utf8"), "{}" + RS);
@@ -24,8 +27,9 @@ async function jsonHub(fn) {
     }
 }
 
+/** Opens /testhub, completes a MessagePack handshake and runs `fn` with the socket. */
 async function msgpackHub(fn) {
-    const ws = await RawSocket.open(`${server.wsUrl}/testhub`);
+    const ws = await openHubSocket(server.url, "/testhub");
     try {
         const hs = await ws.handshake("messagepack", 1);
         assert.equal(hs.data.toString("utf8"), "{}" + RS);
@@ -281,7 +285,7 @@ describe("client results on the wire (GET /clientresult/{connectionId})", () => 
     });
 
     it("a connection that closes while its result is pending: the body is an error, not a number", opts, async () => {
-        const ws = await RawSocket.open(`${server.wsUrl}/testhub`);
+        const ws = await openHubSocket(server.url, "/testhub");
         await ws.handshake("json", 1);
         const id = await connectionId(ws, true);
         const body = http("GET", `${server.url}/clientresult/${encodeURIComponent(id)}`);

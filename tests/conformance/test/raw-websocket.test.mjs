@@ -1,17 +1,19 @@
 // Raw WebSocket (package `ws`) against /echo and /testhub, without the SignalR client:
-// handshake, framing, batching/splitting of records, MessagePack framing.
+// handshake, framing, batching/splitting of records, MessagePack framing. In service mode the
+// /testhub cases run through the relay (negotiated there, see openHubSocket()).
 
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { useServer } from "../lib/server.mjs";
-import { TEST_TIMEOUT } from "../lib/hub.mjs";
-import { assertJsonCompletion, frameMsgpack, RawSocket, RS } from "../lib/raw.mjs";
+import { SERVICE_MODE, TEST_TIMEOUT } from "../lib/hub.mjs";
+import { assertJsonCompletion, frameMsgpack, openHubSocket, RawSocket, RS } from "../lib/raw.mjs";
 
 const server = useServer();
 const opts = { timeout: TEST_TIMEOUT };
 
+/** Opens a raw WebSocket to the hub at `path` (see openHubSocket) and runs `fn` with it. */
 async function withSocket(path, fn) {
-    const ws = await RawSocket.open(`${server.wsUrl}${path}`);
+    const ws = await openHubSocket(server.url, path);
     try {
         return await fn(ws);
     } finally {
@@ -38,43 +40,46 @@ const invocation = (id, target, ...args) => {
     return msg;
 };
 
-describe("raw WebSocket /echo", () => {
-    it("echoes a text frame and closes with 1000", opts, async () => {
-        const ws = await RawSocket.open(`${server.wsUrl}/echo`);
-        await ws.send("hello");
-        const frame = await ws.nextFrame();
-        assert.equal(frame.data.toString("utf8"), "hello");
-        assert.equal(frame.binary, false, "a text frame should be echoed as text");
-        const { code } = await ws.close(1000);
-        assert.equal(code, 1000);
-    });
+// /echo is the app server's own raw connection, never behind the relay: self-hosted only.
+if (!SERVICE_MODE) {
+    describe("raw WebSocket /echo", () => {
+        it("echoes a text frame and closes with 1000", opts, async () => {
+            const ws = await RawSocket.open(`${server.wsUrl}/echo`);
+            await ws.send("hello");
+            const frame = await ws.nextFrame();
+            assert.equal(frame.data.toString("utf8"), "hello");
+            assert.equal(frame.binary, false, "a text frame should be echoed as text");
+            const { code } = await ws.close(1000);
+            assert.equal(code, 1000);
+        });
 
-    it("echoes binary bytes", opts, async () => {
-        const ws = await RawSocket.open(`${server.wsUrl}/echo`);
-        const payload = Buffer.from([0x01, 0x02, 0x03, 0x41, 0x42, 0x7f]);
-        await ws.send(payload, { binary: true });
-        const frame = await ws.nextFrame();
-        assert.deepEqual([...frame.data], [...payload]);
-        const { code } = await ws.close(1000);
-        assert.equal(code, 1000);
-    });
+        it("echoes binary bytes", opts, async () => {
+            const ws = await RawSocket.open(`${server.wsUrl}/echo`);
+            const payload = Buffer.from([0x01, 0x02, 0x03, 0x41, 0x42, 0x7f]);
+            await ws.send(payload, { binary: true });
+            const frame = await ws.nextFrame();
+            assert.deepEqual([...frame.data], [...payload]);
+            const { code } = await ws.close(1000);
+            assert.equal(code, 1000);
+        });
 
-    it("echoes several frames in order", opts, async () => {
-        const ws = await RawSocket.open(`${server.wsUrl}/echo`);
-        const sent = ["one", "two", "three", "ünïcödé 你好"];
-        for (const s of sent) {
-            await ws.send(s);
-        }
-        let received = "";
-        const expected = sent.join("");
-        while (received.length < expected.length) {
-            received += (await ws.nextFrame()).data.toString("utf8");
-        }
-        assert.equal(received, expected);
-        const { code } = await ws.close(1000);
-        assert.equal(code, 1000);
+        it("echoes several frames in order", opts, async () => {
+            const ws = await RawSocket.open(`${server.wsUrl}/echo`);
+            const sent = ["one", "two", "three", "ünïcödé 你好"];
+            for (const s of sent) {
+                await ws.send(s);
+            }
+            let received = "";
+            const expected = sent.join("");
+            while (received.length < expected.length) {
+                received += (await ws.nextFrame()).data.toString("utf8");
+            }
+            assert.equal(received, expected);
+            const { code } = await ws.close(1000);
+            assert.equal(code, 1000);
+        });
     });
-});
+}
 
 describe("raw WebSocket /testhub, JSON", () => {
     it("handshake {\"protocol\":\"json\",\"version\":1} is answered with exactly {}\\x1e", opts, async () => {
