@@ -395,22 +395,28 @@ async fn invoke(
         None
     };
     let conn = conn.clone();
-    tokio::spawn(async move {
+    let mut body = Box::pin(async move {
         let outcome = AssertUnwindSafe(future).catch_unwind().await;
         drop(permit);
         forget_streams(&conn, &stream_ids);
         let Some(id) = id else { return };
-        let prefix = format!("An unexpected error occurred invoking '{target}' on the server.");
+        let prefix = || format!("An unexpected error occurred invoking '{target}' on the server.");
         let result = match outcome {
             Ok(Ok(value)) => CompletionResult::Value(value),
-            Ok(Err(error)) => CompletionResult::Error(error.client_text(&prefix, detailed)),
+            Ok(Err(error)) => CompletionResult::Error(error.client_text(&prefix(), detailed)),
             Err(_) => {
                 tracing::error!(connection = %conn.id(), method = %target, "hub method panicked");
-                CompletionResult::Error(panicked().client_text(&prefix, detailed))
+                CompletionResult::Error(panicked().client_text(&prefix(), detailed))
             }
         };
         send_completion(&conn, &id, result).await;
     });
+    // Most methods finish without waiting for anything: run them here, once, and hand only
+    // those that wait over to a task of their own (so reading goes on meanwhile).
+    let finished = std::future::poll_fn(|cx| std::task::Poll::Ready(body.as_mut().poll(cx).is_ready())).await;
+    if !finished {
+        tokio::spawn(body);
+    }
     true
 }
 
