@@ -487,12 +487,20 @@ async fn stream_items(
 }
 
 async fn send_completion(conn: &Connection, id: &str, result: CompletionResult) {
+    // The record's size, near enough: the value or error, the id, and the framing around them.
+    let size = 48
+        + id.len()
+        + match &result {
+            CompletionResult::Value(value) => value.bytes().len(),
+            CompletionResult::Error(text) => text.len(),
+            CompletionResult::Void => 0,
+        };
     let message = HubMessage::Completion(crate::protocol::Completion {
         headers: Default::default(),
         invocation_id: id.to_owned(),
         result,
     });
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(size);
     match conn.protocol().write_message(&mut out, &message) {
         Ok(()) => {
             conn.send_frame_wait(Bytes::from(out)).await;

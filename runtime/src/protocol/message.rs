@@ -41,7 +41,8 @@ impl RawValue {
 
     /// Encodes `value` for `protocol`.
     pub fn encode<T: serde::Serialize + ?Sized>(protocol: Protocol, value: &T) -> Result<Self, ProtocolError> {
-        let mut out = Vec::new();
+        // Room for most values at once, rather than growing from nothing.
+        let mut out = Vec::with_capacity(128);
         protocol.encode_value(&mut out, value)?;
         Ok(Self::new(protocol, Bytes::from(out)))
     }
