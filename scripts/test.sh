@@ -69,10 +69,10 @@ while IFS= read -r -t 30 line <&"${RELAY[0]}"; do
   esac
 done
 [ -n "$relay_port" ] || fail "the relay (switchboard-service) did not start"
-# Every hub case, on each transport × protocol: through the official client, stateful reconnect,
-# and raw negotiate, WebSocket, streaming and HTTP-transport cases (a raw client follows the app
-# server's redirect to the relay). Only the app's raw /echo endpoint and skipNegotiation (a
-# client needs negotiate to get the relay's token) stay self-hosted.
+# Every hub case, on each transport × protocol: through the official client (skipNegotiation
+# clients connect straight to the relay with the URL and token the app hands out), stateful
+# reconnect, and raw negotiate, WebSocket, streaming and HTTP-transport cases (a raw client
+# follows the app server's redirect). Only the app's raw /echo endpoint stays self-hosted.
 (cd tests/conformance && SWITCHBOARD_MODE=service \
   CONFORMANCE_SERVER_ARGS="--service Endpoint=http://127.0.0.1:${relay_port};AccessKey=${relay_key};Version=1.0" \
   npm run test:service)

@@ -7,6 +7,8 @@ import {
 } from "@microsoft/signalr";
 import { MessagePackHubProtocol } from "@microsoft/signalr-protocol-msgpack";
 import { DEBUG } from "./server.mjs";
+// raw.mjs imports this module too; neither uses the other's bindings while it loads.
+import { redirectedEndpoint } from "./raw.mjs";
 
 const require = createRequire(import.meta.url);
 /** [headerName, headerValue] of the client's default user agent header (Node: "User-Agent"). */
@@ -26,18 +28,20 @@ export const TRANSPORT_PROTOCOLS = TRANSPORTS.flatMap((transport) => PROTOCOLS
     .map((protocol) => ({ transport, protocol, name: `${transport}, ${protocol}` })));
 
 /**
- * transport × protocol × skipNegotiation (skipNegotiation only exists for WebSockets), without
- * Server-Sent Events × MessagePack.
- */
-/**
- * Whether the server under test runs its hubs through a relay (service mode): clients then
- * reach hubs only by negotiating (which redirects them), so skipNegotiation does not apply.
- * Set by the test script with SWITCHBOARD_MODE=service.
+ * Whether the server under test runs its hubs through a relay (service mode): negotiate then
+ * redirects clients to the relay, and a skipNegotiation client first gets the relay's hub URL
+ * and token from the app server (`resolveHub()`). Set by the test script with
+ * SWITCHBOARD_MODE=service.
  */
 export const SERVICE_MODE = process.env.SWITCHBOARD_MODE === "service";
 
+/**
+ * transport × protocol × skipNegotiation (skipNegotiation only exists for WebSockets), without
+ * Server-Sent Events × MessagePack. The same list in both modes: build its connections with
+ * `buildHubConnection()` or `connect()`, which take skipNegotiation through the relay too.
+ */
 export const VARIANTS = TRANSPORT_PROTOCOLS.flatMap(({ transport, protocol }) =>
-    (transport === "WebSockets" && !SERVICE_MODE ? [false, true] : [false]).map((skipNegotiation) => ({
+    (transport === "WebSockets" ? [false, true] : [false]).map((skipNegotiation) => ({
         transport,
         protocol,
         skipNegotiation,
@@ -59,7 +63,8 @@ export function transportType(transport) {
 const openConnections = new Set();
 
 /**
- * Builds (does not start) a HubConnection.
+ * Builds (does not start) a HubConnection to `url` as given. With skipNegotiation in service
+ * mode the client must be given the relay's URL and token: use buildHubConnection() then.
  * @param {string} url full hub URL
  * @param {{protocol?: string, skipNegotiation?: boolean, transport?: number | string,
  *          accessTokenFactory?: () => string | Promise<string>, headers?: Record<string,string>,
@@ -120,9 +125,44 @@ export function buildConnection(url, options = {}) {
     return connection;
 }
 
-/** Builds and starts a HubConnection (see buildConnection). */
+/**
+ * The URL and buildConnection() options to reach the hub at `url` with. Unchanged self-hosted,
+ * and through the relay when the client negotiates (negotiate redirects it). Through the relay
+ * with skipNegotiation, the client cannot learn the relay's URL and token by itself: it gets
+ * them as an app would hand them out. This POSTs the app server's negotiate with what the
+ * client's own negotiate would carry (`Authorization: Bearer` from `accessTokenFactory`, so the
+ * relay's token carries the user's claims; the `headers`), reads `url` and `accessToken` from
+ * the redirect, and returns the relay's hub URL with an `accessTokenFactory` returning the
+ * relay's token.
+ * @param {string} url full hub URL at the server under test (may have a query string)
+ * @param {object} [options] buildConnection() options
+ * @returns {Promise<{url: string, options: object}>}
+ */
+export async function resolveHub(url, options = {}) {
+    if (!SERVICE_MODE || !options.skipNegotiation) {
+        return { url, options };
+    }
+    const bearer = options.accessTokenFactory ? await options.accessTokenFactory() : undefined;
+    const relay = await redirectedEndpoint(url, { accessToken: bearer, headers: options.headers });
+    return { url: relay.url, options: { ...options, accessTokenFactory: () => relay.accessToken } };
+}
+
+/**
+ * Builds (does not start) a HubConnection for any variant: buildConnection() after
+ * resolveHub(), so skipNegotiation works through the relay too. Self-hosted the same as
+ * buildConnection().
+ * @param {string} url full hub URL
+ * @param {object} [options] buildConnection() options
+ * @returns {Promise<HubConnection>}
+ */
+export async function buildHubConnection(url, options = {}) {
+    const resolved = await resolveHub(url, options);
+    return buildConnection(resolved.url, resolved.options);
+}
+
+/** Builds (see buildHubConnection) and starts a HubConnection. */
 export async function connect(url, options = {}) {
-    const connection = buildConnection(url, options);
+    const connection = await buildHubConnection(url, options);
     await withTimeout(connection.start(), WAIT_MS, `start() of ${url}`);
     return connection;
 }

@@ -360,20 +360,35 @@ export class HubEndpoint {
 
 /**
  * How to reach the hub at `path` (e.g. "/testhub") of the server at `baseUrl`. Self-hosted:
- * `baseUrl + path`. In service mode: POSTs the app server's negotiate, which must answer a
- * redirect `{url, accessToken}`, and returns the relay's hub URL with that token.
+ * `baseUrl + path`. In service mode: the relay's hub URL and token from the app server's
+ * negotiate redirect (`redirectedEndpoint()`).
  * @returns {Promise<HubEndpoint>}
  */
 export async function hubEndpoint(baseUrl, path) {
     if (!SERVICE_MODE) {
         return new HubEndpoint(`${baseUrl}${path}`);
     }
-    const res = await negotiate(baseUrl, path);
-    const { url, accessToken } = res.json ?? {};
-    if (res.status !== 200 || typeof url !== "string" || typeof accessToken !== "string") {
-        throw new Error(`POST ${path}/negotiate did not answer a redirect with a token: HTTP ${res.status} ${res.text}`);
+    return await redirectedEndpoint(`${baseUrl}${path}`);
+}
+
+/**
+ * Follows the negotiate redirect of the app server whose hub URL is `url` (service mode): POSTs
+ * its negotiate, which must answer `{url, accessToken}`, and returns the relay's hub URL with
+ * that token.
+ * @param {string} url the app server's hub URL (may have a query string, which the redirect keeps)
+ * @param {{accessToken?: string, headers?: Record<string,string>}} [options] `accessToken`: the
+ *   app's bearer token (for hubs that need one), sent as `Authorization: Bearer`; `headers`: more
+ *   request headers
+ * @returns {Promise<HubEndpoint>}
+ */
+export async function redirectedEndpoint(url, { accessToken, headers } = {}) {
+    const app = new HubEndpoint(url, accessToken);
+    const res = await app.negotiate({ headers });
+    const { url: relayUrl, accessToken: relayToken } = res.json ?? {};
+    if (res.status !== 200 || typeof relayUrl !== "string" || typeof relayToken !== "string") {
+        throw new Error(`POST ${app.negotiateUrl()} did not answer a redirect with a token: HTTP ${res.status} ${res.text}`);
     }
-    return new HubEndpoint(url, accessToken);
+    return new HubEndpoint(relayUrl, relayToken);
 }
 
 /**

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { LogLevel } from "@microsoft/signalr";
 import { useServer } from "../lib/server.mjs";
 import { SERVICE_MODE, VARIANTS, TEST_TIMEOUT, buildConnection, connect, fetchToken, rejection, useConnectionCleanup, withTimeout, WAIT_MS } from "../lib/hub.mjs";
-import { assertJsonCompletion, negotiate, RawSocket, RS, UpgradeRefused } from "../lib/raw.mjs";
+import { assertJsonCompletion, HubEndpoint, negotiate, RawSocket, redirectedEndpoint, RS, UpgradeRefused } from "../lib/raw.mjs";
 
 const server = useServer();
 useConnectionCleanup();
@@ -69,33 +69,69 @@ describe("/authorizedhub over raw HTTP", () => {
     });
 });
 
+/**
+ * Where a skipNegotiation client that presents `clientToken` (undefined: none) connects, and a
+ * HubEndpoint with that URL and token to probe it raw. Self-hosted: the server's /authorizedhub.
+ * In service mode: the relay's hub URL, as the app server's redirect hands it to a user with a
+ * valid bearer token; the client then presents `clientToken` instead of the relay's token.
+ * @returns {Promise<{url: string, probe: HubEndpoint}>}
+ */
+async function skipNegotiationTarget(clientToken) {
+    let url = `${server.url}/authorizedhub`;
+    if (SERVICE_MODE) {
+        ({ url } = await redirectedEndpoint(url, { accessToken: await fetchToken(server.url) }));
+    }
+    return { url, probe: new HubEndpoint(url, clientToken) };
+}
+
+/** Asserts that the WebSocket upgrade of `endpoint` (its token in access_token, if any) is refused with 401. */
+async function assertUpgradeRefused(endpoint) {
+    const err = await rejection(RawSocket.open(endpoint.wsUrl()), "WebSocket open");
+    assert.ok(err instanceof UpgradeRefused, `expected an HTTP refusal, got ${err}`);
+    assert.equal(err.statusCode, 401, `${endpoint.url} without a valid token`);
+}
+
 for (const variant of VARIANTS) {
     const { protocol, skipNegotiation, transport } = variant;
     describe(`/authorizedhub over ${variant.name}`, () => {
         it("start() without a token fails with 401", opts, async () => {
-            const c = buildConnection(`${server.url}/authorizedhub`, { protocol, skipNegotiation, transport, logLevel: LogLevel.None });
-            const err = await rejection(withTimeout(c.start(), WAIT_MS, "start()"), "start()");
             if (skipNegotiation) {
-                // No negotiate: the refused upgrade surfaces as the client's generic WebSocket error.
+                // No negotiate: the client opens the hub's WebSocket (through the relay: the relay's
+                // URL, without its token), whose refused upgrade (401) surfaces as the client's
+                // generic WebSocket error.
+                const { url, probe } = await skipNegotiationTarget(undefined);
+                const c = buildConnection(url, { protocol, skipNegotiation, transport, logLevel: LogLevel.None });
+                const err = await rejection(withTimeout(c.start(), WAIT_MS, "start()"), "start()");
                 assert.match(err.message, /^WebSocket failed to connect\./);
+                await assertUpgradeRefused(probe);
             } else {
+                const c = buildConnection(`${server.url}/authorizedhub`, { protocol, skipNegotiation, transport, logLevel: LogLevel.None });
+                const err = await rejection(withTimeout(c.start(), WAIT_MS, "start()"), "start()");
                 assert.equal(err.message, UNAUTHORIZED_NEGOTIATE);
             }
         });
 
         it("start() with an invalid token fails", opts, async () => {
-            const c = buildConnection(`${server.url}/authorizedhub`, {
-                protocol, skipNegotiation, transport, logLevel: LogLevel.None, accessTokenFactory: () => "invalid.token.value",
-            });
-            const err = await rejection(withTimeout(c.start(), WAIT_MS, "start()"), "start()");
+            const accessTokenFactory = () => "invalid.token.value";
             if (skipNegotiation) {
+                // Through the relay, the relay's URL with an invalid token instead of the relay's.
+                const { url, probe } = await skipNegotiationTarget(accessTokenFactory());
+                const c = buildConnection(url, { protocol, skipNegotiation, transport, logLevel: LogLevel.None, accessTokenFactory });
+                const err = await rejection(withTimeout(c.start(), WAIT_MS, "start()"), "start()");
                 assert.match(err.message, /^WebSocket failed to connect\./);
+                await assertUpgradeRefused(probe);
             } else {
+                const c = buildConnection(`${server.url}/authorizedhub`, {
+                    protocol, skipNegotiation, transport, logLevel: LogLevel.None, accessTokenFactory,
+                });
+                const err = await rejection(withTimeout(c.start(), WAIT_MS, "start()"), "start()");
                 assert.equal(err.message, UNAUTHORIZED_NEGOTIATE);
             }
         });
 
         it("Echo works with a token from /generateJwtToken (accessTokenFactory)", opts, async () => {
+            // Through the relay with skipNegotiation, the relay's token comes from the app
+            // server's negotiate with this bearer token (connect() → resolveHub()).
             const c = await connect(`${server.url}/authorizedhub`, {
                 protocol, skipNegotiation, transport, accessTokenFactory: () => fetchToken(server.url),
             });

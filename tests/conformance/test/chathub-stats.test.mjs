@@ -49,6 +49,7 @@ describe("GET /stats", () => {
     it("counts ChatHub connects and disconnects", opts, async () => {
         const before = await stats();
         const clients = [];
+        // The third client skips negotiation (through the relay connect() hands it the relay's URL and token).
         for (const protocol of ["json", "messagepack", "json"]) {
             clients.push(await connect(`${server.url}/chathub`, { protocol, skipNegotiation: protocol === "json" && clients.length > 0 }));
         }

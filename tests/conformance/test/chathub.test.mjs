@@ -9,7 +9,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { useServer } from "../lib/server.mjs";
 import {
-    SERVICE_MODE, TRANSPORT_PROTOCOLS, VARIANTS, TEST_TIMEOUT, buildConnection, closed, fetchToken, Inbox, nonce, useConnectionCleanup,
+    TRANSPORT_PROTOCOLS, VARIANTS, TEST_TIMEOUT, buildHubConnection, closed, fetchToken, Inbox, nonce, useConnectionCleanup,
     withTimeout, WAIT_MS,
 } from "../lib/hub.mjs";
 
@@ -20,14 +20,18 @@ const opts = { timeout: TEST_TIMEOUT };
 const CHAT_METHODS = ["Send", "GroupMessage", "UserMessage", "Direct", "Measure"];
 const SENTINEL = "__sentinel__";
 
-/** Starts a ChatHub client that records every chat client method call. */
+/**
+ * Starts a ChatHub client that records every chat client method call. The user is `user` (query)
+ * or the name identifier of `token`; through the relay a skipNegotiation client gets the relay's
+ * URL and token for that user from the app server (buildHubConnection()).
+ */
 async function chatClient({ protocol = "json", skipNegotiation = false, transport = "WebSockets", user, token } = {}) {
     const url = `${server.url}/chathub${user ? `?user=${encodeURIComponent(user)}` : ""}`;
     const options = { protocol, skipNegotiation, transport };
     if (token) {
         options.accessTokenFactory = () => token;
     }
-    const connection = buildConnection(url, options);
+    const connection = await buildHubConnection(url, options);
     const inbox = new Inbox(connection, CHAT_METHODS);
     await withTimeout(connection.start(), WAIT_MS, `start() of ${url}`);
     return { connection, inbox, id: connection.connectionId };
@@ -343,9 +347,8 @@ describe("ChatHub with mixed clients", () => {
         const n = nonce();
         const json = await chatClient({ protocol: "json" });
         const msgpack = await chatClient({ protocol: "messagepack" });
-        // Through a relay clients must negotiate; the two "skipped" clients negotiate there.
-        const skipped = await chatClient({ protocol: "json", skipNegotiation: !SERVICE_MODE });
-        const skippedMsgpack = await chatClient({ protocol: "messagepack", skipNegotiation: !SERVICE_MODE });
+        const skipped = await chatClient({ protocol: "json", skipNegotiation: true });
+        const skippedMsgpack = await chatClient({ protocol: "messagepack", skipNegotiation: true });
         const all = [json, msgpack, skipped, skippedMsgpack];
         await msgpack.connection.invoke("Broadcast", "mixed ✓", `payload 你好 ${n}`);
         const logs = await flush(json, all, n);
@@ -358,7 +361,7 @@ describe("ChatHub with mixed clients", () => {
         const n = nonce();
         const group = `mixed-${n}`;
         const json = await chatClient({ protocol: "json" });
-        const msgpack = await chatClient({ protocol: "messagepack", skipNegotiation: !SERVICE_MODE });
+        const msgpack = await chatClient({ protocol: "messagepack", skipNegotiation: true });
         await json.connection.invoke("JoinGroup", group);
         await msgpack.connection.invoke("JoinGroup", group);
         await json.connection.invoke("SendToGroup", group, `both ${n}`);
@@ -366,6 +369,20 @@ describe("ChatHub with mixed clients", () => {
         for (const log of logs) {
             assert.deepEqual(log, [call("GroupMessage", group, `both ${n}`)]);
         }
+    });
+
+    it("SendToUser reaches skipNegotiation clients of a user given by ?user= or a bearer token", opts, async () => {
+        // Through the relay the user goes with the relay's token the app server handed out.
+        const n = nonce();
+        const dave = `dave-${n}`;
+        const byQuery = await chatClient({ protocol: "json", skipNegotiation: true, user: dave });
+        const byToken = await chatClient({ protocol: "messagepack", skipNegotiation: true, token: await fetchToken(server.url, dave) });
+        const other = await chatClient({ protocol: "json", skipNegotiation: true, user: `erin-${n}` });
+        await other.connection.invoke("SendToUser", dave, `to dave ${n}`);
+        const [logQuery, logToken, logOther] = await flush(other, [byQuery, byToken, other], n);
+        assert.deepEqual(logQuery, [call("UserMessage", `to dave ${n}`)]);
+        assert.deepEqual(logToken, [call("UserMessage", `to dave ${n}`)]);
+        assert.deepEqual(logOther, []);
     });
 
     it("SendToConnection reaches a connection by the id the client got from negotiate", opts, async () => {

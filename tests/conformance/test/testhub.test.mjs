@@ -9,7 +9,7 @@ import { HubConnectionState, Subject as SignalRSubject } from "@microsoft/signal
 import { Subject as RxSubject } from "rxjs";
 import { useServer } from "../lib/server.mjs";
 import {
-    VARIANTS, TEST_TIMEOUT, buildConnection, closed, collectStream, connect, delay, getUserAgentHeader,
+    VARIANTS, TEST_TIMEOUT, buildHubConnection, closed, collectStream, connect, delay, getUserAgentHeader,
     httpGet, Inbox, rejection, useConnectionCleanup, withTimeout, WAIT_MS,
 } from "../lib/hub.mjs";
 
@@ -34,7 +34,8 @@ for (const variant of VARIANTS) {
     const { protocol, skipNegotiation, transport } = variant;
     const hubUrl = (query = "") => `${server.url}/testhub${query}`;
     const base = { protocol, skipNegotiation, transport };
-    const build = (extra = {}, query = "") => buildConnection(hubUrl(query), { ...base, ...extra });
+    // Through the relay, a skipNegotiation client is given the relay's URL and token (resolveHub()).
+    const build = (extra = {}, query = "") => buildHubConnection(hubUrl(query), { ...base, ...extra });
     const open = (extra = {}, query = "") => connect(hubUrl(query), { ...base, ...extra });
 
     describe(`TestHub over ${variant.name}`, () => {
@@ -77,7 +78,7 @@ for (const variant of VARIANTS) {
 
         if (skipNegotiation) {
             it("connectionId is null on the client; GetCallerConnectionId still returns an id", opts, async () => {
-                const c = build();
+                const c = await build();
                 assert.equal(c.connectionId, null);
                 await withTimeout(c.start(), WAIT_MS, "start()");
                 assert.equal(c.connectionId, null);
@@ -87,7 +88,7 @@ for (const variant of VARIANTS) {
             });
         } else {
             it("GetCallerConnectionId equals connection.connectionId", opts, async () => {
-                const c = build();
+                const c = await build();
                 assert.equal(c.connectionId, null);
                 await withTimeout(c.start(), WAIT_MS, "start()");
                 assert.equal(typeof c.connectionId, "string");
@@ -124,7 +125,7 @@ for (const variant of VARIANTS) {
         });
 
         it("InvokeWithString calls the client's Message handler (handler names case-insensitive)", opts, async () => {
-            const c = build();
+            const c = await build();
             const lower = [];
             const mixed = [];
             c.on("message", (m) => lower.push(m));
@@ -141,7 +142,7 @@ for (const variant of VARIANTS) {
         });
 
         it("send() (fire and forget) of InvokeWithString still delivers Message", opts, async () => {
-            const c = build();
+            const c = await build();
             const inbox = new Inbox(c, ["Message"]);
             await withTimeout(c.start(), WAIT_MS, "start()");
             const sent = await c.send("InvokeWithString", "fire and forget");
@@ -160,7 +161,7 @@ for (const variant of VARIANTS) {
         });
 
         it("SendCustomObject calls CustomObject with the same PascalCase object", opts, async () => {
-            const c = build();
+            const c = await build();
             const inbox = new Inbox(c, ["CustomObject"]);
             await withTimeout(c.start(), WAIT_MS, "start()");
             await c.invoke("SendCustomObject", { Name: "test", Value: 42 });
@@ -315,7 +316,7 @@ for (const variant of VARIANTS) {
         });
 
         it("stop() closes cleanly (onclose without error) and the connection can be restarted", opts, async () => {
-            const c = build();
+            const c = await build();
             const closes = [];
             c.onclose((e) => closes.push(e));
             await withTimeout(c.start(), WAIT_MS, "start()");
@@ -330,7 +331,7 @@ for (const variant of VARIANTS) {
             assert.deepEqual(closes, [undefined, undefined]);
         });
         it("handlers stay registered across a restart (server calls reach them after the second start)", opts, async () => {
-            const c = build();
+            const c = await build();
             const inbox = new Inbox(c, ["Message"]);
             await withTimeout(c.start(), WAIT_MS, "start()");
             const firstId = c.connectionId;
@@ -347,7 +348,7 @@ for (const variant of VARIANTS) {
         });
 
         it("200 sends in a burst call Message in order, each exactly once", opts, async () => {
-            const c = build();
+            const c = await build();
             const inbox = new Inbox(c, ["Message"]);
             await withTimeout(c.start(), WAIT_MS, "start()");
             const n = 200;
@@ -422,7 +423,7 @@ for (const variant of VARIANTS) {
         });
 
         it("disposing an InfiniteStream subscription at once makes the server call StreamCanceled", opts, async () => {
-            const c = build();
+            const c = await build();
             const inbox = new Inbox(c, ["StreamCanceled"]);
             await withTimeout(c.start(), WAIT_MS, "start()");
             const events = [];
@@ -438,7 +439,7 @@ for (const variant of VARIANTS) {
         });
 
         it("disposing a running InfiniteStream subscription makes the server call StreamCanceled once", opts, async () => {
-            const c = build();
+            const c = await build();
             const inbox = new Inbox(c, ["StreamCanceled", "Message"]);
             await withTimeout(c.start(), WAIT_MS, "start()");
             const events = [];
@@ -563,7 +564,7 @@ for (const variant of VARIANTS) {
 
         /** Starts a connection with the given Result handlers; returns it and its server-side id. */
         async function resultClient(...handlers) {
-            const c = build();
+            const c = await build();
             for (const handler of handlers) {
                 c.on("Result", handler);
             }
@@ -628,7 +629,7 @@ for (const variant of VARIANTS) {
         // ---- automatic reconnect ----
 
         it("withAutomaticReconnect: a lost connection reconnects (new negotiate, new connection id)", opts, async () => {
-            const c = build({ automaticReconnect: [0, 200, 1000] });
+            const c = await build({ automaticReconnect: [0, 200, 1000] });
             const reconnecting = new Promise((resolve) => c.onreconnecting(resolve));
             const reconnected = new Promise((resolve) => c.onreconnected(resolve));
             await withTimeout(c.start(), WAIT_MS, "start()");

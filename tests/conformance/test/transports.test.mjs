@@ -194,6 +194,7 @@ async function echoConnection(transport, format, extra = {}) {
     return { connection, receive, closes };
 }
 
+// /echo is the app server's own raw connection, never behind the relay: reached directly in both modes.
 describe("raw /echo through HttpConnection", () => {
     for (const transport of TRANSPORTS) {
         it(`echoes text over ${transport}`, opts, async () => {
