@@ -304,3 +304,68 @@ impl RawSender {
         self.conn.closing().is_cancelled()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(records: &[&str]) -> BytesMut {
+        let mut out = BytesMut::new();
+        for record in records {
+            out.extend_from_slice(record.as_bytes());
+            out.extend_from_slice(&[framing::RECORD_SEPARATOR]);
+        }
+        out
+    }
+
+    #[test]
+    fn raw_stateful_records_acks_sequences_and_duplicates() {
+        let stateful = Stateful::new(1000);
+        stateful.activate_raw(Protocol::Json);
+        let invocation = r#"{"arguments":[1],"target":"A","type":1}"#;
+        let ping = r#"{"type":6}"#;
+
+        // Tracked messages are passed on and counted; an Ack from the client is consumed; a
+        // partial record waits for the rest.
+        stateful.sent(&Bytes::from_static(b"{\"type\":1}\x1e"));
+        let mut pending = json(&[invocation, r#"{"type":8,"sequenceId":1}"#, ping]);
+        pending.extend_from_slice(b"{\"type\":1,\"tar");
+        let kept = take_records(&mut pending, &stateful, Protocol::Json, None).unwrap();
+        assert_eq!(&kept[..], json(&[invocation, ping]).as_ref());
+        assert_eq!(&pending[..], b"{\"type\":1,\"tar");
+        assert_eq!(stateful.replay().1.len(), 0, "the Ack released what was sent");
+        assert_eq!(stateful.ack_due(), Some(1));
+
+        // After a new socket: nothing tracked passes before the client's Sequence, and what
+        // the client replays that was already passed on is dropped.
+        pending.clear();
+        stateful.reconnected();
+        let second = r#"{"arguments":[2],"target":"A","type":1}"#;
+        let mut pending = json(&[r#"{"type":9,"sequenceId":1}"#, invocation, second]);
+        let kept = take_records(&mut pending, &stateful, Protocol::Json, None).unwrap();
+        assert_eq!(
+            &kept[..],
+            json(&[second]).as_ref(),
+            "the replayed first invocation is dropped"
+        );
+
+        // A Sequence past what was received ends the connection with the reference text.
+        stateful.reconnected();
+        let mut pending = json(&[r#"{"type":9,"sequenceId":10}"#]);
+        let error = take_records(&mut pending, &stateful, Protocol::Json, None).unwrap_err();
+        assert_eq!(error, crate::connection::stateful::SEQUENCE_TOO_LARGE);
+    }
+
+    #[test]
+    fn raw_stateful_records_refuse_oversized_and_malformed_input() {
+        let stateful = Stateful::new(1000);
+        stateful.activate_raw(Protocol::MessagePack);
+        let mut prefix = Vec::new();
+        framing::write_varint(&mut prefix, 1 << 20);
+        let mut pending = BytesMut::from(&prefix[..]);
+        assert!(take_records(&mut pending, &stateful, Protocol::MessagePack, Some(32 * 1024)).is_err());
+        // An Ack whose body is not a valid message is an error, not a panic.
+        let mut pending = BytesMut::from(&[0x02, 0x92, 0x08][..]);
+        assert!(take_records(&mut pending, &stateful, Protocol::MessagePack, None).is_err());
+    }
+}
