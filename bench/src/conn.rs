@@ -1,5 +1,6 @@
 //! Opening connections: source-address spreading, SignalR negotiate (following a service-mode
-//! redirect), the WebSocket upgrade with small buffers, and the SignalR handshake.
+//! redirect), the WebSocket upgrade with small buffers, and the SignalR handshake or the
+//! Engine.IO / Socket.IO opening (`0{…}` open packet, `40` connect, `40{"sid":…}` ack).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -229,13 +230,71 @@ pub async fn negotiate(source: Ipv4Addr, endpoint: &str) -> Result<String, Strin
     Err("too many negotiate redirects".into())
 }
 
+/// The Engine.IO v4 WebSocket URL of a Socket.IO server at `endpoint` (its path is ignored):
+/// `ws://host:port/socket.io/?EIO=4&transport=websocket`.
+pub fn socketio_url(endpoint: &str) -> Result<String, String> {
+    let url = Url::parse(endpoint)?;
+    Ok(Url {
+        authority: url.authority,
+        path: "/socket.io/".into(),
+        query: "EIO=4&transport=websocket".into(),
+    }
+    .to_string_with("ws"))
+}
+
+/// Reads the next text or binary message, skipping control frames, within 15 s.
+async fn next_data(ws: &mut Ws, what: &str) -> Result<Message, String> {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(15), ws.next())
+            .await
+            .map_err(|_| format!("no {what} in 15 s"))?
+            .ok_or_else(|| format!("closed before the {what}"))?
+            .map_err(|e| format!("{what} read: {e}"))?;
+        match msg {
+            Message::Text(_) | Message::Binary(_) => return Ok(msg),
+            Message::Close(c) => return Err(format!("closed before the {what}: {c:?}")),
+            _ => {}
+        }
+    }
+}
+
+/// The Socket.IO opening on a fresh Engine.IO WebSocket: the server's open packet `0{"sid":…}`,
+/// the client's connect `40` to the main namespace, the server's ack `40{"sid":…}`.
+async fn socketio_open(ws: &mut Ws) -> Result<(), String> {
+    let open = next_data(ws, "Engine.IO open packet").await?;
+    let open = open.to_text().map_err(|_| "binary Engine.IO open packet".to_owned())?;
+    if !open.starts_with("0{") || !open.contains("\"sid\"") {
+        return Err(format!("expected an Engine.IO open packet, got {open:.80}"));
+    }
+    ws.send(Message::text("40"))
+        .await
+        .map_err(|e| format!("Socket.IO connect send: {e}"))?;
+    loop {
+        let msg = next_data(ws, "Socket.IO connect ack").await?;
+        let text = msg
+            .to_text()
+            .map_err(|_| "binary frame before the connect ack".to_owned())?;
+        if text.starts_with("40") {
+            return Ok(());
+        }
+        if text == "2" {
+            ws.send(Message::text("3")).await.map_err(|e| format!("pong: {e}"))?;
+            continue;
+        }
+        if text.starts_with("44") || text.starts_with("41") || text == "1" {
+            return Err(format!("Socket.IO connect refused: {text:.200}"));
+        }
+    }
+}
+
 /// Opens the `index`-th connection to `endpoint` in `mode`: negotiate (SignalR modes),
-/// WebSocket upgrade from source address [`source_ip`]`(index)`, SignalR handshake.
-/// Returns the socket and any messages that arrived together with the handshake response.
+/// WebSocket upgrade from source address [`source_ip`]`(index)`, SignalR handshake or Socket.IO
+/// opening. Returns the socket and any messages that arrived together with the handshake response.
 pub async fn connect(endpoint: &str, mode: Mode, index: usize) -> Result<(Ws, Vec<Incoming>), String> {
     let source = source_ip(index);
     let ws_url = match mode {
         Mode::Raw => Url::parse(endpoint)?.to_string_with("ws"),
+        Mode::SocketIo => socketio_url(endpoint)?,
         Mode::Json | Mode::MsgPack => negotiate(source, endpoint).await?,
     };
     let url = Url::parse(&ws_url)?;
@@ -250,6 +309,9 @@ pub async fn connect(endpoint: &str, mode: Mode, index: usize) -> Result<(Ws, Ve
         .await
         .map_err(|e| format!("WebSocket upgrade to {}: {e}", url.path))?;
     let mut early = Vec::new();
+    if mode == Mode::SocketIo {
+        socketio_open(&mut ws).await?;
+    }
     if let Some(handshake) = mode.handshake() {
         ws.send(Message::text(handshake))
             .await
@@ -284,6 +346,11 @@ fn decode_into(mode: Mode, data: &[u8], text: bool, out: &mut Vec<Incoming>) -> 
         }
         (Mode::Json, _) | (Mode::MsgPack, true) => proto::decode_json(data, out),
         (Mode::MsgPack, false) => proto::decode_msgpack(data, out),
+        (Mode::SocketIo, true) => {
+            out.push(proto::decode_socketio(data)?);
+            Ok(())
+        }
+        (Mode::SocketIo, false) => Err("unexpected binary frame in Socket.IO mode".into()),
     }
 }
 
@@ -329,6 +396,10 @@ mod tests {
         assert_eq!(source_ip(0), Ipv4Addr::new(127, 0, 0, 2));
         assert_eq!(source_ip(7), Ipv4Addr::new(127, 0, 0, 9));
         assert_eq!(source_ip(8), Ipv4Addr::new(127, 0, 0, 2));
+        assert_eq!(
+            socketio_url("http://127.0.0.1:5/").unwrap(),
+            "ws://127.0.0.1:5/socket.io/?EIO=4&transport=websocket"
+        );
     }
 
     #[test]

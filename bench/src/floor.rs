@@ -64,7 +64,7 @@ async fn connection(
     let mut delivered = 0u64;
     let mut keep = move || {
         delivered += 1;
-        stats.drop_every == 0 || delivered % stats.drop_every != 0
+        stats.drop_every == 0 || !delivered.is_multiple_of(stats.drop_every)
     };
     loop {
         tokio::select! {

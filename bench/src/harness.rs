@@ -1,6 +1,8 @@
 //! The harness: starts the servers under test (pinned to one core), runs the load generator in
-//! a child process (pinned to the other), interleaves targets and repetitions, samples server
-//! CPU and memory from `/proc`, and writes the results.
+//! a child process (pinned to the other), interleaves targets and repetitions, raises the
+//! open-loop load until latency breaks, samples server CPU and memory from `/proc`, and writes
+//! the results. The Node.js comparators' packages are installed here (`npm ci` in `bench/node`)
+//! when missing.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -12,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::load::{LoadResult, LoadSpec, Scenario};
 use crate::proto::Mode;
-use crate::{procstat, report};
+use crate::{node, procstat, report};
 
 /// CPU (% of one core) that other processes may use during a window before the run is repeated.
 pub const INTERFERENCE_PCT: f64 = 25.0;
@@ -22,6 +24,14 @@ pub const ATTEMPTS: usize = 3;
 const RETRY_PAUSE: Duration = Duration::from_secs(5);
 /// Longest wait for other processes to calm down before a run.
 const QUIET_WAIT: Duration = Duration::from_secs(240);
+/// Open loop: the latency bound of Azure SignalR's unit figures (p99 below 1 s), in µs; the
+/// load stops rising for a target once its p99 reaches it.
+pub const OPEN_LOOP_BOUND_US: f64 = 1_000_000.0;
+/// Open loop: the strict latency bound (p99 below 100 ms), in µs.
+pub const OPEN_LOOP_STRICT_US: f64 = 100_000.0;
+/// Connections one point may open at most: one process may hold 20,000 open files on the
+/// project's machines, and the relay holds its clients plus its server connections.
+pub const MAX_CONNS: usize = 18_000;
 
 /// CPU used by processes other than `ours` (and this one) over `span`, in % of one core.
 fn foreign_cpu_pct(ours: &[String], span: Duration) -> Option<f64> {
@@ -61,6 +71,20 @@ fn wait_for_quiet(ours: &[String]) -> f64 {
     }
 }
 
+/// Waits (up to 30 s) until the processes `pids` use less than 10% of a core, sampled over a
+/// quarter of a second: after an overloaded open-loop run, before the next target's run.
+fn settle(pids: &[String]) {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        let cpu = || pids.iter().filter_map(|p| procstat::cpu_micros(p)).sum::<u64>();
+        let before = cpu();
+        std::thread::sleep(Duration::from_millis(250));
+        if (cpu().saturating_sub(before) as f64) < 0.1 * 250_000.0 {
+            return;
+        }
+    }
+}
+
 /// Access key shared by the relay and the service-mode hub during a run (local only).
 const ACCESS_KEY: &str = "switchboard-bench-local-access-key-0123456789";
 
@@ -74,6 +98,12 @@ pub enum Deployment {
     Direct,
     /// `switchboard-service` + `conformance-server --service`: clients go through the relay.
     Relay,
+    /// The Node.js `ws` 8 server (`bench/node/ws-server.mjs`), the floor's operations.
+    NodeWs,
+    /// The Node.js socket.io 4.8 server (`bench/node/socketio-server.mjs`).
+    SocketIo,
+    /// The socketioxide (Rust Socket.IO) server (`socketioxide-server`).
+    Socketioxide,
 }
 
 impl Deployment {
@@ -83,6 +113,39 @@ impl Deployment {
             Deployment::Floor => "floor",
             Deployment::Direct => "direct",
             Deployment::Relay => "relay",
+            Deployment::NodeWs => "node-ws",
+            Deployment::SocketIo => "socketio",
+            Deployment::Socketioxide => "socketioxide",
+        }
+    }
+
+    /// Whether the deployment runs on Node.js (needs `node` and `bench/node/node_modules`).
+    pub fn is_node(self) -> bool {
+        matches!(self, Deployment::NodeWs | Deployment::SocketIo)
+    }
+
+    /// Whether this is Switchboard (self-hosted or through the relay).
+    pub fn is_switchboard(self) -> bool {
+        matches!(self, Deployment::Direct | Deployment::Relay)
+    }
+
+    /// The protocol of the readiness probe.
+    fn probe_mode(self) -> Mode {
+        match self {
+            Deployment::Floor | Deployment::NodeWs => Mode::Raw,
+            Deployment::Direct | Deployment::Relay => Mode::Json,
+            Deployment::SocketIo | Deployment::Socketioxide => Mode::SocketIo,
+        }
+    }
+
+    /// The binaries of this workspace it runs (looked for in `--bin-dir`).
+    fn binaries(self) -> &'static [&'static str] {
+        match self {
+            Deployment::Floor => &["floor-server"],
+            Deployment::Direct => &["conformance-server"],
+            Deployment::Relay => &["switchboard-service", "conformance-server"],
+            Deployment::NodeWs | Deployment::SocketIo => &[],
+            Deployment::Socketioxide => &["socketioxide-server"],
         }
     }
 }
@@ -97,8 +160,8 @@ pub struct Target {
 }
 
 impl Target {
-    /// Every target, in report order.
-    pub const ALL: [Target; 5] = [
+    /// Every target, in report order: the floor, Switchboard, the comparators.
+    pub const ALL: [Target; 8] = [
         Target {
             deployment: Deployment::Floor,
             mode: Mode::Raw,
@@ -119,19 +182,46 @@ impl Target {
             deployment: Deployment::Relay,
             mode: Mode::MsgPack,
         },
+        Target {
+            deployment: Deployment::NodeWs,
+            mode: Mode::Raw,
+        },
+        Target {
+            deployment: Deployment::SocketIo,
+            mode: Mode::SocketIo,
+        },
+        Target {
+            deployment: Deployment::Socketioxide,
+            mode: Mode::SocketIo,
+        },
     ];
 
-    /// `floor`, `direct-json`, `relay-msgpack`, …
+    /// `floor`, `direct-json`, `relay-msgpack`, `node-ws`, `socketio`, `socketioxide`.
     pub fn name(self) -> String {
-        match self.deployment {
-            Deployment::Floor => "floor".to_owned(),
-            d => format!("{}-{}", d.name(), self.mode.name()),
+        if self.deployment.is_switchboard() {
+            format!("{}-{}", self.deployment.name(), self.mode.name())
+        } else {
+            self.deployment.name().to_owned()
+        }
+    }
+
+    /// Whether the target takes part in a scenario: the comparators run echo, broadcast and
+    /// idle (they have no client-method echo, no groups); the open-loop ramp runs on the floor
+    /// and Switchboard; idle memory runs one protocol per deployment (JSON for Switchboard).
+    pub fn supports(self, scenario: &str) -> bool {
+        match scenario {
+            "echo" | "broadcast" => true,
+            "echo-measure" | "group" | "open-loop" => {
+                self.deployment == Deployment::Floor || self.deployment.is_switchboard()
+            }
+            "idle" => self.mode != Mode::MsgPack,
+            _ => false,
         }
     }
 }
 
 /// Scenario names `run` knows, in run order.
-pub const SCENARIOS: [&str; 5] = ["echo", "echo-measure", "broadcast", "group", "idle"];
+pub const SCENARIOS: [&str; 6] = ["echo", "echo-measure", "broadcast", "group", "open-loop", "idle"];
 
 /// What to run: the scenario points, repetitions and timings.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -157,6 +247,17 @@ pub struct Plan {
     pub window: usize,
     /// Connections for the idle-memory scenario.
     pub idle_conns: Vec<usize>,
+    /// Open loop: the connection counts tried, in rising order, per target until p99 reaches
+    /// [`OPEN_LOOP_BOUND_US`].
+    pub open_loop_conns: Vec<usize>,
+    /// Open loop: payload bytes of each `Echo`.
+    pub open_loop_payload: usize,
+    /// Open loop: `Echo` requests per second per connection.
+    pub open_loop_rate: f64,
+    /// Open loop: traffic before the window, in milliseconds.
+    pub open_loop_warmup_ms: u64,
+    /// Open loop: window length, in milliseconds.
+    pub open_loop_duration_ms: u64,
     /// Repetitions of everything.
     pub reps: usize,
     /// Warm-up before each window, in milliseconds.
@@ -165,7 +266,7 @@ pub struct Plan {
     pub duration_ms: u64,
     /// Time idle connections settle before memory is read, in milliseconds.
     pub idle_settle_ms: u64,
-    /// Scenarios to run (`echo`, `broadcast`, `idle`).
+    /// Scenarios to run (names as in [`SCENARIOS`]).
     pub scenarios: Vec<String>,
     /// Targets to run (names as [`Target::name`]).
     pub targets: Vec<String>,
@@ -178,7 +279,7 @@ impl Default for Plan {
 }
 
 impl Plan {
-    /// The full benchmark (about 20 minutes on two cores).
+    /// The full benchmark (about 50 minutes on two cores).
     pub fn full() -> Self {
         Self {
             echo_conns: vec![1, 10, 100, 1000],
@@ -190,7 +291,12 @@ impl Plan {
             group_receivers: vec![1000],
             group_payloads: vec![64],
             window: 4,
-            idle_conns: vec![1000, 5000],
+            idle_conns: vec![1000, 5000, 10000, 18000],
+            open_loop_conns: vec![1000, 2000, 5000, 10000, 18000],
+            open_loop_payload: 2048,
+            open_loop_rate: 1.0,
+            open_loop_warmup_ms: 2000,
+            open_loop_duration_ms: 5000,
             reps: 3,
             warmup_ms: 1000,
             duration_ms: 3000,
@@ -213,6 +319,10 @@ impl Plan {
             group_payloads: vec![64],
             window: 2,
             idle_conns: vec![50],
+            open_loop_conns: vec![20],
+            open_loop_rate: 20.0,
+            open_loop_warmup_ms: 50,
+            open_loop_duration_ms: 300,
             reps: 1,
             warmup_ms: 20,
             duration_ms: 120,
@@ -231,6 +341,7 @@ impl Plan {
             .chain(&self.echo_measure_conns)
             .chain(&self.group_receivers)
             .chain(&self.idle_conns)
+            .chain(&self.open_loop_conns)
             .copied()
             .max()
             .unwrap_or(0)
@@ -246,8 +357,13 @@ pub struct Options {
     pub smoke: bool,
     /// Where results go.
     pub out_dir: PathBuf,
-    /// Where `conformance-server`, `switchboard-service` and `floor-server` are.
+    /// Where `conformance-server`, `switchboard-service`, `floor-server` and
+    /// `socketioxide-server` are.
     pub bin_dir: PathBuf,
+    /// The Node.js comparators' directory (`package.json`, `package-lock.json`, the scripts).
+    pub node_dir: PathBuf,
+    /// The `node` executable (`npm` is looked for beside it, then on `PATH`).
+    pub node: PathBuf,
     /// Pin servers and generator to different cores with `taskset` when possible.
     pub pin: bool,
 }
@@ -313,6 +429,21 @@ pub struct Record {
     pub errors: u64,
     /// Seconds to open all connections.
     pub connect_secs: f64,
+    /// Connections opened per second (`conns / connect_secs`).
+    pub connect_rate: Option<f64>,
+    /// Open loop: requests offered per second (connections × rate per connection).
+    pub offered_rate: Option<f64>,
+    /// Open loop: p99 reached [`OPEN_LOOP_BOUND_US`]: the target is past what it can serve
+    /// within 1 s, the ramp stops here (requests still unanswered after the drain are then
+    /// expected and counted in `lost`, not an error).
+    pub saturated: bool,
+    /// Open loop: the largest latency of an answered request, µs.
+    pub answered_max_us: Option<f64>,
+    /// Open loop: how late the generator sent a measured request after its scheduled time,
+    /// 50th percentile, µs (tokio's timers tick every millisecond).
+    pub send_lag_p50_us: Option<f64>,
+    /// Open loop: the send lag's 99th percentile, µs (far above 1 ms: the generator fell behind).
+    pub send_lag_p99_us: Option<f64>,
     /// Idle: server RSS before connecting, KiB (the hub in the relay deployment).
     pub rss_before_kb: Option<u64>,
     /// Idle: server RSS with the connections held, KiB.
@@ -414,7 +545,12 @@ struct Harness {
 pub fn run(opts: Options) -> Result<Vec<Record>, String> {
     let started = Instant::now();
     std::fs::create_dir_all(opts.out_dir.join("logs")).map_err(|e| format!("{}: {e}", opts.out_dir.display()))?;
-    for bin in ["conformance-server", "switchboard-service", "floor-server"] {
+    let targets: Vec<Target> = Target::ALL
+        .iter()
+        .copied()
+        .filter(|t| opts.plan.targets.iter().any(|n| *n == t.name()))
+        .collect();
+    for bin in targets.iter().flat_map(|t| t.deployment.binaries()) {
         if !opts.bin_dir.join(bin).is_file() {
             return Err(format!(
                 "{} not found in {}: build first with `cargo build --release -p conformance-server -p switchboard-service -p switchboard-bench` (or pass --bin-dir)",
@@ -422,6 +558,18 @@ pub fn run(opts: Options) -> Result<Vec<Record>, String> {
                 opts.bin_dir.display()
             ));
         }
+    }
+    if targets.iter().any(|t| t.deployment.is_node()) {
+        node::prepare(&opts.node, &opts.node_dir, !opts.smoke)?;
+    }
+    // every server and generator process inherits this: up to the hard limit of open files
+    let open_files = procstat::raise_open_files_limit();
+    let needed = opts.plan.conns_max() as u64 + 256;
+    if let Some(limit) = open_files.filter(|&l| l < needed) {
+        return Err(format!(
+            "the plan opens up to {} connections but a process may hold only {limit} open files (`ulimit -n`, hard limit included)",
+            opts.plan.conns_max()
+        ));
     }
     let taskset = opts.pin
         && Command::new("taskset")
@@ -516,47 +664,43 @@ impl Harness {
             .into_iter()
             .filter(|(s, _, _)| self.wants(s.name()))
             .collect();
-            if !loaded.is_empty() {
-                let mut deployments: Vec<Deployment> = order.iter().map(|t| t.deployment).collect();
-                deployments.sort();
-                deployments.dedup();
+            let open_loop = self.wants(Scenario::OpenLoop.name()) && !plan.open_loop_conns.is_empty();
+            let mut deployments: Vec<Deployment> = order
+                .iter()
+                .filter(|t| {
+                    loaded.iter().any(|(s, _, _)| t.supports(s.name()))
+                        || (open_loop && t.supports(Scenario::OpenLoop.name()))
+                })
+                .map(|t| t.deployment)
+                .collect();
+            deployments.sort();
+            deployments.dedup();
+            if !deployments.is_empty() {
                 let mut running = Vec::new();
                 for d in deployments {
-                    running.push(self.start(d)?);
-                }
-                for (scenario, conns_list, payloads) in loaded {
-                    for &payload in payloads {
-                        for &conns in conns_list {
-                            for &t in &order {
-                                let spec = LoadSpec {
-                                    scenario,
-                                    mode: t.mode,
-                                    url: String::new(),
-                                    conns,
-                                    payload,
-                                    warmup_ms: plan.warmup_ms,
-                                    duration_ms: plan.duration_ms,
-                                    window: plan.window,
-                                    connect_concurrency: 64,
-                                    drain_ms: 10_000,
-                                };
-                                self.measure(&mut running, t, spec, rep)?;
+                    match self.start(d) {
+                        Ok(r) => running.push(r),
+                        Err(e) => {
+                            for r in running {
+                                r.stop();
                             }
+                            return Err(e);
                         }
                     }
                 }
+                let result = self.run_loaded(&mut running, &order, &loaded, open_loop, rep);
                 for r in running {
                     r.stop();
                 }
+                result?;
             }
             if self.wants("idle") {
-                // fresh servers for each memory reading; JSON clients (the protocol barely matters here)
+                // fresh servers for each memory reading; one protocol per deployment
                 for &conns in &plan.idle_conns {
                     for &t in &order {
-                        if t.mode == Mode::MsgPack {
-                            continue;
+                        if t.supports("idle") {
+                            self.idle(t, conns, rep)?;
                         }
-                        self.idle(t, conns, rep)?;
                     }
                 }
             }
@@ -564,14 +708,81 @@ impl Harness {
         Ok(())
     }
 
-    fn log_file(&mut self, name: &str) -> Result<std::fs::File, String> {
+    /// The scenarios under load of one repetition, then the open-loop ramp, on `running`.
+    fn run_loaded(
+        &mut self,
+        running: &mut [Running],
+        order: &[Target],
+        loaded: &[(Scenario, &Vec<usize>, &Vec<usize>)],
+        open_loop: bool,
+        rep: usize,
+    ) -> Result<(), String> {
+        let plan = self.opts.plan.clone();
+        let spec = |scenario: Scenario, t: Target, conns: usize, payload: usize| LoadSpec {
+            scenario,
+            mode: t.mode,
+            url: String::new(),
+            conns,
+            payload,
+            warmup_ms: plan.warmup_ms,
+            duration_ms: plan.duration_ms,
+            window: plan.window,
+            connect_concurrency: 64,
+            drain_ms: 10_000,
+            rate: plan.open_loop_rate,
+        };
+        for &(scenario, conns_list, payloads) in loaded {
+            for &payload in payloads {
+                for &conns in conns_list {
+                    for &t in order.iter().filter(|t| t.supports(scenario.name())) {
+                        self.measure(running, t, spec(scenario, t, conns, payload), rep)?;
+                    }
+                }
+            }
+        }
+        if !open_loop {
+            return Ok(());
+        }
+        // the ramp: raise the connections per target until its p99 reaches the bound (or a run
+        // fails); the points of one count stay interleaved across targets
+        let mut active: Vec<Target> = order
+            .iter()
+            .copied()
+            .filter(|t| t.supports(Scenario::OpenLoop.name()))
+            .collect();
+        let mut counts = plan.open_loop_conns.clone();
+        counts.sort_unstable();
+        counts.dedup();
+        for conns in counts {
+            for t in active.clone() {
+                let mut spec = spec(Scenario::OpenLoop, t, conns, plan.open_loop_payload);
+                spec.warmup_ms = plan.open_loop_warmup_ms;
+                spec.duration_ms = plan.open_loop_duration_ms;
+                self.measure(running, t, spec, rep)?;
+                let Some(last) = self.records.last() else { continue };
+                let (ok, saturated) = (last.ok, last.saturated);
+                if !ok || saturated {
+                    active.retain(|&x| x != t);
+                    // let a server that fell behind work off what it still holds
+                    if let Some(r) = running.iter().find(|r| r.deployment == t.deployment) {
+                        let pids: Vec<String> = r.pids().into_iter().map(|(_, pid)| pid).collect();
+                        settle(&pids);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn log_file(&mut self, name: &str) -> Result<(std::fs::File, PathBuf), String> {
         self.log_seq += 1;
         let path = self
             .opts
             .out_dir
             .join("logs")
             .join(format!("{:03}-{name}.log", self.log_seq));
-        std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))
+        let file = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok((file, path))
     }
 
     fn pinned(&self, cpu: Option<u32>, bin: &Path) -> Command {
@@ -587,8 +798,14 @@ impl Harness {
 
     fn spawn_server(&mut self, name: &'static str, args: &[String]) -> Result<ServerProc, String> {
         let bin = self.opts.bin_dir.join(name);
-        let log = self.log_file(name)?;
-        let mut cmd = self.pinned(self.server_cpu, &bin);
+        self.spawn_program(name, &bin, args)
+    }
+
+    /// Starts `bin args` pinned to the servers' CPU, its standard error in `logs/`, and waits for
+    /// its `Now listening on: http://127.0.0.1:<port>` line.
+    fn spawn_program(&mut self, name: &'static str, bin: &Path, args: &[String]) -> Result<ServerProc, String> {
+        let (log, log_path) = self.log_file(name)?;
+        let mut cmd = self.pinned(self.server_cpu, bin);
         cmd.args(args)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::piped())
@@ -618,7 +835,18 @@ impl Harness {
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("{name} did not print its listening line within 20 s"));
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(8).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                return Err(format!(
+                    "{name} did not start (no listening line within 20 s); {}: {}",
+                    log_path.display(),
+                    if tail.is_empty() {
+                        "(empty)".to_owned()
+                    } else {
+                        tail.join(" | ")
+                    }
+                ));
             }
         };
         let port = url
@@ -690,14 +918,36 @@ impl Harness {
                     url,
                 }
             }
+            Deployment::NodeWs | Deployment::SocketIo => {
+                let (name, script) = if deployment == Deployment::NodeWs {
+                    ("node-ws", "ws-server.mjs")
+                } else {
+                    ("node-socketio", "socketio-server.mjs")
+                };
+                let mut args = vec![self.opts.node_dir.join(script).display().to_string()];
+                args.extend(port0);
+                let node = self.opts.node.clone();
+                let p = self.spawn_program(name, &node, &args)?;
+                let url = format!("http://127.0.0.1:{}/", p.port);
+                Running {
+                    deployment,
+                    procs: vec![p],
+                    url,
+                }
+            }
+            Deployment::Socketioxide => {
+                let p = self.spawn_server("socketioxide-server", &port0)?;
+                let url = format!("http://127.0.0.1:{}/", p.port);
+                Running {
+                    deployment,
+                    procs: vec![p],
+                    url,
+                }
+            }
         };
         // a first connection with one echo proves the deployment works (and, through the relay,
         // that the hub's server connections are up)
-        let mode = if deployment == Deployment::Floor {
-            Mode::Raw
-        } else {
-            Mode::Json
-        };
+        let mode = deployment.probe_mode();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             match probe(&running.url, mode) {
@@ -872,6 +1122,18 @@ impl Harness {
                         }
                     }
                 }
+                let open_loop = spec.scenario == Scenario::OpenLoop;
+                if open_loop {
+                    record.offered_rate = Some(spec.conns as f64 * spec.rate);
+                    record.answered_max_us = Some(res.answered_max_us);
+                    record.send_lag_p50_us = Some(res.send_lag_p50_us);
+                    record.send_lag_p99_us = Some(res.send_lag_p99_us);
+                    // past its capacity a server answers late (or, by the end of the drain,
+                    // not at all): that ends the ramp, it is not a failure; a server that
+                    // answers quickly but loses requests is one
+                    record.saturated =
+                        res.p99_us >= OPEN_LOOP_BOUND_US || (res.lost > 0 && res.answered_max_us >= OPEN_LOOP_BOUND_US);
+                }
                 let mut problems = Vec::new();
                 if res.connected != spec.conns {
                     problems.push(format!("{} of {} connected", res.connected, spec.conns));
@@ -883,10 +1145,10 @@ impl Harness {
                         res.first_error.clone().unwrap_or_default()
                     ));
                 }
-                if res.lost > 0 {
+                if res.lost > 0 && !record.saturated {
                     problems.push(format!("{} messages lost", res.lost));
                 }
-                if res.count == 0 {
+                if res.count == 0 && !record.saturated {
                     problems.push("no message completed in the window".into());
                 }
                 record.ok = problems.is_empty();
@@ -927,6 +1189,7 @@ impl Harness {
             window: 1,
             connect_concurrency: 64,
             drain_ms: 10_000,
+            rate: 1.0,
         };
         let mut record = self.base_record(t, &spec, rep);
         // let the probe connection go away before the baseline reading
@@ -949,6 +1212,7 @@ impl Harness {
                     _ => None,
                 };
                 for (i, (name, _)) in pids.iter().enumerate() {
+                    // for Node.js this is the node process: its heap as the GC left it
                     let (b, a) = (before.get(i).copied().flatten(), after.get(i).copied().flatten());
                     if *name == "switchboard-service" {
                         record.relay_rss_before_kb = b;
@@ -1019,6 +1283,8 @@ fn fill_load(record: &mut Record, res: &LoadResult) {
     record.lost = res.lost;
     record.errors = res.errors;
     record.connect_secs = res.connect_secs;
+    record.connect_rate =
+        (res.connect_secs > 0.0 && res.connected > 0).then(|| res.connected as f64 / res.connect_secs);
 }
 
 /// One connection and one echo against `url`, on a throw-away runtime.

@@ -8,6 +8,13 @@
 //!
 //! In the idle scenario the generator holds its connections after `ready` (sending pings)
 //! until a line arrives on standard input or it closes.
+//!
+//! In the open-loop scenario every connection sends `rate` echo requests per second on a fixed
+//! schedule whatever the answers do (the connections' schedules spread evenly over one period);
+//! latency runs from the scheduled send time, so a server that falls behind shows its queueing
+//! delay instead of slowing the senders down (no coordinated omission). Requests scheduled
+//! inside the window are measured; a request still unanswered when the drain ends counts as
+//! lost and enters the histogram with the time it waited so far (a lower bound).
 
 use std::cell::{Cell, RefCell};
 use std::io::Write as _;
@@ -39,6 +46,9 @@ pub enum Scenario {
     Group,
     /// Connections are opened and held (with pings) until told to stop.
     Idle,
+    /// Open loop: every connection sends `Echo(ticks, payload)` `rate` times per second on a
+    /// fixed schedule, without waiting for answers; latency from the scheduled send time.
+    OpenLoop,
 }
 
 impl Scenario {
@@ -50,6 +60,7 @@ impl Scenario {
             Scenario::Broadcast => "broadcast",
             Scenario::Group => "group",
             Scenario::Idle => "idle",
+            Scenario::OpenLoop => "open-loop",
         }
     }
 }
@@ -79,10 +90,17 @@ pub struct LoadSpec {
     /// counting the rest as lost, in milliseconds.
     #[serde(default = "default_drain_ms")]
     pub drain_ms: u64,
+    /// Open loop: requests per second per connection.
+    #[serde(default = "default_rate")]
+    pub rate: f64,
 }
 
 fn default_drain_ms() -> u64 {
     10_000
+}
+
+fn default_rate() -> f64 {
+    1.0
 }
 
 /// What one generator run measured.
@@ -122,6 +140,15 @@ pub struct LoadResult {
     pub closed: u64,
     /// CPU used by the generator during the window, in % of one core.
     pub loadgen_cpu_pct: f64,
+    /// Open loop: the largest latency of a request that was answered, in microseconds
+    /// (tells a server that fell behind from one that dropped requests).
+    pub answered_max_us: f64,
+    /// Open loop: 50th percentile of how late the generator sent a measured request after its
+    /// scheduled time, in microseconds (tokio's timers have a 1 ms resolution).
+    pub send_lag_p50_us: f64,
+    /// Open loop: 99th percentile of the send lag, in microseconds; far above 1 ms means the
+    /// generator itself fell behind.
+    pub send_lag_p99_us: f64,
 }
 
 /// Writes one protocol line to standard output.
@@ -150,6 +177,12 @@ struct Shared {
     /// Broadcast: the delivery count the sender waits for.
     need: Cell<u64>,
     progress: Notify,
+    /// Open loop: the scheduled times (ticks) measured, `[start, end)`.
+    window_ticks: Cell<(u64, u64)>,
+    /// Open loop: the largest latency of an answered request, ns.
+    answered_max: Cell<u64>,
+    /// Open loop: send time − scheduled time of measured requests, ns.
+    send_lag: RefCell<Histogram<u64>>,
 }
 
 impl Shared {
@@ -171,6 +204,29 @@ impl Shared {
         if self.measuring.get() {
             self.in_window.set(self.in_window.get() + 1);
             self.hist.borrow_mut().saturating_record(latency_ns.max(1));
+        }
+    }
+
+    /// The ticks of a point in time (as [`Shared::now`] would read then).
+    fn ticks_at(&self, at: tokio::time::Instant) -> u64 {
+        at.into_std().saturating_duration_since(self.base).as_nanos() as u64 + 1
+    }
+
+    /// Open loop: whether a request scheduled at `ticks` is measured.
+    fn scheduled_in_window(&self, ticks: u64) -> bool {
+        let (start, end) = self.window_ticks.get();
+        (start..end).contains(&ticks)
+    }
+
+    /// Answers the server's Engine.IO ping (Socket.IO mode).
+    async fn pong<S>(&self, sink: &mut S) -> Result<(), String>
+    where
+        S: futures_util::Sink<Message> + Unpin,
+        S::Error: std::fmt::Display,
+    {
+        match self.encoder.pong() {
+            Some(frame) => sink.send(conn::message(frame)).await.map_err(|e| format!("pong: {e}")),
+            None => Ok(()),
         }
     }
 }
@@ -202,7 +258,11 @@ async fn run_local(spec: LoadSpec) -> Result<LoadResult, String> {
         ready: Cell::new(0),
         need: Cell::new(0),
         progress: Notify::new(),
+        window_ticks: Cell::new((0, 0)),
+        answered_max: Cell::new(0),
+        send_lag: RefCell::new(Histogram::new_with_bounds(1, 3_600_000_000_000, 3).map_err(|e| e.to_string())?),
     });
+    procstat::ensure_open_files(spec.conns as u64 + OPEN_FILES_MARGIN)?;
     let mut result = LoadResult::default();
     let connect_started = Instant::now();
     let conns = open_all(&spec).await?;
@@ -212,6 +272,7 @@ async fn run_local(spec: LoadSpec) -> Result<LoadResult, String> {
         Scenario::Echo | Scenario::EchoMeasure => echo(&spec, &shared, conns, &mut result).await,
         Scenario::Broadcast | Scenario::Group => broadcast(&spec, &shared, conns, &mut result).await?,
         Scenario::Idle => idle(&shared, conns, &mut result).await,
+        Scenario::OpenLoop => open_loop(&spec, &shared, conns, &mut result).await,
     }
     let hist = shared.hist.borrow();
     if !hist.is_empty() {
@@ -231,8 +292,18 @@ async fn run_local(spec: LoadSpec) -> Result<LoadResult, String> {
     result.errors = shared.errors.get();
     result.first_error = shared.first_error.borrow().clone();
     result.closed = shared.closed.get();
+    result.answered_max_us = shared.answered_max.get() as f64 / 1000.0;
+    let lag = shared.send_lag.borrow();
+    if !lag.is_empty() {
+        result.send_lag_p50_us = lag.value_at_quantile(0.5) as f64 / 1000.0;
+        result.send_lag_p99_us = lag.value_at_quantile(0.99) as f64 / 1000.0;
+    }
     Ok(result)
 }
+
+/// Descriptors the generator needs besides its connections (negotiate requests under way,
+/// standard streams, the runtime's own).
+const OPEN_FILES_MARGIN: u64 = 128;
 
 /// Opens `spec.conns` connections, `connect_concurrency` at a time, with up to 3 attempts each.
 async fn open_all(spec: &LoadSpec) -> Result<Vec<(Ws, Vec<Incoming>)>, String> {
@@ -328,12 +399,16 @@ async fn echo_loop(mut ws: Ws, shared: &Shared, through_measure: bool, patience:
             conn::decode(mode, &msg, &mut incoming)?;
             for m in incoming.drain(..) {
                 let answer = match m {
-                    Incoming::Completion { ticks, payload_len } if !through_measure || mode == Mode::Raw => {
+                    Incoming::Completion { ticks, payload_len } if !through_measure || !mode.is_signalr() => {
                         Some((ticks, payload_len))
                     }
                     Incoming::Measure { ticks, payload_len } if through_measure => Some((ticks, payload_len)),
                     Incoming::CompletionError(e) => return Err(format!("error completion: {e}")),
                     Incoming::Close(e) => return Err(format!("closed by the server: {e:?}")),
+                    Incoming::EngineIoPing => {
+                        shared.pong(&mut ws).await?;
+                        None
+                    }
                     _ => None,
                 };
                 if let Some((t, payload_len)) = answer {
@@ -351,6 +426,126 @@ async fn echo_loop(mut ws: Ws, shared: &Shared, through_measure: bool, patience:
         }
     }
     Ok(())
+}
+
+async fn open_loop(spec: &LoadSpec, shared: &Rc<Shared>, conns: Vec<(Ws, Vec<Incoming>)>, result: &mut LoadResult) {
+    let n = conns.len().max(1);
+    let period = Duration::from_secs_f64(1.0 / spec.rate.clamp(1e-3, 1e6));
+    say("ready");
+    let t0 = tokio::time::Instant::now() + Duration::from_millis(10);
+    let window_start = t0 + Duration::from_millis(spec.warmup_ms);
+    let window_end = window_start + Duration::from_millis(spec.duration_ms);
+    let drain_end = window_end + Duration::from_millis(spec.drain_ms.max(1));
+    shared
+        .window_ticks
+        .set((shared.ticks_at(window_start), shared.ticks_at(window_end)));
+    let mut tasks = Vec::with_capacity(n);
+    for (index, (ws, _)) in conns.into_iter().enumerate() {
+        let shared = shared.clone();
+        // the schedules spread evenly over one period
+        let first = t0 + period.mul_f64(index as f64 / n as f64);
+        tasks.push(tokio::task::spawn_local(async move {
+            if let Err(e) = open_loop_conn(ws, &shared, first, period, window_end, drain_end).await {
+                shared.error(e);
+            }
+        }));
+    }
+    tokio::time::sleep_until(window_start).await;
+    let cpu0 = procstat::cpu_micros("self");
+    say("start");
+    let started = Instant::now();
+    tokio::time::sleep_until(window_end).await;
+    let window = started.elapsed();
+    say("end");
+    result.window_secs = window.as_secs_f64();
+    if let (Some(a), Some(b)) = (cpu0, procstat::cpu_micros("self")) {
+        result.loadgen_cpu_pct = (b - a) as f64 / window.as_micros().max(1) as f64 * 100.0;
+    }
+    shared.stop.set(true);
+    // the drain: every task ends once its requests are answered or the drain is over
+    for task in tasks {
+        let _ = task.await;
+    }
+    result.lost = shared.sent.get().saturating_sub(shared.total.get());
+}
+
+/// One open-loop connection: sends on schedule until `window_end`, reads answers until every
+/// request is answered or `drain_end`.
+async fn open_loop_conn(
+    mut ws: Ws,
+    shared: &Shared,
+    first: tokio::time::Instant,
+    period: Duration,
+    window_end: tokio::time::Instant,
+    drain_end: tokio::time::Instant,
+) -> Result<(), String> {
+    let mode = shared.encoder.mode();
+    let mut next = first;
+    let mut id = 0u64;
+    // scheduled ticks of the requests not answered yet, oldest first
+    let mut outstanding: std::collections::VecDeque<u64> = std::collections::VecDeque::new();
+    let mut incoming = Vec::new();
+    loop {
+        let sending = next < window_end;
+        if !sending && outstanding.is_empty() {
+            return Ok(());
+        }
+        tokio::select! {
+            biased;
+            msg = ws.next() => {
+                let msg = msg.ok_or("connection closed")?.map_err(|e| format!("read: {e}"))?;
+                incoming.clear();
+                conn::decode(mode, &msg, &mut incoming)?;
+                for m in incoming.drain(..) {
+                    match m {
+                        Incoming::Completion { ticks, payload_len } => {
+                            let at = outstanding
+                                .iter()
+                                .position(|&t| t == ticks)
+                                .ok_or_else(|| format!("an answer to no request (ticks {ticks})"))?;
+                            outstanding.remove(at);
+                            if payload_len != shared.payload {
+                                return Err(format!("echo of {payload_len} B, sent {} B", shared.payload));
+                            }
+                            let latency = shared.now().saturating_sub(ticks);
+                            shared.total.set(shared.total.get() + 1);
+                            shared.answered_max.set(shared.answered_max.get().max(latency));
+                            if shared.scheduled_in_window(ticks) {
+                                shared.in_window.set(shared.in_window.get() + 1);
+                                shared.hist.borrow_mut().saturating_record(latency.max(1));
+                            }
+                        }
+                        Incoming::CompletionError(e) => return Err(format!("error completion: {e}")),
+                        Incoming::Close(e) => return Err(format!("closed by the server: {e:?}")),
+                        Incoming::EngineIoPing => shared.pong(&mut ws).await?,
+                        _ => {}
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(next), if sending => {
+                id += 1;
+                let ticks = shared.ticks_at(next);
+                next += period;
+                outstanding.push_back(ticks);
+                shared.sent.set(shared.sent.get() + 1);
+                if shared.scheduled_in_window(ticks) {
+                    shared.send_lag.borrow_mut().saturating_record(shared.now().saturating_sub(ticks).max(1));
+                }
+                ws.send(conn::message(shared.encoder.echo(id, ticks)))
+                    .await
+                    .map_err(|e| format!("send: {e}"))?;
+            }
+            _ = tokio::time::sleep_until(drain_end), if !sending => {
+                // unanswered: lost; measured ones enter the histogram with what they waited so far
+                let now = shared.now();
+                let mut hist = shared.hist.borrow_mut();
+                for &ticks in outstanding.iter().filter(|&&t| shared.scheduled_in_window(t)) {
+                    hist.saturating_record(now.saturating_sub(ticks).max(1));
+                }
+                return Ok(());
+            }
+        }
+    }
 }
 
 async fn broadcast(
@@ -371,16 +566,16 @@ async fn broadcast(
             join_group(&mut ws, shared, group_name).await?;
         }
         let (sink, stream) = ws.split();
+        // the receiver answers Engine.IO pings through the sink, which the sender shares
+        let sink = Rc::new(tokio::sync::Mutex::new(sink));
         if index == 0 {
-            sender_sink = Some(sink);
-            let shared = shared.clone();
-            tokio::task::spawn_local(async move { receive(stream, None::<WsSink>, early, &shared).await });
-        } else {
-            let shared = shared.clone();
-            tokio::task::spawn_local(async move { receive(stream, Some(sink), early, &shared).await });
+            sender_sink = Some(sink.clone());
         }
+        let shared = shared.clone();
+        let keepalive = index != 0; // the sender's connection sends anyway
+        tokio::task::spawn_local(async move { receive(stream, sink, keepalive, early, &shared).await });
     }
-    let mut sink = sender_sink.ok_or("no sender")?;
+    let sink = sender_sink.ok_or("no sender")?;
     let encode = |ticks: u64| {
         if group {
             shared.encoder.group_measure(group_name, ticks)
@@ -398,7 +593,9 @@ async fn broadcast(
                 shared.ready.get()
             ));
         }
-        sink.send(conn::message(encode(0)))
+        sink.lock()
+            .await
+            .send(conn::message(encode(0)))
             .await
             .map_err(|e| format!("send: {e}"))?;
         let _ = tokio::time::timeout(Duration::from_millis(100), shared.progress.notified()).await;
@@ -428,7 +625,7 @@ async fn broadcast(
                 } else {
                     shared.encoder.broadcast_measure(shared.now())
                 };
-                if let Err(e) = sink.send(conn::message(frame)).await {
+                if let Err(e) = sink.lock().await.send(conn::message(frame)).await {
                     shared.error(format!("send: {e}"));
                     break;
                 }
@@ -456,8 +653,8 @@ type WsSink = futures_util::stream::SplitSink<Ws, Message>;
 
 async fn join_group(ws: &mut Ws, shared: &Shared, group: &str) -> Result<(), String> {
     let mode = shared.encoder.mode();
-    if mode == Mode::Raw {
-        return Ok(()); // the floor has one implicit group: everyone
+    if !mode.is_signalr() {
+        return Ok(()); // the floor and the comparators have one implicit group: everyone
     }
     ws.send(conn::message(shared.encoder.join_group(1, group)))
         .await
@@ -482,11 +679,12 @@ async fn join_group(ws: &mut Ws, shared: &Shared, group: &str) -> Result<(), Str
     }
 }
 
-/// A receiver: counts `Measure` deliveries, records their latency, answers with pings every 15 s
-/// when it has a sink (the sender's own connection sends anyway).
+/// A receiver: counts `Measure` deliveries, records their latency, sends pings every 15 s when
+/// `keepalive`, answers Engine.IO pings.
 async fn receive(
     mut stream: futures_util::stream::SplitStream<Ws>,
-    mut sink: Option<WsSink>,
+    sink: Rc<tokio::sync::Mutex<WsSink>>,
+    keepalive: bool,
     early: Vec<Incoming>,
     shared: &Shared,
 ) {
@@ -521,6 +719,12 @@ async fn receive(
                     shared.error(format!("closed by the server: {e:?}"));
                     return;
                 }
+                Incoming::EngineIoPing => {
+                    if let Err(e) = shared.pong(&mut *sink.lock().await).await {
+                        shared.error(e);
+                        return;
+                    }
+                }
                 _ => {}
             }
         }
@@ -545,14 +749,12 @@ async fn receive(
                     return;
                 }
             },
-            _ = ping.tick(), if sink.is_some() => {
-                if let Some(sink) = sink.as_mut() {
-                    let msg = match shared.encoder.ping() {
-                        Some(frame) => conn::message(frame),
-                        None => Message::Ping(Default::default()),
-                    };
-                    let _ = sink.send(msg).await;
-                }
+            _ = ping.tick(), if keepalive => {
+                let msg = match shared.encoder.ping() {
+                    Some(frame) => conn::message(frame),
+                    None => Message::Ping(Default::default()),
+                };
+                let _ = sink.lock().await.send(msg).await;
             }
         }
     }
@@ -584,8 +786,10 @@ async fn hold(mut ws: Ws, shared: &Shared) {
                 let closed = match msg {
                     Some(Ok(msg)) => {
                         incoming.clear();
-                        conn::decode(mode, &msg, &mut incoming).is_err()
-                            || incoming.iter().any(|m| matches!(m, Incoming::Close(_)))
+                        let bad = conn::decode(mode, &msg, &mut incoming).is_err()
+                            || incoming.iter().any(|m| matches!(m, Incoming::Close(_)));
+                        let ping = incoming.iter().any(|m| matches!(m, Incoming::EngineIoPing));
+                        bad || (ping && shared.pong(&mut ws).await.is_err())
                     }
                     _ => true,
                 };

@@ -2,12 +2,15 @@
 //! generator (`load`).
 //!
 //! ```text
-//! switchboard-bench run [--smoke] [--out DIR] [--bin-dir DIR] [--reps N] [--warmup-ms MS]
-//!                       [--duration-ms MS] [--scenarios echo,echo-measure,broadcast,group,idle]
-//!                       [--targets floor,direct-json,direct-msgpack,relay-json,relay-msgpack]
+//! switchboard-bench run [--smoke] [--out DIR] [--bin-dir DIR] [--node-dir DIR] [--node PATH]
+//!                       [--reps N] [--warmup-ms MS] [--duration-ms MS]
+//!                       [--scenarios echo,echo-measure,broadcast,group,open-loop,idle]
+//!                       [--targets floor,direct-json,direct-msgpack,relay-json,relay-msgpack,node-ws,socketio,socketioxide]
 //!                       [--echo-conns 1,10,…] [--echo-payloads 64,2048] [--echo-measure-conns …]
 //!                       [--echo-measure-payloads …] [--broadcast-receivers 1000,…] [--broadcast-payloads 64,…]
-//!                       [--group-receivers …] [--group-payloads …] [--window N] [--idle-conns 1000,…] [--no-pin]
+//!                       [--group-receivers …] [--group-payloads …] [--window N] [--idle-conns 1000,…]
+//!                       [--open-loop-conns 1000,2000,…] [--open-loop-payload B] [--open-loop-rate R]
+//!                       [--open-loop-warmup-ms MS] [--open-loop-duration-ms MS] [--no-pin]
 //! switchboard-bench report DIR
 //! switchboard-bench load '<LoadSpec JSON>'
 //! ```
@@ -19,11 +22,14 @@ use std::time::Instant;
 use switchboard_bench::harness::{self, Options, Plan};
 use switchboard_bench::load;
 
-const USAGE: &str = "usage: switchboard-bench run [--smoke] [--out DIR] [--bin-dir DIR] [--reps N] [--warmup-ms MS] \
-[--duration-ms MS] [--scenarios echo,echo-measure,broadcast,group,idle] \
-[--targets floor,direct-json,direct-msgpack,relay-json,relay-msgpack] [--echo-conns LIST] [--echo-payloads LIST] \
-[--echo-measure-conns LIST] [--echo-measure-payloads LIST] [--broadcast-receivers LIST] [--broadcast-payloads LIST] \
-[--group-receivers LIST] [--group-payloads LIST] [--window N] [--idle-conns LIST] [--no-pin]
+const USAGE: &str =
+    "usage: switchboard-bench run [--smoke] [--out DIR] [--bin-dir DIR] [--node-dir DIR] [--node PATH] \
+[--reps N] [--warmup-ms MS] [--duration-ms MS] [--scenarios echo,echo-measure,broadcast,group,open-loop,idle] \
+[--targets floor,direct-json,direct-msgpack,relay-json,relay-msgpack,node-ws,socketio,socketioxide] \
+[--echo-conns LIST] [--echo-payloads LIST] [--echo-measure-conns LIST] [--echo-measure-payloads LIST] \
+[--broadcast-receivers LIST] [--broadcast-payloads LIST] [--group-receivers LIST] [--group-payloads LIST] \
+[--window N] [--idle-conns LIST] [--open-loop-conns LIST] [--open-loop-payload B] [--open-loop-rate R] \
+[--open-loop-warmup-ms MS] [--open-loop-duration-ms MS] [--no-pin]
        switchboard-bench report DIR      (rewrite DIR/summary.md and DIR/chart.svg from DIR/results.jsonl)
        switchboard-bench load '<spec JSON>'
 
@@ -106,6 +112,8 @@ fn parse_run(args: &[String]) -> Result<Options, String> {
     let mut plan = if smoke { Plan::smoke() } else { Plan::full() };
     let mut out = None;
     let mut bin_dir = None;
+    let mut node_dir = None;
+    let mut node = None;
     let mut pin = true;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -114,6 +122,8 @@ fn parse_run(args: &[String]) -> Result<Options, String> {
             "--no-pin" => pin = false,
             "--out" => out = Some(PathBuf::from(one::<String>(arg, it.next())?)),
             "--bin-dir" => bin_dir = Some(PathBuf::from(one::<String>(arg, it.next())?)),
+            "--node-dir" => node_dir = Some(PathBuf::from(one::<String>(arg, it.next())?)),
+            "--node" => node = Some(PathBuf::from(one::<String>(arg, it.next())?)),
             "--reps" => plan.reps = one(arg, it.next())?,
             "--warmup-ms" => plan.warmup_ms = one(arg, it.next())?,
             "--duration-ms" => plan.duration_ms = one(arg, it.next())?,
@@ -129,6 +139,11 @@ fn parse_run(args: &[String]) -> Result<Options, String> {
             "--group-receivers" => plan.group_receivers = list(arg, it.next())?,
             "--group-payloads" => plan.group_payloads = list(arg, it.next())?,
             "--idle-conns" => plan.idle_conns = list(arg, it.next())?,
+            "--open-loop-conns" => plan.open_loop_conns = list(arg, it.next())?,
+            "--open-loop-payload" => plan.open_loop_payload = one(arg, it.next())?,
+            "--open-loop-rate" => plan.open_loop_rate = one(arg, it.next())?,
+            "--open-loop-warmup-ms" => plan.open_loop_warmup_ms = one(arg, it.next())?,
+            "--open-loop-duration-ms" => plan.open_loop_duration_ms = one(arg, it.next())?,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -145,8 +160,14 @@ fn parse_run(args: &[String]) -> Result<Options, String> {
             return Err(format!("unknown target {t}"));
         }
     }
-    if plan.conns_max() > 18_000 {
-        return Err("at most 18000 connections per point (one process may hold 20000 descriptors)".into());
+    if plan.conns_max() > harness::MAX_CONNS {
+        return Err(format!(
+            "at most {} connections per point (one process may hold 20000 descriptors)",
+            harness::MAX_CONNS
+        ));
+    }
+    if !(plan.open_loop_rate > 0.0 && plan.open_loop_rate <= 1000.0) {
+        return Err("--open-loop-rate must be above 0 and at most 1000 requests/s per connection".into());
     }
     let exe_dir = std::env::current_exe()
         .ok()
@@ -157,6 +178,8 @@ fn parse_run(args: &[String]) -> Result<Options, String> {
         smoke,
         out_dir: out.unwrap_or_else(|| PathBuf::from(if smoke { "target/bench-smoke" } else { "target/bench" })),
         bin_dir: bin_dir.unwrap_or(exe_dir),
+        node_dir: node_dir.unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("node")),
+        node: node.unwrap_or_else(|| PathBuf::from("node")),
         pin,
     })
 }

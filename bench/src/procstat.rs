@@ -1,4 +1,5 @@
-//! Readings from `/proc`: CPU time and memory of a process, load average, TIME_WAIT sockets.
+//! Readings from `/proc`: CPU time and memory of a process, load average, TIME_WAIT sockets,
+//! the open-files limit (and raising its soft value to the hard one).
 
 use std::sync::OnceLock;
 
@@ -101,6 +102,60 @@ pub fn allowed_cpus() -> Vec<u32> {
     cpus
 }
 
+/// The soft and hard limits of open files of a process (`"self"` allowed), from
+/// `/proc/<pid>/limits` (`unlimited` reads as `u64::MAX`).
+pub fn open_files_limit(pid: &str) -> Option<(u64, u64)> {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    let mut values = line["Max open files".len()..].split_whitespace().map(|v| match v {
+        "unlimited" => Some(u64::MAX),
+        v => v.parse().ok(),
+    });
+    Some((values.next()??, values.next()??))
+}
+
+/// Raises this process's soft limit of open files to its hard limit (children started later
+/// inherit it) with `prlimit` (util-linux), which needs no privilege for that; returns the soft
+/// limit in force afterwards.
+pub fn raise_open_files_limit() -> Option<u64> {
+    let (soft, hard) = open_files_limit("self")?;
+    if soft >= hard {
+        return Some(soft);
+    }
+    let ceiling = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1 << 20);
+    let target = hard.min(ceiling);
+    let _ = std::process::Command::new("prlimit")
+        .arg("--pid")
+        .arg(std::process::id().to_string())
+        .arg(format!("--nofile={target}:{hard}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    open_files_limit("self").map(|(soft, _)| soft)
+}
+
+/// Makes sure this process may hold `needed` open files, raising the soft limit to the hard one
+/// when it is lower; an error names the limits when even that is not enough.
+pub fn ensure_open_files(needed: u64) -> Result<(), String> {
+    let Some((soft, hard)) = open_files_limit("self") else {
+        return Ok(()); // no /proc: nothing known, let the connections tell
+    };
+    if soft >= needed {
+        return Ok(());
+    }
+    let soft = raise_open_files_limit().unwrap_or(soft);
+    if soft >= needed {
+        return Ok(());
+    }
+    Err(format!(
+        "{needed} open files needed but the limit is {soft} (hard limit {hard}; `ulimit -n`): \
+         raise it or use fewer connections"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,5 +167,11 @@ mod tests {
         assert!(loadavg_1m().is_some());
         assert!(busy_micros_all_cpus().unwrap() > 0);
         assert!(!allowed_cpus().is_empty());
+        let (soft, hard) = open_files_limit("self").unwrap();
+        assert!(soft > 0 && soft <= hard);
+        assert!(ensure_open_files(soft).is_ok());
+        if hard < u64::MAX {
+            assert!(ensure_open_files(hard + 1).is_err());
+        }
     }
 }

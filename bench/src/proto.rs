@@ -1,6 +1,7 @@
 //! Wire formats the load generator speaks: the SignalR JSON and MessagePack hub protocols
-//! (only what the benchmark needs: handshake, invocations, completions, pings, close) and the
-//! raw-WebSocket framing understood by the floor server.
+//! (only what the benchmark needs: handshake, invocations, completions, pings, close), the
+//! raw-WebSocket framing understood by the floor server and the Node `ws` server, and Socket.IO
+//! (Engine.IO v4 over WebSocket, text packets) for the socket.io and socketioxide servers.
 //!
 //! Encoding is hand-written and decoding is a minimal scanner on purpose: the generator must
 //! stay much cheaper per message than the servers it measures.
@@ -21,6 +22,10 @@ pub enum Mode {
     /// SignalR, MessagePack hub protocol over binary frames.
     #[serde(rename = "msgpack")]
     MsgPack,
+    /// Socket.IO v5 over Engine.IO v4, WebSocket transport only: events `echo` and
+    /// `broadcast` with the arguments `(ticks, payload)`, answered by `echo` and `measure`.
+    #[serde(rename = "socketio")]
+    SocketIo,
 }
 
 impl Mode {
@@ -30,13 +35,19 @@ impl Mode {
             Mode::Raw => "raw",
             Mode::Json => "json",
             Mode::MsgPack => "msgpack",
+            Mode::SocketIo => "socketio",
         }
     }
 
-    /// The SignalR handshake request for this mode (`None` for raw WebSockets).
+    /// Whether this mode speaks SignalR (negotiate, handshake, hub methods and groups).
+    pub fn is_signalr(self) -> bool {
+        matches!(self, Mode::Json | Mode::MsgPack)
+    }
+
+    /// The SignalR handshake request for this mode (`None` for raw WebSockets and Socket.IO).
     pub fn handshake(self) -> Option<String> {
         match self {
-            Mode::Raw => None,
+            Mode::Raw | Mode::SocketIo => None,
             Mode::Json => Some("{\"protocol\":\"json\",\"version\":1}\u{1e}".to_owned()),
             Mode::MsgPack => Some("{\"protocol\":\"messagepack\",\"version\":1}\u{1e}".to_owned()),
         }
@@ -47,6 +58,13 @@ impl Mode {
 pub const RAW_ECHO: u8 = b'E';
 /// Raw-mode operation byte: the server sends the frame to every connection.
 pub const RAW_BROADCAST: u8 = b'B';
+
+/// Socket.IO event the client emits to be answered by the same event on itself.
+pub const SIO_ECHO: &str = "echo";
+/// Socket.IO event the client emits to have `measure` emitted to every socket.
+pub const SIO_BROADCAST: &str = "broadcast";
+/// Socket.IO event a broadcast arrives as.
+pub const SIO_MEASURE: &str = "measure";
 
 /// An encoded outgoing message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,8 +94,11 @@ pub enum Incoming {
         /// Bytes of the payload.
         payload_len: usize,
     },
-    /// A ping (type 6).
+    /// A SignalR ping (type 6): nothing to answer.
     Ping,
+    /// An Engine.IO ping (`2`) from the server: must be answered with a pong ([`Encoder::pong`]),
+    /// or the server closes the connection after its ping timeout.
+    EngineIoPing,
     /// A close message (type 7), with its error if any.
     Close(Option<String>),
     /// Anything else (other invocations, stream items, acks).
@@ -123,10 +144,11 @@ impl Encoder {
         self.invocation(None, "GroupMeasure", Some(group), ticks, RAW_BROADCAST)
     }
 
-    /// `JoinGroup(group)` as a blocking invocation with `id` (not available in raw mode).
+    /// `JoinGroup(group)` as a blocking invocation with `id` (SignalR only: raw and Socket.IO
+    /// modes get an empty frame).
     pub fn join_group(&self, id: u64, group: &str) -> Frame {
         match self.mode {
-            Mode::Raw => Frame::Binary(Vec::new()),
+            Mode::Raw | Mode::SocketIo => Frame::Binary(Vec::new()),
             Mode::Json => {
                 let mut s = String::with_capacity(64 + group.len());
                 let _ = write!(
@@ -151,17 +173,36 @@ impl Encoder {
         }
     }
 
-    /// A ping (raw mode: an empty WebSocket ping is used instead, so this returns `None`).
+    /// A keep-alive ping from the client (raw and Socket.IO modes: an empty WebSocket ping is
+    /// used instead, so this returns `None`; Engine.IO pings come from the server).
     pub fn ping(&self) -> Option<Frame> {
         match self.mode {
-            Mode::Raw => None,
+            Mode::Raw | Mode::SocketIo => None,
             Mode::Json => Some(Frame::Text("{\"type\":6}\u{1e}".to_owned())),
             Mode::MsgPack => Some(Frame::Binary(vec![0x01, 0x91, 0x06])),
         }
     }
 
+    /// The answer to an Engine.IO ping (`3`); `None` outside Socket.IO mode.
+    pub fn pong(&self) -> Option<Frame> {
+        (self.mode == Mode::SocketIo).then(|| Frame::Text("3".to_owned()))
+    }
+
     fn invocation(&self, id: Option<u64>, target: &str, group: Option<&str>, ticks: u64, raw_op: u8) -> Frame {
         match self.mode {
+            Mode::SocketIo => {
+                // `42` = Engine.IO message + Socket.IO EVENT on the main namespace, no ack id
+                let event = if raw_op == RAW_BROADCAST {
+                    SIO_BROADCAST
+                } else {
+                    SIO_ECHO
+                };
+                let mut s = String::with_capacity(32 + self.payload.len());
+                let _ = write!(s, "42[\"{event}\",{ticks},\"");
+                s.push_str(&self.payload); // ASCII letters only: no escaping needed
+                s.push_str("\"]");
+                Frame::Text(s)
+            }
             Mode::Raw => {
                 let mut b = Vec::with_capacity(9 + self.payload.len());
                 b.push(raw_op);
@@ -561,6 +602,45 @@ fn decode_msgpack_body(body: &[u8]) -> Result<Incoming, String> {
     }
 }
 
+/// Decodes one Engine.IO v4 text packet (one per WebSocket frame) carrying Socket.IO v5 on the
+/// main namespace: `2` is a ping to answer, `42["echo",ticks,"payload"]` an echo answer
+/// ([`Incoming::Completion`]), `42["measure",ticks,"payload"]` a broadcast delivery
+/// ([`Incoming::Measure`]); `1` (close), `41` (namespace disconnect) and `44` (connect error)
+/// are closes; anything else (`0` open, `40` connect ack, `3`, `6`, other events) is
+/// [`Incoming::Other`].
+pub fn decode_socketio(data: &[u8]) -> Result<Incoming, String> {
+    match data {
+        b"2" => Ok(Incoming::EngineIoPing),
+        b"1" => Ok(Incoming::Close(Some("Engine.IO close packet".into()))),
+        [b'4', b'1', ..] => Ok(Incoming::Close(Some("Socket.IO disconnect packet".into()))),
+        [b'4', b'4', rest @ ..] => Ok(Incoming::Close(Some(format!(
+            "Socket.IO connect error {}",
+            String::from_utf8_lossy(rest)
+        )))),
+        [b'4', b'2', b'[', b'"', rest @ ..] => {
+            let end = rest.iter().position(|&b| b == b'"').ok_or("unterminated event name")?;
+            let event = &rest[..end];
+            let args = rest.get(end + 1..).unwrap_or_default();
+            let args = args.strip_prefix(b",").ok_or_else(|| {
+                format!(
+                    "Socket.IO event without arguments: {}",
+                    String::from_utf8_lossy(&data[..data.len().min(60)])
+                )
+            });
+            if event == SIO_ECHO.as_bytes() {
+                let (ticks, payload_len) = json_ticks_and_payload(args?)?;
+                Ok(Incoming::Completion { ticks, payload_len })
+            } else if event == SIO_MEASURE.as_bytes() {
+                let (ticks, payload_len) = json_ticks_and_payload(args?)?;
+                Ok(Incoming::Measure { ticks, payload_len })
+            } else {
+                Ok(Incoming::Other)
+            }
+        }
+        _ => Ok(Incoming::Other),
+    }
+}
+
 /// Decodes a raw-mode frame: an echo comes back as a completion, a broadcast as a `Measure`.
 pub fn decode_raw(data: &[u8]) -> Result<Incoming, String> {
     if data.len() < 9 {
@@ -682,6 +762,43 @@ mod tests {
                 payload_len: 2
             }
         );
+    }
+
+    #[test]
+    fn socketio_packets() {
+        let e = Encoder::new(Mode::SocketIo, 3);
+        assert_eq!(e.echo(1, 42), Frame::Text("42[\"echo\",42,\"abc\"]".into()));
+        assert_eq!(
+            e.broadcast_measure(7),
+            Frame::Text("42[\"broadcast\",7,\"abc\"]".into())
+        );
+        assert_eq!(e.pong(), Some(Frame::Text("3".into())));
+        assert_eq!(Encoder::new(Mode::Json, 1).pong(), None);
+        assert_eq!(e.ping(), None);
+        assert_eq!(
+            decode_socketio(b"42[\"echo\",42,\"abc\"]").unwrap(),
+            Incoming::Completion {
+                ticks: 42,
+                payload_len: 3
+            }
+        );
+        assert_eq!(
+            decode_socketio(b"42[\"measure\",9007199254740991,\"xy\"]").unwrap(),
+            Incoming::Measure {
+                ticks: 9_007_199_254_740_991,
+                payload_len: 2
+            }
+        );
+        assert_eq!(decode_socketio(b"2").unwrap(), Incoming::EngineIoPing);
+        assert_eq!(decode_socketio(b"40{\"sid\":\"x\"}").unwrap(), Incoming::Other);
+        assert_eq!(decode_socketio(b"42[\"other\",1]").unwrap(), Incoming::Other);
+        assert!(matches!(decode_socketio(b"41").unwrap(), Incoming::Close(_)));
+        assert!(matches!(
+            decode_socketio(b"44{\"message\":\"no\"}").unwrap(),
+            Incoming::Close(Some(m)) if m.contains("no")
+        ));
+        assert!(decode_socketio(b"42[\"echo\"]").is_err());
+        assert!(decode_socketio(b"42[\"echo\",x,\"a\"]").is_err());
     }
 
     #[test]

@@ -120,7 +120,7 @@ pub fn num(v: f64) -> String {
 }
 
 fn size(bytes: usize) -> String {
-    if bytes >= 1024 && bytes % 1024 == 0 {
+    if bytes >= 1024 && bytes.is_multiple_of(1024) {
         format!("{} KB", bytes / 1024)
     } else {
         format!("{bytes} B")
@@ -150,10 +150,27 @@ fn rate_cell(g: &BTreeMap<Key, Vec<&Record>>, k: &Key) -> String {
 pub fn progress_line(r: &Record) -> String {
     let what = match r.scenario.as_str() {
         "idle" => format!(
-            "{:.2} KB/conn{}",
+            "{:.2} KB/conn{}, {} connects/s",
             r.kb_per_conn.unwrap_or(f64::NAN),
             r.relay_kb_per_conn
-                .map_or(String::new(), |k| format!(" (relay {k:.2} KB/conn)"))
+                .map_or(String::new(), |k| format!(" (relay {k:.2} KB/conn)")),
+            r.connect_rate.map_or("?".into(), num)
+        ),
+        "open-loop" => format!(
+            "offered {}/s, answered {}/s, p50 {} µs p99 {} µs max {} µs, {} lost, server {} µs/msg, generator CPU {:.0}%{}",
+            r.offered_rate.map_or("?".into(), num),
+            num(r.rate),
+            num(r.p50_us),
+            num(r.p99_us),
+            num(r.max_us),
+            r.lost,
+            r.cpu_us_per_msg.map_or("?".into(), num),
+            r.loadgen_cpu_pct,
+            if r.saturated {
+                " — saturated (p99 ≥ 1 s): the ramp stops"
+            } else {
+                ""
+            }
         ),
         _ => format!(
             "{}/s p50 {} µs p99 {} µs, server {} µs/msg, generator CPU {:.0}%",
@@ -412,10 +429,21 @@ pub fn markdown(plan: &Plan, env: &Environment, records: &[Record], wall_secs: f
     }
     let idle_points = points(records, "idle");
     if !idle_points.is_empty() {
+        let comparators: Vec<&str> = ["node-ws", "socketio", "socketioxide"]
+            .into_iter()
+            .filter(|t| records.iter().any(|r| r.scenario == "idle" && r.target == *t))
+            .collect();
         let _ = writeln!(
             s,
-            "\nIdle memory, KB (1000 B) of RSS per connection: ≤ 10 at the hub server and at the relay.\n\n\
-             | conns | floor | direct hub | relay deployment: hub | relay deployment: relay |\n|---|---|---|---|---|"
+            "\nIdle memory, KB (1000 B) of RSS per connection: ≤ 10 at the hub server and at the relay{}.\n\n\
+             | conns | floor | direct hub | relay deployment: hub | relay deployment: relay |{}\n|---|---|---|---|---|{}",
+            if comparators.is_empty() {
+                ""
+            } else {
+                " (the comparators for reference; a Node.js process's RSS is its heap as the garbage collector left it)"
+            },
+            comparators.iter().map(|c| format!(" {c} |")).collect::<String>(),
+            "---|".repeat(comparators.len())
         );
         let check = |st: Option<Stat>| match st {
             Some(st) => format!("{} {}", num(st.median), if st.median <= 10.0 { "✅" } else { "❌" }),
@@ -425,14 +453,20 @@ pub fn markdown(plan: &Plan, env: &Environment, records: &[Record], wall_secs: f
             let st = |t: &str, f: fn(&Record) -> Option<f64>| stat_of(&g, &key("idle", 0, conns, t), f);
             let _ = writeln!(
                 s,
-                "| {conns} | {} | {} | {} | {} |",
+                "| {conns} | {} | {} | {} | {} |{}",
                 med(st("floor", |r| r.kb_per_conn)),
                 check(st("direct-json", |r| r.kb_per_conn)),
                 check(st("relay-json", |r| r.kb_per_conn)),
                 check(st("relay-json", |r| r.relay_kb_per_conn)),
+                comparators
+                    .iter()
+                    .map(|c| format!(" {} |", med(st(c, |r| r.kb_per_conn))))
+                    .collect::<String>()
             );
         }
     }
+    comparator_tables(&mut s, &g, records);
+    open_loop_summary(&mut s, records);
 
     // details
     for (scenario, title, unit) in [
@@ -508,7 +542,7 @@ pub fn markdown(plan: &Plan, env: &Environment, records: &[Record], wall_secs: f
         let _ = writeln!(
             s,
             "\n## Idle memory: connections opened (SignalR handshake done) and held\n\n\
-             | conns | target | server KB/conn | relay KB/conn | server RSS before → after (MiB) | relay RSS before → after (MiB) | connect time s | runs ok |\n|---|---|---|---|---|---|---|---|"
+             | conns | target | server KB/conn | relay KB/conn | server RSS before → after (MiB) | relay RSS before → after (MiB) | connect time s | connects/s | runs ok |\n|---|---|---|---|---|---|---|---|---|"
         );
         let mib = |b: Option<u64>, a: Option<u64>| match (b, a) {
             (Some(b), Some(a)) => format!("{:.1} → {:.1}", b as f64 / 1024.0, a as f64 / 1024.0),
@@ -526,18 +560,20 @@ pub fn markdown(plan: &Plan, env: &Environment, records: &[Record], wall_secs: f
                 };
                 let _ = writeln!(
                     s,
-                    "| {conns} | {t} | {} | {} | {} | {} | {} | {}/{} |",
+                    "| {conns} | {t} | {} | {} | {} | {} | {} | {} | {}/{} |",
                     med_range(stat_of(&g, &k, |r| r.kb_per_conn)),
                     med_range(stat_of(&g, &k, |r| r.relay_kb_per_conn)),
                     mib(last.rss_before_kb, last.rss_after_kb),
                     mib(last.relay_rss_before_kb, last.relay_rss_after_kb),
                     med(stat_of(&g, &k, |r| Some(r.connect_secs))),
+                    med_range(stat_of(&g, &k, |r| r.connect_rate)),
                     g.get(&k).map_or(0, Vec::len),
                     rs.len()
                 );
             }
         }
     }
+    open_loop_details(&mut s, &targets, records);
     let failures: Vec<&Record> = records.iter().filter(|r| !r.ok).collect();
     if !failures.is_empty() {
         let _ = writeln!(s, "\n## Failed runs\n");
@@ -548,7 +584,245 @@ pub fn markdown(plan: &Plan, env: &Environment, records: &[Record], wall_secs: f
     s
 }
 
-const COLORS: [&str; 5] = ["#555555", "#1f77b4", "#17becf", "#d62728", "#ff7f0e"];
+/// Open loop, one target: the most connections whose runs all succeeded below each latency
+/// bound (every smaller count tried passing too), and the most tried.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpenLoopLimits {
+    /// Largest N with p99 < 1 s.
+    pub bound: Option<usize>,
+    /// Largest N with p99 < 100 ms.
+    pub strict: Option<usize>,
+    /// Smallest N tried.
+    pub first: usize,
+    /// Largest N tried.
+    pub tried: usize,
+}
+
+/// The open-loop limits of `target` from its non-superseded open-loop records.
+pub fn open_loop_limits(records: &[Record], target: &str) -> OpenLoopLimits {
+    let mut by_n: BTreeMap<usize, Vec<&Record>> = BTreeMap::new();
+    for r in records
+        .iter()
+        .filter(|r| r.scenario == "open-loop" && r.target == target && !r.superseded)
+    {
+        by_n.entry(r.conns).or_default().push(r);
+    }
+    let passes = |rs: &[&Record], bound: f64| {
+        rs.iter().all(|r| r.ok && !r.saturated)
+            && Stat::of(rs.iter().map(|r| r.p99_us)).is_some_and(|p| p.median < bound)
+    };
+    let largest = |bound: f64| {
+        let mut best = None;
+        for (&n, rs) in &by_n {
+            if !passes(rs, bound) {
+                break;
+            }
+            best = Some(n);
+        }
+        best
+    };
+    OpenLoopLimits {
+        bound: largest(crate::harness::OPEN_LOOP_BOUND_US),
+        strict: largest(crate::harness::OPEN_LOOP_STRICT_US),
+        first: by_n.keys().next().copied().unwrap_or(0),
+        tried: by_n.keys().last().copied().unwrap_or(0),
+    }
+}
+
+fn limit_cell(n: Option<usize>, l: &OpenLoopLimits) -> String {
+    match n {
+        Some(n) if n == l.tried => format!("≥ {n} (the most tried)"),
+        Some(n) => n.to_string(),
+        None => format!("< {}", l.first),
+    }
+}
+
+/// "Against the targets": the open-loop ramp's limits per target.
+fn open_loop_summary(s: &mut String, records: &[Record]) {
+    let targets: Vec<String> = target_names(records)
+        .into_iter()
+        .filter(|t| records.iter().any(|r| r.scenario == "open-loop" && &r.target == t))
+        .collect();
+    if targets.is_empty() {
+        return;
+    }
+    let sample = records.iter().find(|r| r.scenario == "open-loop");
+    let (payload, rate) = sample.map_or((0, 0.0), |r| {
+        (r.payload, r.offered_rate.unwrap_or(0.0) / r.conns.max(1) as f64)
+    });
+    let _ = writeln!(
+        s,
+        "\nOpen loop, Azure SignalR's unit method: every connection sends {} `Echo` of {} per second on a fixed schedule, \
+         whatever the answers do; latency from the scheduled send time. The connections rise per target until p99 reaches 1 s \
+         (Azure's bound: 1 unit = 1,000 connections); a run lost nothing unless it was past that bound.\n\n\
+         | target | most connections, p99 < 1 s | Azure units | most connections, p99 < 100 ms | p99 at the most tried (ms) |\n|---|---|---|---|---|",
+        if (rate - 1.0).abs() < 1e-9 {
+            "one".to_owned()
+        } else {
+            format!("{rate}")
+        },
+        size(payload)
+    );
+    for t in &targets {
+        let l = open_loop_limits(records, t);
+        let at_most = Stat::of(
+            records
+                .iter()
+                .filter(|r| r.scenario == "open-loop" && &r.target == t && r.conns == l.tried && !r.superseded)
+                .map(|r| r.p99_us / 1000.0),
+        );
+        let _ = writeln!(
+            s,
+            "| {t} | {} | {} | {} | {} at {} conns |",
+            limit_cell(l.bound, &l),
+            l.bound.map_or("—".into(), |n| num(n as f64 / 1000.0)),
+            limit_cell(l.strict, &l),
+            med(at_most),
+            l.tried
+        );
+    }
+}
+
+/// The open-loop runs in detail.
+fn open_loop_details(s: &mut String, targets: &[String], records: &[Record]) {
+    let pts = points(records, "open-loop");
+    if pts.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "\n## Open loop: fixed-rate `Echo` per connection, latency from the scheduled send\n\n\
+         Latencies include the generator's send lag (tokio's timers tick every millisecond, so a request leaves up to \
+         ~1 ms after its scheduled time); the send-lag column shows it, and a p99 far above 1 ms there means the \
+         generator fell behind.\n\n\
+         | payload | conns | target | offered/s | answered/s | p50 | p99 | p99.9 | max | lost | send lag p50 / p99 | server CPU µs/msg | server CPU % | generator CPU % | p99 < 100 ms / < 1 s | runs ok |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for &(payload, conns) in &pts {
+        for t in targets {
+            let rs: Vec<&Record> = records
+                .iter()
+                .filter(|r| {
+                    r.scenario == "open-loop"
+                        && r.payload == payload
+                        && r.conns == conns
+                        && &r.target == t
+                        && !r.superseded
+                })
+                .collect();
+            if rs.is_empty() {
+                continue;
+            }
+            let st = |f: &dyn Fn(&Record) -> Option<f64>| Stat::of(rs.iter().filter_map(|r| f(r)));
+            let p99 = st(&|r| Some(r.p99_us));
+            let saturated = rs.iter().filter(|r| r.saturated).count();
+            let verdict = match p99 {
+                _ if rs.iter().any(|r| !r.ok) => "failed".to_owned(),
+                _ if saturated > 0 => format!("❌ / ❌ (saturated in {saturated})"),
+                Some(p) => format!(
+                    "{} / {}",
+                    if p.median < crate::harness::OPEN_LOOP_STRICT_US {
+                        "✅"
+                    } else {
+                        "❌"
+                    },
+                    if p.median < crate::harness::OPEN_LOOP_BOUND_US {
+                        "✅"
+                    } else {
+                        "❌"
+                    }
+                ),
+                None => "—".into(),
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {conns} | {t} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} | {} | {} | {verdict} | {}/{} |",
+                size(payload),
+                med(st(&|r| r.offered_rate)),
+                med_range(st(&|r| Some(r.rate))),
+                med(st(&|r| Some(r.p50_us))),
+                med_range(p99),
+                med(st(&|r| Some(r.p999_us))),
+                med(st(&|r| Some(r.max_us))),
+                st(&|r| Some(r.lost as f64)).map_or("—".into(), |l| format!("{:.0}", l.median)),
+                med(st(&|r| r.send_lag_p50_us)),
+                med(st(&|r| r.send_lag_p99_us)),
+                med_range(st(&|r| r.cpu_us_per_msg)),
+                med(st(&|r| r.server_cpu_pct)),
+                med(st(&|r| Some(r.loadgen_cpu_pct))),
+                rs.iter().filter(|r| r.ok).count(),
+                rs.len()
+            );
+        }
+    }
+}
+
+/// "Against the targets": Switchboard self-hosted next to the comparators, echo and broadcast.
+fn comparator_tables(s: &mut String, g: &BTreeMap<Key, Vec<&Record>>, records: &[Record]) {
+    const COMPARATORS: [&str; 3] = ["node-ws", "socketio", "socketioxide"];
+    if !records.iter().any(|r| COMPARATORS.contains(&r.target.as_str())) {
+        return;
+    }
+    let times = |a: Option<Stat>, b: Option<Stat>, target: Option<f64>| match ratio(a, b) {
+        Some(r) => match target {
+            Some(t) => format!("{r:.2}× {}", if r >= t { "✅" } else { "❌" }),
+            None => format!("{r:.2}×"),
+        },
+        None => "—".into(),
+    };
+    for (scenario, title, unit, target) in [
+        (
+            "echo",
+            "Comparators, echo msgs/s (closed loop, one request in flight per connection). Node `ws` 8 gets the floor's raw frames; \
+             socket.io 4.8 and socketioxide get Socket.IO events (`echo`, payload as a JSON string).",
+            "conns",
+            None,
+        ),
+        (
+            "broadcast",
+            "Comparators, broadcast deliveries/s: Switchboard ≥ 3× socket.io (the target is stated for 10k receivers).",
+            "receivers",
+            Some(3.0),
+        ),
+    ] {
+        let pts = points(records, scenario);
+        if !pts
+            .iter()
+            .any(|&(p, c)| COMPARATORS.iter().any(|t| g.contains_key(&key(scenario, p, c, t))))
+        {
+            continue;
+        }
+        let _ = writeln!(
+            s,
+            "\n{title}\n\n\
+             | payload | {unit} | floor | direct-json | direct-msgpack | node-ws | socketio | socketioxide | json/socket.io | msgpack/socket.io | json/Node ws | msgpack/Node ws |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|---|"
+        );
+        for &(payload, conns) in &pts {
+            let k = |t: &str| key(scenario, payload, conns, t);
+            let st = |t: &str| stat_of(g, &k(t), |r| Some(r.rate));
+            let _ = writeln!(
+                s,
+                "| {} | {conns} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                size(payload),
+                rate_cell(g, &k("floor")),
+                rate_cell(g, &k("direct-json")),
+                rate_cell(g, &k("direct-msgpack")),
+                rate_cell(g, &k("node-ws")),
+                rate_cell(g, &k("socketio")),
+                rate_cell(g, &k("socketioxide")),
+                times(st("direct-json"), st("socketio"), target),
+                times(st("direct-msgpack"), st("socketio"), target),
+                times(st("direct-json"), st("node-ws"), None),
+                times(st("direct-msgpack"), st("node-ws"), None),
+            );
+        }
+    }
+}
+
+const COLORS: [&str; 8] = [
+    "#555555", "#1f77b4", "#17becf", "#d62728", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b",
+];
 
 struct Panel {
     title: String,
@@ -557,6 +831,19 @@ struct Panel {
     series: Vec<String>,
     /// `values[category][series]`
     values: Vec<Vec<Option<Stat>>>,
+}
+
+/// A series' colour: a target keeps its colour in every panel (the idle panel's hub and relay
+/// readings take their target's), other series go by position.
+fn series_color(name: &str, index: usize) -> &'static str {
+    let target = match name {
+        "direct hub" => "direct-json",
+        "relay deployment: hub" => "relay-json",
+        "relay deployment: relay" => "relay-msgpack",
+        n => n,
+    };
+    let at = Target::ALL.iter().position(|t| t.name() == target).unwrap_or(index);
+    COLORS[at % COLORS.len()]
 }
 
 /// The SVG chart: one panel per echo payload, broadcast, and idle memory; bars are medians,
@@ -606,28 +893,51 @@ pub fn svg(records: &[Record]) -> String {
     }
     let idle = points(records, "idle");
     if !idle.is_empty() {
-        let series = vec![
-            "floor".to_owned(),
-            "direct hub".to_owned(),
-            "relay deployment: hub".to_owned(),
-            "relay deployment: relay".to_owned(),
+        let mut series = vec![
+            ("floor", "floor", false),
+            ("direct-json", "direct hub", false),
+            ("relay-json", "relay deployment: hub", false),
+            ("relay-json", "relay deployment: relay", true),
         ];
+        for c in ["node-ws", "socketio", "socketioxide"] {
+            if records.iter().any(|r| r.scenario == "idle" && r.target == c) {
+                series.push((c, c, false));
+            }
+        }
         panels.push(Panel {
             title: "Idle memory: RSS per connection (target ≤ 10 KB)".into(),
             unit: "KB/conn".into(),
             categories: idle.iter().map(|(_, c)| format!("{c} conns")).collect(),
-            series,
+            series: series.iter().map(|(_, label, _)| (*label).to_owned()).collect(),
             values: idle
                 .iter()
                 .map(|&(_, c)| {
-                    vec![
-                        stat_of(&g, &key("idle", 0, c, "floor"), |r| r.kb_per_conn),
-                        stat_of(&g, &key("idle", 0, c, "direct-json"), |r| r.kb_per_conn),
-                        stat_of(&g, &key("idle", 0, c, "relay-json"), |r| r.kb_per_conn),
-                        stat_of(&g, &key("idle", 0, c, "relay-json"), |r| r.relay_kb_per_conn),
-                    ]
+                    series
+                        .iter()
+                        .map(|&(t, _, relay)| {
+                            stat_of(&g, &key("idle", 0, c, t), |r| {
+                                if relay { r.relay_kb_per_conn } else { r.kb_per_conn }
+                            })
+                        })
+                        .collect()
                 })
                 .collect(),
+        });
+    }
+    let ol_targets: Vec<String> = targets
+        .iter()
+        .filter(|t| records.iter().any(|r| r.scenario == "open-loop" && &r.target == *t))
+        .cloned()
+        .collect();
+    if !ol_targets.is_empty() {
+        let limits: Vec<OpenLoopLimits> = ol_targets.iter().map(|t| open_loop_limits(records, t)).collect();
+        let one = |v: Option<usize>| v.and_then(|v| Stat::of([v as f64]));
+        panels.push(Panel {
+            title: "Open loop, 1 Echo/s per connection: most connections served with p99 under the bound".into(),
+            unit: "connections".into(),
+            categories: ol_targets.clone(),
+            series: vec!["p99 < 1 s".into(), "p99 < 100 ms".into()],
+            values: limits.iter().map(|l| vec![one(l.bound), one(l.strict)]).collect(),
         });
     }
     let (w, ph) = (960.0, 300.0);
@@ -649,7 +959,7 @@ fn esc(t: &str) -> String {
 }
 
 fn panel(s: &mut String, p: &Panel, top: f64, w: f64, h: f64) {
-    let (left, right, title_h, bottom_h) = (70.0, 20.0, 40.0, 40.0);
+    let (left, right, title_h, bottom_h) = (70.0, 20.0, 54.0, 40.0);
     let plot_h = h - title_h - bottom_h;
     let plot_w = w - left - right;
     let y0 = top + title_h + plot_h;
@@ -679,19 +989,23 @@ fn panel(s: &mut String, p: &Panel, top: f64, w: f64, h: f64) {
         top + 16.0,
         esc(&p.title)
     );
-    // legend
-    let mut lx = left;
+    // legend, on a second line when the first is full
+    let (mut lx, mut ly) = (left, top + 24.0);
     for (i, name) in p.series.iter().enumerate() {
+        let width = 24.0 + 7.0 * name.chars().count() as f64;
+        if lx + width > w - right && lx > left {
+            lx = left;
+            ly += 14.0;
+        }
         let _ = writeln!(
             s,
-            "<rect x=\"{lx}\" y=\"{}\" width=\"10\" height=\"10\" fill=\"{}\"/><text x=\"{}\" y=\"{}\">{}</text>",
-            top + 24.0,
-            COLORS[i % COLORS.len()],
+            "<rect x=\"{lx}\" y=\"{ly}\" width=\"10\" height=\"10\" fill=\"{}\"/><text x=\"{}\" y=\"{}\">{}</text>",
+            series_color(name, i),
             lx + 14.0,
-            top + 33.0,
+            ly + 9.0,
             esc(name)
         );
-        lx += 24.0 + 7.0 * name.len() as f64;
+        lx += width;
     }
     let mut v = 0.0;
     while v <= top_val + step / 2.0 {
@@ -722,7 +1036,7 @@ fn panel(s: &mut String, p: &Panel, top: f64, w: f64, h: f64) {
         for (si, val) in p.values[ci].iter().enumerate() {
             let Some(val) = val else { continue };
             let x = gx + bar_w * si as f64;
-            let color = COLORS[si % COLORS.len()];
+            let color = series_color(&p.series[si], si);
             let _ = writeln!(
                 s,
                 "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{color}\"><title>{}: {}</title></rect>",
@@ -797,5 +1111,46 @@ mod tests {
         assert!(md.contains("50% ❌"), "{md}");
         let svg = svg(&records);
         assert!(svg.starts_with("<svg") && svg.contains("Echo, 64 B payload"));
+    }
+
+    #[test]
+    fn comparators_and_open_loop_render() {
+        let mk = |scenario: &str, target: &str, conns: usize, rate: f64, p99_us: f64| Record {
+            scenario: scenario.into(),
+            target: target.into(),
+            conns,
+            payload: 2048,
+            ok: true,
+            rate,
+            p99_us,
+            offered_rate: Some(conns as f64),
+            saturated: p99_us >= crate::harness::OPEN_LOOP_BOUND_US,
+            ..Record::default()
+        };
+        let records = vec![
+            mk("broadcast", "direct-json", 10000, 300_000.0, 0.0),
+            mk("broadcast", "socketio", 10000, 60_000.0, 0.0),
+            mk("broadcast", "node-ws", 10000, 100_000.0, 0.0),
+            mk("open-loop", "direct-json", 1000, 1000.0, 2_000.0),
+            mk("open-loop", "direct-json", 2000, 2000.0, 150_000.0),
+            mk("open-loop", "direct-json", 5000, 5000.0, 2_000_000.0),
+            mk("open-loop", "floor", 1000, 1000.0, 1_000.0),
+            mk("open-loop", "floor", 2000, 2000.0, 1_000.0),
+            mk("open-loop", "relay-json", 1000, 1000.0, 1_500_000.0),
+        ];
+        let limits = open_loop_limits(&records, "direct-json");
+        assert_eq!(
+            (limits.bound, limits.strict, limits.tried),
+            (Some(2000), Some(1000), 5000)
+        );
+        assert_eq!(open_loop_limits(&records, "relay-json").bound, None);
+        let md = markdown(&Plan::smoke(), &Environment::capture(None, None), &records, 1.0);
+        assert!(md.contains("| 2 KB | 10000 |"), "{md}");
+        assert!(md.contains("5.00× ✅"), "{md}");
+        assert!(md.contains("| direct-json | 2000 | 2.00 | 1000 |"), "{md}");
+        assert!(md.contains("| floor | ≥ 2000 (the most tried) |"), "{md}");
+        assert!(md.contains("| relay-json | < 1000 |"), "{md}");
+        let svg = svg(&records);
+        assert!(svg.contains("Open loop") && svg.contains("socketio"), "{svg}");
     }
 }

@@ -1,5 +1,7 @@
-//! Keeps the harness working: the smoke run end to end (every scenario and target, against
-//! freshly built servers), and the generator catching lost messages.
+//! Keeps the harness working: the smoke run end to end (every scenario and target, the Node.js
+//! and socketioxide comparators included, against freshly built servers), the generator
+//! catching lost messages in raw and Socket.IO modes, and a comparator that cannot start
+//! failing the run instead of being skipped.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -27,7 +29,12 @@ fn bin_dir() -> PathBuf {
     }
     let status = cargo.status().expect("cargo runs");
     assert!(status.success(), "building the servers under test failed");
-    for bin in ["conformance-server", "switchboard-service", "floor-server"] {
+    for bin in [
+        "conformance-server",
+        "switchboard-service",
+        "floor-server",
+        "socketioxide-server",
+    ] {
         assert!(dir.join(bin).is_file(), "{bin} missing in {}", dir.display());
     }
     dir
@@ -55,40 +62,68 @@ fn smoke_run_covers_every_scenario_and_target() {
 
     let jsonl = std::fs::read_to_string(out.join("results.jsonl")).expect("results.jsonl");
     let records: Vec<serde_json::Value> = jsonl.lines().map(|l| serde_json::from_str(l).expect("JSON")).collect();
-    for scenario in ["echo", "echo-measure", "broadcast", "group", "idle"] {
+    let ran = |scenario: &str, target: &str| {
+        records
+            .iter()
+            .any(|r| r["scenario"] == scenario && r["target"] == target && r["ok"] == true)
+    };
+    for scenario in ["echo", "echo-measure", "broadcast", "group", "open-loop", "idle"] {
         for target in ["floor", "direct-json", "relay-json"] {
-            assert!(
-                records
-                    .iter()
-                    .any(|r| r["scenario"] == scenario && r["target"] == target && r["ok"] == true),
-                "no successful {scenario} run on {target}"
-            );
+            assert!(ran(scenario, target), "no successful {scenario} run on {target}");
         }
     }
     for target in ["direct-msgpack", "relay-msgpack"] {
-        assert!(records.iter().any(|r| r["target"] == target && r["scenario"] == "echo"));
+        for scenario in ["echo", "open-loop"] {
+            assert!(ran(scenario, target), "no successful {scenario} run on {target}");
+        }
+    }
+    // the comparators: echo and broadcast through the raw and Socket.IO modes, idle memory
+    for target in ["node-ws", "socketio", "socketioxide"] {
+        for scenario in ["echo", "broadcast", "idle"] {
+            assert!(ran(scenario, target), "no successful {scenario} run on {target}");
+        }
     }
     for r in records.iter().filter(|r| r["scenario"] != "idle") {
         assert!(r["rate"].as_f64().unwrap() > 0.0, "{r}");
         assert!(r["p99_us"].as_f64().unwrap() >= r["p50_us"].as_f64().unwrap(), "{r}");
         assert_eq!(r["lost"], 0, "{r}");
+        assert_eq!(r["errors"], 0, "{r}");
+    }
+    for r in records.iter().filter(|r| r["scenario"] == "open-loop") {
+        assert_eq!(r["saturated"], false, "{r}");
+        assert!(r["offered_rate"].as_f64().unwrap() > 0.0, "{r}");
+    }
+    for r in records.iter().filter(|r| r["scenario"] == "idle") {
+        assert!(r["kb_per_conn"].as_f64().is_some(), "{r}");
+        assert!(r["connect_rate"].as_f64().unwrap() > 0.0, "{r}");
     }
     let summary_md = std::fs::read_to_string(out.join("summary.md")).expect("summary.md");
     assert!(summary_md.contains("## Against the targets"));
+    assert!(summary_md.contains("Comparators, echo msgs/s"), "{summary_md}");
+    assert!(
+        summary_md.contains("Comparators, broadcast deliveries/s"),
+        "{summary_md}"
+    );
+    assert!(
+        summary_md.contains("| direct-json | ≥ 20 (the most tried)"),
+        "{summary_md}"
+    );
+    assert!(summary_md.contains("## Open loop"), "{summary_md}");
     let svg = std::fs::read_to_string(out.join("chart.svg")).expect("chart.svg");
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    assert!(svg.contains("socketioxide") && svg.contains("Open loop"), "{svg}");
     let _ = std::fs::remove_dir_all(&out);
 }
 
-#[test]
-fn lost_broadcasts_are_reported() {
-    let floor = bench_exe().parent().unwrap().join("floor-server");
-    let mut server = Command::new(&floor)
-        .args(["--port", "0", "--stop-when-stdin-closes", "--drop-every", "7"])
+/// Runs a broadcast through a server started as `server args` (it prints its listening line
+/// and stops when its standard input closes) and returns the generator's result.
+fn broadcast_through(server: &Path, args: &[&str], mode: &str) -> serde_json::Value {
+    let mut server = Command::new(server)
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
-        .expect("floor-server starts");
+        .expect("the server starts");
     let mut line = String::new();
     BufReader::new(server.stdout.take().unwrap())
         .read_line(&mut line)
@@ -99,7 +134,7 @@ fn lost_broadcasts_are_reported() {
         .expect("listening line")
         .to_owned();
     let spec = serde_json::json!({
-        "scenario": "broadcast", "mode": "raw", "url": url, "conns": 5, "payload": 16,
+        "scenario": "broadcast", "mode": mode, "url": url, "conns": 5, "payload": 16,
         "warmup_ms": 20, "duration_ms": 150, "window": 2, "connect_concurrency": 5, "drain_ms": 500
     });
     let output = Command::new(bench_exe())
@@ -114,7 +149,61 @@ fn lost_broadcasts_are_reported() {
         .lines()
         .find_map(|l| l.strip_prefix("result "))
         .unwrap_or_else(|| panic!("no result line in {stdout}"));
-    let result: serde_json::Value = serde_json::from_str(result).unwrap();
+    serde_json::from_str(result).unwrap()
+}
+
+#[test]
+fn lost_broadcasts_are_reported() {
+    let floor = bench_exe().parent().unwrap().join("floor-server");
+    let args = ["--port", "0", "--stop-when-stdin-closes", "--drop-every", "7"];
+    let result = broadcast_through(&floor, &args, "raw");
     assert!(result["lost"].as_u64().unwrap() > 0, "losses not seen: {result}");
     assert!(result["sent"].as_u64().unwrap() > 0, "{result}");
+    // the same server without drops loses nothing
+    let result = broadcast_through(&floor, &args[..3], "raw");
+    assert_eq!(result["lost"], 0, "{result}");
+}
+
+#[test]
+fn lost_socketio_broadcasts_are_reported() {
+    let server = bench_exe().parent().unwrap().join("socketioxide-server");
+    let args = ["--port", "0", "--stop-when-stdin-closes", "--drop-every", "7"];
+    let result = broadcast_through(&server, &args, "socketio");
+    assert!(result["lost"].as_u64().unwrap() > 0, "losses not seen: {result}");
+    assert!(result["sent"].as_u64().unwrap() > 0, "{result}");
+    let result = broadcast_through(&server, &args[..3], "socketio");
+    assert_eq!(result["lost"], 0, "{result}");
+    assert_eq!(result["errors"], 0, "{result}");
+}
+
+#[test]
+fn a_comparator_that_cannot_start_fails_the_run() {
+    let out = std::env::temp_dir().join(format!("switchboard-bench-nonode-{}", std::process::id()));
+    // no node: an error naming what to install, not a skipped target
+    let output = Command::new(bench_exe())
+        .args(["run", "--smoke", "--targets", "floor,socketio", "--scenarios", "echo"])
+        .arg("--node")
+        .arg("/nonexistent/node")
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("switchboard-bench runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("error") && stdout.contains("Node.js"), "{stdout}");
+    // no socketioxide-server binary
+    let empty = out.join("no-binaries");
+    std::fs::create_dir_all(&empty).unwrap();
+    let output = Command::new(bench_exe())
+        .args(["run", "--smoke", "--targets", "socketioxide", "--scenarios", "echo"])
+        .arg("--bin-dir")
+        .arg(&empty)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("switchboard-bench runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("socketioxide-server not found"), "{stdout}");
+    let _ = std::fs::remove_dir_all(&out);
 }
