@@ -231,14 +231,14 @@ async fn write_reattachable(
         queue = queue.lock() => queue,
         _ = done.cancelled() => return,
     };
-    // A raw connection relaying hub-protocol bytes queues payloads that may hold several
-    // records: each is numbered on its own.
-    let raw_protocol = stateful.raw_protocol();
-    let protocol = raw_protocol.unwrap_or_else(|| conn.protocol());
+    // The hub protocol of the records: a hub connection's (chosen by its handshake, which may
+    // come after this socket opened), or the one a raw connection relaying hub-protocol bytes
+    // was told (also once its client's handshake was read). Read when needed, not up front.
+    let protocol = || stateful.raw_protocol().unwrap_or_else(|| conn.protocol());
     if reconnect {
         let (first, frames) = stateful.replay();
         let mut out = Vec::new();
-        let _ = protocol.write_message(&mut out, &HubMessage::Sequence { sequence_id: first });
+        let _ = protocol().write_message(&mut out, &HubMessage::Sequence { sequence_id: first });
         frames.iter().for_each(|frame| out.extend_from_slice(frame));
         if let Some(message) = frame(conn, Bytes::from(out))
             && !send(sink, message, timeout).await
@@ -257,7 +257,7 @@ async fn write_reattachable(
             _ = acks.tick() => {
                 if let Some(sequence_id) = stateful.ack_due() {
                     let mut out = Vec::new();
-                    let _ = protocol.write_message(&mut out, &HubMessage::Ack { sequence_id });
+                    let _ = protocol().write_message(&mut out, &HubMessage::Ack { sequence_id });
                     if let Some(message) = frame(conn, Bytes::from(out))
                         && !send(sink, message, timeout).await
                     {
@@ -270,17 +270,14 @@ async fn write_reattachable(
             next = queue.recv(), if room => {
                 let Some(first) = next else { break };
                 let mut batch = Vec::with_capacity(first.len());
+                // Each record is numbered on its own (a relayed payload may hold several).
+                let records = stateful.is_active().then(protocol);
                 let add = |batch: &mut Vec<u8>, bytes: Bytes| {
-                    if let Some(protocol) = raw_protocol {
+                    if let Some(protocol) = records {
                         for record in framing::FramedRecords::new(protocol, bytes.clone()) {
                             if framing::record_type(protocol, &record).is_some_and(framing::is_tracked) {
                                 stateful.sent(&record);
                             }
-                        }
-                    } else {
-                        let kind = framing::message_type(!conn.binary(), &bytes);
-                        if stateful.is_active() && kind.is_some_and(framing::is_tracked) {
-                            stateful.sent(&bytes);
                         }
                     }
                     batch.extend_from_slice(&bytes);

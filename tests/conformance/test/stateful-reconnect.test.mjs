@@ -156,6 +156,34 @@ for (const protocol of PROTOCOLS) {
             assert.equal(await c.invoke("GetCallerConnectionId"), connectionId);
         });
 
+        it("the server's Acks on a socket held for seconds are read by the client, free its buffer, and a drop after them loses nothing", opts, async () => {
+            const state = await statefulClient(protocol);
+            const { c, received } = state;
+            const connectionId = c.connectionId;
+            for (let n = 1; n <= 10; n++) {
+                await withTimeout(c.send("InvokeWithString", String(n)), WAIT_MS, `send #${n}`);
+            }
+            // The server acknowledges about once a second: let a few Acks go out on this socket.
+            await delay(2500);
+            assert.equal(c.state, HubConnectionState.Connected, "the connection survives the server's Acks");
+            assert.equal(await withTimeout(c.invoke("Echo", "still"), WAIT_MS, "an Echo after the Acks"), "still");
+            // More than the client buffers unacknowledged (100,000 bytes): only the server's Acks
+            // let it go on sending.
+            const big = "x".repeat(2048);
+            for (let n = 1; n <= 60; n++) {
+                assert.equal(await withTimeout(c.invoke("Echo", big), WAIT_MS, `Echo #${n} of 2 KB`), big);
+            }
+            await dropTransport(connectionId, state);
+            for (let n = 11; n <= 20; n++) {
+                await withTimeout(c.send("InvokeWithString", String(n)), WAIT_MS, `send #${n}`);
+            }
+            await receivedCount(received, 20, 15_000);
+            assert.equal(await withTimeout(c.invoke("Echo", "done"), WAIT_MS, "a final Echo"), "done");
+            assertExactSequence(received, 20);
+            assert.deepEqual(state.events.closes, [], "the connection must not close");
+            assert.equal(c.connectionId, connectionId);
+        });
+
         it("invocations in flight across dropped transports each complete once with their own result", opts, async () => {
             const state = await statefulClient(protocol);
             const { c } = state;
