@@ -214,9 +214,7 @@ fn is_binary_protocol(protocol: &str) -> bool {
 
 /// A handshake response refusing the connection, which SignalR clients show to the user.
 fn handshake_error(text: &str) -> Bytes {
-    let mut out = serde_json::to_vec(&serde_json::json!({ "error": text })).unwrap_or_default();
-    out.push(RECORD_SEPARATOR);
-    Bytes::from(out)
+    switchboard::protocol::handshake::write_response(Some(text))
 }
 
 fn claim_as_text(value: &serde_json::Value) -> Option<String> {
