@@ -10,6 +10,7 @@ pub mod client;
 mod connection;
 mod error;
 pub mod hub;
+pub mod jwt;
 mod lifetime;
 mod options;
 pub mod protocol;

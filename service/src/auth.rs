@@ -8,49 +8,30 @@
 use std::sync::Arc;
 
 use http::HeaderMap;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
+use switchboard::jwt::{Algorithm, Verifier, claims};
 use switchboard::transport::auth::AuthError;
 use switchboard::{Authenticator, Claims, RequestInfo, TransportType};
 
-/// The claim that carries the client's user id.
-pub(crate) const USER_ID_CLAIM: &str = "asrs.s.uid";
-/// The claim that carries the transports a client may use (WebSockets 1, SSE 2, LP 4).
-pub(crate) const TRANSPORTS_CLAIM: &str = "asrs.s.htt";
-
 /// The keys tokens may be signed with; any of them is accepted (key rotation).
 pub(crate) struct Keys {
-    keys: Vec<DecodingKey>,
+    verifier: Verifier,
 }
 
 impl Keys {
     pub(crate) fn new(access_keys: &[String]) -> Self {
+        let secrets = access_keys.iter().map(|key| key.as_bytes());
         Keys {
-            keys: access_keys
-                .iter()
-                .map(|key| DecodingKey::from_secret(key.as_bytes()))
-                .collect(),
+            verifier: Verifier::new(secrets, &[Algorithm::HS256, Algorithm::HS512]).require_expiry(),
         }
     }
 
     /// The claims of `token` if it is signed with one of the keys, unexpired, and for one of
     /// `audiences`.
     pub(crate) fn validate(&self, token: &str, audiences: &[String]) -> Result<Map<String, Value>, AuthError> {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.algorithms = vec![Algorithm::HS256, Algorithm::HS512];
-        validation.leeway = 0;
-        validation.set_audience(audiences);
-        let mut last = None;
-        for key in &self.keys {
-            match jsonwebtoken::decode::<Map<String, Value>>(token, key, &validation) {
-                Ok(data) => return Ok(data.claims),
-                Err(error) => last = Some(error),
-            }
-        }
-        Err(AuthError::new(match last {
-            Some(error) => format!("token refused: {:?}", error.kind()),
-            None => "token refused: no access key is configured".to_owned(),
-        }))
+        self.verifier
+            .verify(token, Some(audiences))
+            .map_err(|error| AuthError::new(format!("token refused: {error}")))
     }
 }
 
@@ -81,10 +62,7 @@ pub(crate) fn audiences(host: &str, face: &str, hub: &str) -> Vec<String> {
 
 /// The bearer token of the `Authorization` header.
 pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+    switchboard::transport::auth::bearer_header(headers)
 }
 
 /// Validates client tokens for the runtime's transports (negotiate included): the audience is
@@ -141,7 +119,7 @@ fn claim_text(value: &Value) -> Option<String> {
 
 /// The transports bitmask of a client token (`asrs.s.htt`), if it has a readable one.
 pub(crate) fn allowed_transports(claims: &Claims) -> Option<u64> {
-    match claims.get(TRANSPORTS_CLAIM)? {
+    match claims.get(claims::TRANSPORTS)? {
         Value::Number(number) => number.as_u64(),
         Value::String(text) => text.trim().parse().ok(),
         _ => None,

@@ -18,7 +18,7 @@ use switchboard::protocol::service::{
 };
 use switchboard::transport::raw::RawConnection;
 
-use crate::auth::{USER_ID_CLAIM, claim_pairs, transport_allowed};
+use crate::auth::{claim_pairs, transport_allowed};
 use crate::hub::{Hub, NewClient, Refusal};
 use crate::link::ServerLink;
 use crate::relay::Shared;
@@ -89,7 +89,7 @@ async fn open(shared: &Shared, raw: &mut RawConnection) -> Option<Opened> {
         tracing::debug!(hub = %hub_key, transport = raw.transport().as_str(), "transport not allowed by the token");
         return None;
     }
-    let user = claims.get(USER_ID_CLAIM).and_then(claim_as_text);
+    let user = claims.get(switchboard::jwt::claims::USER_ID).and_then(claim_as_text);
     let claims = claim_pairs(&claims.0);
     let mut handshake = read_handshake(shared, raw).await?;
     let (protocol, version) = handshake_request(&handshake);
@@ -191,20 +191,21 @@ async fn read_handshake(shared: &Shared, raw: &mut RawConnection) -> Option<Byte
 }
 
 /// The `protocol` (lower-cased) and `version` of the handshake request record at the front
-/// of `bytes`, if the record is a JSON object naming them (version 0 when absent). Anything
-/// else is left to the app server to refuse.
+/// of `bytes`, read by the runtime's handshake parser. A request it refuses gives no protocol
+/// and version 0: the relay forwards it all the same, and the app server refuses it with the
+/// reference server's text.
 fn handshake_request(bytes: &[u8]) -> (Option<String>, u64) {
-    let Some(end) = bytes.iter().position(|b| *b == RECORD_SEPARATOR) else {
-        return (None, 0);
-    };
-    let Ok(request) = serde_json::from_slice::<serde_json::Value>(&bytes[..end]) else {
-        return (None, 0);
-    };
-    let protocol = request
-        .get("protocol")
-        .and_then(|p| p.as_str())
-        .map(str::to_ascii_lowercase);
-    (protocol, request.get("version").and_then(|v| v.as_u64()).unwrap_or(0))
+    let request = bytes
+        .iter()
+        .position(|b| *b == RECORD_SEPARATOR)
+        .and_then(|end| switchboard::protocol::handshake::parse_request(&bytes[..end]).ok());
+    match request {
+        Some(request) => (
+            Some(request.protocol.to_ascii_lowercase()),
+            u64::try_from(request.version).unwrap_or(0),
+        ),
+        None => (None, 0),
+    }
 }
 
 /// Hub protocols whose messages are binary (sent in binary WebSocket frames).
@@ -272,9 +273,11 @@ mod tests {
             handshake_request(b"{\"protocol\":\"MessagePack\",\"version\":2}\x1e\x05"),
             (Some("messagepack".to_owned()), 2)
         );
-        assert_eq!(handshake_request(b"{\"version\":1}\x1e"), (None, 1));
+        // What the runtime's parser refuses is the app server's to refuse.
+        assert_eq!(handshake_request(b"{\"version\":1}\x1e"), (None, 0));
+        assert_eq!(handshake_request(b"{\"protocol\":\"json\"}\x1e"), (None, 0));
         assert_eq!(
-            handshake_request(b"{\"protocol\":\"json\"}\x1e"),
+            handshake_request(b"{\"protocol\":\"json\",\"version\":-1}\x1e"),
             (Some("json".to_owned()), 0)
         );
         assert_eq!(handshake_request(b"not json\x1e"), (None, 0));

@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 use super::hub::ServiceHub;
 use super::options::ServerStickyMode;
 use super::tokens;
+use crate::jwt;
 use crate::options::{HubOptions, TransportType};
 use crate::transport::auth::Claims;
 use crate::transport::request::RequestInfo;
@@ -35,22 +36,22 @@ pub(crate) fn redirect(
     let service = &hub.options;
     let mut token_claims = Map::new();
     if let Some(user) = user_id {
-        token_claims.insert("asrs.s.uid".into(), Value::from(user));
+        token_claims.insert(jwt::claims::USER_ID.into(), Value::from(user));
     }
     if service.server_sticky_mode != ServerStickyMode::Disabled {
-        token_claims.insert("asrs.s.sn".into(), Value::from(hub.server_id.as_str()));
+        token_claims.insert(jwt::claims::SERVER_NAME.into(), Value::from(hub.server_id.as_str()));
         let mode = if service.server_sticky_mode == ServerStickyMode::Required {
             "Required"
         } else {
             "Preferred"
         };
-        token_claims.insert("asrs.s.ssticky".into(), Value::from(mode));
+        token_claims.insert(jwt::claims::SERVER_STICKY.into(), Value::from(mode));
     }
     if options.enable_detailed_errors {
-        token_claims.insert("asrs.s.derror".into(), Value::from("True"));
+        token_claims.insert(jwt::claims::DETAILED_ERRORS.into(), Value::from("True"));
     }
     if let Some(ttl) = service.max_poll_interval_in_seconds {
-        token_claims.insert("asrs.s.ttl".into(), Value::from(ttl.to_string()));
+        token_claims.insert(jwt::claims::MAX_POLL_INTERVAL.into(), Value::from(ttl.to_string()));
     }
     let transports = match &service.transport_type_detector {
         Some(detector) => detector(request),
@@ -65,7 +66,7 @@ pub(crate) fn redirect(
                 TransportType::LongPolling => 4,
             })
             .fold(0, |mask, bit| mask | bit);
-        token_claims.insert("asrs.s.htt".into(), Value::from(mask.to_string()));
+        token_claims.insert(jwt::claims::TRANSPORTS.into(), Value::from(mask.to_string()));
     }
     match &service.claims_provider {
         Some(provider) => {

@@ -3,18 +3,13 @@
 
 use std::time::Duration;
 
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Map, Value};
 
 use super::options::AccessTokenAlgorithm;
 use crate::HubError;
+use crate::jwt::{self, Algorithm, claims};
 
-/// Claims the SDK itself sets, which user claims cannot override.
-const RESERVED: [&str; 12] = [
-    "aud", "exp", "iat", "nbf", "iss", "actort", "acr", "azp", "c_hash", "jti", "nonce", "sub",
-];
-
-/// Signs `claims` for `audience`, valid for `lifetime`.
+/// Signs `claims` for `audience`, valid for `lifetime` (one second at least).
 pub(crate) fn sign(
     key: &str,
     algorithm: AccessTokenAlgorithm,
@@ -22,70 +17,54 @@ pub(crate) fn sign(
     mut claims: Map<String, Value>,
     lifetime: Duration,
 ) -> Result<String, HubError> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
     claims.insert("aud".into(), Value::from(audience));
-    claims.insert("iat".into(), Value::from(now));
-    claims.insert("nbf".into(), Value::from(now));
-    claims.insert("exp".into(), Value::from(now + lifetime.as_secs().max(1)));
     let algorithm = match algorithm {
         AccessTokenAlgorithm::HS256 => Algorithm::HS256,
         AccessTokenAlgorithm::HS512 => Algorithm::HS512,
     };
-    jsonwebtoken::encode(
-        &Header::new(algorithm),
-        &claims,
-        &EncodingKey::from_secret(key.as_bytes()),
-    )
-    .map_err(|e| {
-        HubError::exception(
-            "InvalidOperationException",
-            format!("could not sign a token: {:?}", e.kind()),
-        )
-    })
+    jwt::sign(key.as_bytes(), algorithm, claims, lifetime.max(Duration::from_secs(1)))
+        .map_err(|e| HubError::exception("InvalidOperationException", format!("could not sign a token: {e}")))
 }
 
 /// Adds a user's claims to a client token's claims: reserved names (but the first `sub`)
 /// travel as `asrs.u.<name>`, SDK claims (`asrs.s.*`) are dropped.
-pub(crate) fn add_user_claims(claims: &mut Map<String, Value>, user: &Map<String, Value>) {
+pub(crate) fn add_user_claims(token: &mut Map<String, Value>, user: &Map<String, Value>) {
     for (name, value) in user {
-        if name.starts_with("asrs.s.") {
+        if name.starts_with(claims::SERVICE_PREFIX) {
             continue;
         }
         // The first `sub` passes as it is (it can be the user id); reserved names are prefixed.
-        let first_sub = name == "sub" && !claims.contains_key("sub");
-        let name = if RESERVED.contains(&name.as_str()) && !first_sub {
-            format!("asrs.u.{name}")
+        let first_sub = name == "sub" && !token.contains_key("sub");
+        let name = if claims::RESERVED.contains(&name.as_str()) && !first_sub {
+            format!("{}{name}", claims::USER_PREFIX)
         } else {
             name.clone()
         };
-        claims.entry(name).or_insert_with(|| value.clone());
+        token.entry(name).or_insert_with(|| value.clone());
     }
 }
 
 /// Rebuilds a client's claims from what the service forwards: `asrs.u.` prefixes removed,
 /// SDK and token housekeeping claims dropped. Repeated claims become arrays.
 pub(crate) fn user_claims(forwarded: &[(String, String)]) -> Map<String, Value> {
-    let mut claims = Map::new();
+    let mut user = Map::new();
     for (name, value) in forwarded {
-        if name.starts_with("asrs.s.") || ["aud", "exp", "iat", "nbf"].contains(&name.as_str()) {
+        if name.starts_with(claims::SERVICE_PREFIX) || ["aud", "exp", "iat", "nbf"].contains(&name.as_str()) {
             continue;
         }
-        let name = name.strip_prefix("asrs.u.").unwrap_or(name).to_owned();
-        match claims.get_mut(&name) {
+        let name = name.strip_prefix(claims::USER_PREFIX).unwrap_or(name).to_owned();
+        match user.get_mut(&name) {
             Some(Value::Array(values)) => values.push(Value::from(value.as_str())),
             Some(existing) => {
                 let first = existing.take();
                 *existing = Value::Array(vec![first, Value::from(value.as_str())]);
             }
             None => {
-                claims.insert(name, Value::from(value.as_str()));
+                user.insert(name, Value::from(value.as_str()));
             }
         }
     }
-    claims
+    user
 }
 
 #[cfg(test)]
@@ -128,13 +107,11 @@ mod tests {
             Duration::from_secs(60),
         )
         .unwrap();
-        let mut validation = jsonwebtoken::Validation::new(Algorithm::HS512);
-        validation.set_audience(&["http://host/client/?hub=chat"]);
-        let decoded = jsonwebtoken::decode::<Map<String, Value>>(
-            &token,
-            &jsonwebtoken::DecodingKey::from_secret(b"key-string"),
-            &validation,
+        let verifier = jwt::Verifier::new([b"key-string".as_slice()], &[Algorithm::HS512]);
+        assert!(
+            verifier
+                .verify(&token, Some(&["http://host/client/?hub=chat".to_owned()]))
+                .is_ok()
         );
-        assert!(decoded.is_ok());
     }
 }

@@ -8,10 +8,10 @@
 use std::sync::Arc;
 
 use http::request::Parts;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{Map, Value};
 
 use super::request::RequestInfo;
+use crate::jwt::{self, Algorithm, Verifier};
 
 /// The claim type .NET maps a JWT's `nameid` claim to.
 pub const NAME_IDENTIFIER_CLAIM: &str = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/nameidentifier";
@@ -68,89 +68,64 @@ pub trait Authenticator: Send + Sync + 'static {
 }
 
 /// JSON Web Tokens signed with a shared secret (HS256, HS384 or HS512).
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct JwtBearer {
-    key: DecodingKey,
-    validation: Validation,
-}
-
-impl std::fmt::Debug for JwtBearer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JwtBearer")
-            .field("algorithms", &self.validation.algorithms)
-            .finish_non_exhaustive()
-    }
+    verifier: Verifier,
 }
 
 impl JwtBearer {
     /// Accepts tokens signed with `secret` by HS256 (and, with [`JwtBearer::algorithms`],
     /// others), checking expiry with no leeway, and neither issuer nor audience.
     pub fn hs256(secret: &[u8]) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 0;
-        validation.validate_aud = false;
-        validation.required_spec_claims.clear();
         Self {
-            key: DecodingKey::from_secret(secret),
-            validation,
+            verifier: Verifier::new([secret], &[Algorithm::HS256]),
         }
     }
 
     /// The signature algorithms accepted.
     pub fn algorithms(mut self, algorithms: &[Algorithm]) -> Self {
-        self.validation.algorithms = algorithms.to_vec();
+        self.verifier = self.verifier.algorithms(algorithms);
         self
     }
 
     /// Requires this audience.
     pub fn audience(mut self, audience: &str) -> Self {
-        self.validation.set_audience(&[audience]);
-        self.validation.validate_aud = true;
+        self.verifier = self.verifier.audiences(&[audience]);
         self
     }
 }
 
 impl Authenticator for JwtBearer {
     fn authenticate(&self, token: &str, _request: &RequestInfo) -> Result<Claims, AuthError> {
-        jsonwebtoken::decode::<Map<String, Value>>(token, &self.key, &self.validation)
-            .map(|data| Claims(data.claims))
-            .map_err(|e| AuthError::new(format!("invalid bearer token: {:?}", e.kind())))
+        self.verifier
+            .verify(token, None)
+            .map(Claims)
+            .map_err(|e| AuthError::new(format!("invalid bearer token: {e}")))
     }
 }
 
 /// Signs a token with `secret` by HS256, carrying `claims` and expiring in `lifetime`.
 pub fn sign_hs256(
     secret: &[u8],
-    mut claims: Map<String, Value>,
+    claims: Map<String, Value>,
     lifetime: std::time::Duration,
 ) -> Result<String, AuthError> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    claims.insert("exp".into(), Value::from((now + lifetime).as_secs()));
-    claims.insert("nbf".into(), Value::from(now.as_secs()));
-    claims.insert("iat".into(), Value::from(now.as_secs()));
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(secret),
-    )
-    .map_err(|e| AuthError::new(format!("could not sign a token: {:?}", e.kind())))
+    jwt::sign(secret, Algorithm::HS256, claims, lifetime)
+        .map_err(|e| AuthError::new(format!("could not sign a token: {e}")))
+}
+
+/// The token of an `Authorization: Bearer …` header, if the headers have one.
+pub fn bearer_header(headers: &http::HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// The bearer token of a request, from the header or the `access_token` query parameter.
 pub(crate) fn bearer_token(parts: &Parts) -> Option<String> {
-    if let Some(value) = parts
-        .headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        let mut words = value.splitn(2, ' ');
-        if words.next().is_some_and(|s| s.eq_ignore_ascii_case("bearer")) {
-            if let Some(token) = words.next().map(str::trim).filter(|t| !t.is_empty()) {
-                return Some(token.to_owned());
-            }
-        }
+    if let Some(token) = bearer_header(&parts.headers) {
+        return Some(token.to_owned());
     }
     let query = parts.uri.query()?;
     super::request::parse_query(query)
