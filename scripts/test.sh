@@ -4,7 +4,8 @@
 #   ./scripts/test.sh
 #
 # Steps: system packages (Node.js, Python, Chromium) when missing; formatting and lints;
-# the Rust build and tests; the Node conformance suite with the official SignalR client;
+# the runtime without its optional features; the docs with warnings as errors; the declared
+# minimum Rust version (installed with rustup when missing); the Rust build and tests; the Node conformance suite with the official SignalR client;
 # the Python suite with third-party SignalR clients; the browser test in headless Chromium.
 # A missing tool is installed or reported as a failure: no test is skipped.
 set -euo pipefail
@@ -51,6 +52,25 @@ cargo clippy --workspace --all-targets --all-features --quiet -- -D warnings
 
 step "build"
 cargo build --workspace --all-features --quiet
+
+step "the runtime without optional features (no client, no relay API)"
+cargo clippy -p switchboard --all-targets --quiet -- -D warnings
+cargo test -p switchboard --quiet
+
+step "documentation (warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --quiet
+RUSTDOCFLAGS="-D warnings" cargo doc -p switchboard --no-deps --quiet
+
+step "minimum supported Rust version"
+msrv="$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml | head -n1)"
+[ -n "$msrv" ] || fail "Cargo.toml declares no rust-version"
+case "$msrv" in *.*.*) ;; *) msrv="$msrv.0" ;; esac
+command -v rustup >/dev/null 2>&1 || fail "rustup is needed to check the minimum Rust version $msrv"
+rustup run "$msrv" rustc --version >/dev/null 2>&1 || rustup toolchain install "$msrv" --profile minimal \
+  || fail "could not install Rust $msrv"
+# The crates users build: the runtime (every feature), its macros and the relay.
+cargo "+$msrv" check -p switchboard -p switchboard-macros -p switchboard-service --all-features \
+  --target-dir target/msrv --quiet
 
 step "Rust tests"
 cargo test --workspace --all-features --quiet

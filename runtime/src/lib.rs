@@ -36,7 +36,7 @@ pub use hub::{
 };
 pub use lifetime::{OutboundMessage, Target};
 pub use options::{HubOptions, TransportType};
-pub use server::{Switchboard, SwitchboardBuilder};
+pub use server::{AppHandle, Switchboard, SwitchboardBuilder};
 pub use transport::SwitchboardService;
 pub use transport::auth::{Authenticator, Claims, JwtBearer};
 pub use transport::request::RequestInfo;

@@ -1,9 +1,12 @@
 //! Building an app: map hubs at paths, set options and authentication, get an axum `Router`
-//! or a tower `Service`.
+//! or a tower `Service`; starting it, and shutting it down.
 
 use std::any::TypeId;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::task::JoinSet;
 
 use crate::error::BuildError;
 use crate::hub::dispatch::{Dispatcher, HubEndpoint};
@@ -16,7 +19,6 @@ use crate::service::{ConnectionString, ServiceOptions};
 use crate::transport::auth::{self, Authenticator, Claims, UserContext, UserIdProvider};
 use crate::transport::raw::{RawConnection, RawHandler};
 use crate::transport::registry::Registry;
-use crate::transport::request::RequestInfo;
 use crate::transport::{AppState, Endpoint, EndpointKind, StatefulFilter, SwitchboardService, TransportFilter};
 
 type EndpointFactory =
@@ -43,6 +45,7 @@ type Configure = Box<dyn FnOnce(&mut HubOptions)>;
 pub struct Switchboard {
     state: Arc<AppState>,
     shared: SharedByType,
+    started: AtomicBool,
 }
 
 impl std::fmt::Debug for Switchboard {
@@ -67,6 +70,47 @@ impl Switchboard {
     /// The hubs as a tower service.
     pub fn service(&self) -> SwitchboardService {
         SwitchboardService::new(self.state.clone())
+    }
+
+    /// Starts what the app runs besides answering requests, and returns the handle that shuts
+    /// it down. In service mode that is every hub's server connections to the service:
+    /// until the app is started, negotiate tells clients the service is not connected yet.
+    /// Self-hosted there is nothing to start, and starting is optional.
+    ///
+    /// Call it inside a Tokio runtime, once. Dropping the handle leaves the app running.
+    ///
+    /// ```no_run
+    /// # use switchboard::{Hub, Methods, Switchboard};
+    /// # struct Chat;
+    /// # impl Hub for Chat { type Client = switchboard::Untyped; fn methods(_: &mut Methods<Self>) {} }
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let app = Switchboard::builder()
+    ///     .with_service(switchboard::service::ServiceOptions::from_env())
+    ///     .hub("/chat", Chat)
+    ///     .build()?;
+    /// let running = app.start()?;
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:5000").await?;
+    /// axum::serve(listener, app.router())
+    ///     .with_graceful_shutdown(async { drop(tokio::signal::ctrl_c().await) })
+    ///     .await?;
+    /// running.shutdown().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn start(&self) -> Result<AppHandle, BuildError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(BuildError::new("start the app inside a Tokio runtime"));
+        }
+        if self.started.swap(true, Ordering::AcqRel) {
+            return Err(BuildError::new("the app is started already"));
+        }
+        let hubs: Vec<_> = self.shared.values().filter_map(|s| s.service.clone()).collect();
+        let mut tasks = JoinSet::new();
+        for hub in &hubs {
+            for slot in 0..hub.slot_count() {
+                tasks.spawn(crate::service::server_connection::run(hub.clone(), slot));
+            }
+        }
+        Ok(AppHandle { hubs, tasks })
     }
 
     /// A handle to reach the clients of hub type `H` from anywhere (`None` if no hub of that
@@ -196,8 +240,8 @@ impl SwitchboardBuilder {
 
     /// Runs every hub in service mode: a SignalR service (`switchboard-service`, or any
     /// service speaking the Azure SignalR server protocol) holds the clients; this app keeps
-    /// server connections to it and only runs hub code. Hub code does not change. The app
-    /// must be built inside a Tokio runtime (the server connections start at once).
+    /// server connections to it and only runs hub code. Hub code does not change. The server
+    /// connections open when the app is started ([`Switchboard::start`]).
     pub fn with_service(mut self, options: ServiceOptions) -> Self {
         self.service = Some(options);
         self
@@ -229,8 +273,12 @@ impl SwitchboardBuilder {
 
     /// Decides, for each negotiate request that asks for stateful reconnect on an endpoint
     /// whose options allow it, whether to offer it (by default, always). A relay uses it to
-    /// offer stateful reconnect only for hubs whose app servers can replay.
-    pub fn stateful_reconnect_filter(mut self, filter: impl Fn(&RequestInfo) -> bool + Send + Sync + 'static) -> Self {
+    /// offer stateful reconnect only for hubs whose app servers can replay (feature `relay`).
+    #[cfg(feature = "relay")]
+    pub fn stateful_reconnect_filter(
+        mut self,
+        filter: impl Fn(&crate::RequestInfo) -> bool + Send + Sync + 'static,
+    ) -> Self {
         self.stateful_filter = Some(Arc::new(filter));
         self
     }
@@ -253,11 +301,6 @@ impl SwitchboardBuilder {
             None => None,
             Some(options) => {
                 let connection_string = options.validate().map_err(|e| BuildError::new(e.to_string()))?;
-                if tokio::runtime::Handle::try_current().is_err() {
-                    return Err(BuildError::new(
-                        "service mode starts server connections: build the app inside a Tokio runtime",
-                    ));
-                }
                 Some(ServiceContext {
                     options,
                     connection_string,
@@ -294,12 +337,6 @@ impl SwitchboardBuilder {
                 )));
             }
         }
-        // Service mode: every hub keeps its server connections open from now on.
-        for hub in shared.values().filter_map(|s| s.service.clone()) {
-            for slot in 0..hub.slot_count() {
-                tokio::spawn(crate::service::server_connection::run(hub.clone(), slot));
-            }
-        }
         let state = AppState {
             endpoints,
             authenticator: self.authenticator,
@@ -310,7 +347,37 @@ impl SwitchboardBuilder {
         Ok(Switchboard {
             state: Arc::new(state),
             shared,
+            started: AtomicBool::new(false),
         })
+    }
+}
+
+/// A started app (see [`Switchboard::start`]): what it runs in the background, and how it
+/// stops.
+pub struct AppHandle {
+    hubs: Vec<Arc<ServiceHub>>,
+    tasks: JoinSet<()>,
+}
+
+impl std::fmt::Debug for AppHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppHandle")
+            .field("service_hubs", &self.hubs.len())
+            .field("tasks", &self.tasks.len())
+            .finish()
+    }
+}
+
+impl AppHandle {
+    /// Stops the app's background work and waits for it to end: in service mode every server
+    /// connection closes (the service then ends the clients tunnelled through it) and none is
+    /// reopened. Connections the app holds itself (self-hosted) end with the HTTP server that
+    /// serves them.
+    pub async fn shutdown(mut self) {
+        for hub in &self.hubs {
+            hub.stopping.cancel();
+        }
+        while self.tasks.join_next().await.is_some() {}
     }
 }
 

@@ -68,11 +68,13 @@ async fn app_server(connection_string: &str, configure: impl FnOnce(&mut Service
         .mount(hub)
         .build()
         .expect("app builds");
+    let running = app.start().expect("app starts");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let router = app.router::<()>();
     tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
+        drop(running);
     });
     url
 }
@@ -453,4 +455,57 @@ async fn service_mode_handshake_carries_migration_and_stateful_reconnect() {
         assert_eq!(handshake.migration_level, level, "{mode:?}");
         assert_eq!(handshake.allow_stateful_reconnects, stateful);
     }
+}
+
+#[test]
+fn service_mode_build_has_no_side_effects_and_start_needs_a_runtime() {
+    // Built outside any runtime: nothing starts, nothing is spawned.
+    let app = Switchboard::builder()
+        .with_service(ServiceOptions {
+            connection_string: Some(format!("Endpoint=http://127.0.0.1:9;AccessKey={KEY};Version=1.0;")),
+            ..ServiceOptions::default()
+        })
+        .mount(Room::default())
+        .build()
+        .expect("builds outside a runtime");
+    assert_eq!(
+        app.start().unwrap_err().to_string(),
+        "start the app inside a Tokio runtime"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_mode_server_connections_open_on_start_and_close_on_shutdown() {
+    let relay = relay().await;
+    let app = Switchboard::builder()
+        .with_service(ServiceOptions {
+            connection_string: Some(relay.connection_string()),
+            initial_hub_server_connection_count: 2,
+            ..ServiceOptions::default()
+        })
+        .mount(Room::default())
+        .build()
+        .expect("app builds");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        relay.server_connection_count("room"),
+        0,
+        "build() opened server connections"
+    );
+    let running = app.start().expect("app starts");
+    assert_eq!(app.start().unwrap_err().to_string(), "the app is started already");
+    until("the server connections are up", || {
+        relay.server_connection_count("room") == 2
+    })
+    .await;
+    tokio::time::timeout(WAIT, running.shutdown())
+        .await
+        .expect("shuts down in time");
+    until("the server connections are gone", || {
+        relay.server_connection_count("room") == 0
+    })
+    .await;
+    // None is reopened.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(relay.server_connection_count("room"), 0);
 }

@@ -134,6 +134,13 @@ async fn main() {
             std::process::exit(1);
         }
     };
+    let running = match app.start() {
+        Ok(running) => running,
+        Err(error) => {
+            eprintln!("cannot start: {error}");
+            std::process::exit(1);
+        }
+    };
     let mut router = app.router().route("/", get(move || async move { Html(page) }));
     if let Some(js) = local_js {
         router = router.route(
@@ -178,6 +185,7 @@ async fn main() {
         eprintln!("server error: {error}");
         std::process::exit(1);
     }
+    running.shutdown().await;
 }
 
 /// A fresh access key for the embedded relay, shared only with this process.

@@ -14,7 +14,13 @@ mod json;
 mod message;
 mod msgpack;
 pub mod negotiate;
+// The server protocol is public API only for a relay (feature `relay`); the service-mode SDK
+// uses it inside the crate either way.
+#[cfg(feature = "relay")]
 pub mod service;
+#[cfg(not(feature = "relay"))]
+#[allow(dead_code, unused_imports)]
+pub(crate) mod service;
 
 use bytes::{Bytes, BytesMut};
 use serde::Serialize;

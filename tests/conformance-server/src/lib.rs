@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 use switchboard::transport::auth::sign_hs256;
-use switchboard::{HubError, HubHandle, JwtBearer, Switchboard, TransportType};
+use switchboard::{AppHandle, HubError, HubHandle, JwtBearer, Switchboard, TransportType};
 
 use chat_hub::{ChatHub, Stats};
 use test_hub::TestHub;
@@ -106,16 +106,17 @@ async fn negotiate_cookies(request: Request<axum::body::Body>, next: Next) -> Re
     response
 }
 
-/// The whole app: hubs and routes.
-pub fn build(state: &AppState) -> Result<axum::Router, switchboard::BuildError> {
+/// The whole app: hubs and routes, started (call it inside a Tokio runtime).
+pub fn build(state: &AppState) -> Result<(axum::Router, AppHandle), switchboard::BuildError> {
     build_with(state, None)
 }
 
-/// The whole app, in service mode when `service` is given (build it inside a Tokio runtime).
+/// The whole app, in service mode when `service` is given, started (call it inside a Tokio
+/// runtime): the router to serve, and the handle that shuts the app down.
 pub fn build_with(
     state: &AppState,
     service: Option<switchboard::service::ServiceOptions>,
-) -> Result<axum::Router, switchboard::BuildError> {
+) -> Result<(axum::Router, AppHandle), switchboard::BuildError> {
     let mut builder = Switchboard::builder();
     if let Some(options) = service {
         builder = builder.with_service(options);
@@ -150,7 +151,8 @@ pub fn build_with(
     if let Some(handle) = app.hub_handle::<TestHub>() {
         let _ = state.test_hub.set(handle);
     }
-    Ok(app
+    let running = app.start()?;
+    let router = app
         .router()
         .route("/generateJwtToken", get(generate_token))
         .route("/generateJwtToken/{user}", get(generate_token_for))
@@ -159,7 +161,8 @@ pub fn build_with(
         .route("/droptransport/{connection_id}", get(drop_transport))
         .route("/redirect/negotiate", post(redirect))
         .layer(middleware::from_fn(negotiate_cookies))
-        .with_state(state.clone()))
+        .with_state(state.clone());
+    Ok((router, running))
 }
 
 impl AppState {

@@ -66,8 +66,8 @@ async fn main() {
             application_name: args.app_name.clone(),
             ..Default::default()
         });
-    let router = match build_with(&state, service) {
-        Ok(router) => router,
+    let (router, running) = match build_with(&state, service) {
+        Ok(app) => app,
         Err(error) => {
             eprintln!("configuration error: {error}");
             std::process::exit(1);
@@ -99,6 +99,7 @@ async fn main() {
         eprintln!("server error: {error}");
         std::process::exit(1);
     }
+    running.shutdown().await;
 }
 
 /// Resolves when standard input reaches its end (the parent process has gone).

@@ -103,7 +103,7 @@ struct Server {
 impl Server {
     async fn start() -> Self {
         let state = AppState::new();
-        let router = build(&state).expect("the conformance app builds");
+        let (router, _running) = build(&state).expect("the conformance app builds");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a free port");
