@@ -8,6 +8,7 @@
 //!   scenarios) with an HDR histogram of latencies;
 //! * [`floor`] — the raw tokio-tungstenite echo/broadcast server used as the floor;
 //! * [`node`] — checking `node` and installing the Node.js comparators' packages;
+//! * [`plan`] — targets, the plan of scenario points, the records of a run, shared bounds;
 //! * [`harness`] — runs servers and generator on separate cores, interleaved and repeated;
 //! * [`procstat`] — CPU, memory and limits from `/proc`;
 //! * [`report`] — JSON lines, Markdown and SVG.
@@ -19,6 +20,7 @@ pub mod floor;
 pub mod harness;
 pub mod load;
 pub mod node;
+pub mod plan;
 pub mod procstat;
 pub mod proto;
 pub mod report;

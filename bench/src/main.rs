@@ -19,8 +19,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use switchboard_bench::harness::{self, Options, Plan};
+use switchboard_bench::harness::{self, Options};
 use switchboard_bench::load;
+use switchboard_bench::plan::{self, Plan};
 
 const USAGE: &str =
     "usage: switchboard-bench run [--smoke] [--out DIR] [--bin-dir DIR] [--node-dir DIR] [--node PATH] \
@@ -151,19 +152,19 @@ fn parse_run(args: &[String]) -> Result<Options, String> {
         return Err("--reps must be at least 1".into());
     }
     for s in &plan.scenarios {
-        if !harness::SCENARIOS.contains(&s.as_str()) {
+        if !plan::SCENARIOS.contains(&s.as_str()) {
             return Err(format!("unknown scenario {s}"));
         }
     }
     for t in &plan.targets {
-        if !harness::Target::ALL.iter().any(|x| &x.name() == t) {
+        if !plan::Target::ALL.iter().any(|x| &x.name() == t) {
             return Err(format!("unknown target {t}"));
         }
     }
-    if plan.conns_max() > harness::MAX_CONNS {
+    if plan.conns_max() > plan::MAX_CONNS {
         return Err(format!(
             "at most {} connections per point (one process may hold 20000 descriptors)",
-            harness::MAX_CONNS
+            plan::MAX_CONNS
         ));
     }
     if !(plan.open_loop_rate > 0.0 && plan.open_loop_rate <= 1000.0) {

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::harness::{Plan, Record, Target};
+use crate::plan::{Plan, Record, Target};
 use crate::procstat;
 
 /// Where and how a run happened.
@@ -340,8 +340,8 @@ pub fn markdown(plan: &Plan, env: &Environment, records: &[Record], wall_secs: f
         "- interference: before each run the harness waits until other processes use at most {}% of a core \
          ({waited:.0} s waited in all); {repeated} run(s) repeated because they used more during the window \
          (kept in results.jsonl as `superseded`); {kept_disturbed} run(s) in the tables still disturbed after {} attempts",
-        crate::harness::INTERFERENCE_PCT,
-        crate::harness::ATTEMPTS
+        crate::plan::INTERFERENCE_PCT,
+        crate::plan::ATTEMPTS
     );
     let _ = writeln!(
         s,
@@ -622,8 +622,8 @@ pub fn open_loop_limits(records: &[Record], target: &str) -> OpenLoopLimits {
         best
     };
     OpenLoopLimits {
-        bound: largest(crate::harness::OPEN_LOOP_BOUND_US),
-        strict: largest(crate::harness::OPEN_LOOP_STRICT_US),
+        bound: largest(crate::plan::OPEN_LOOP_BOUND_US),
+        strict: largest(crate::plan::OPEN_LOOP_STRICT_US),
         first: by_n.keys().next().copied().unwrap_or(0),
         tried: by_n.keys().last().copied().unwrap_or(0),
     }
@@ -721,12 +721,12 @@ fn open_loop_details(s: &mut String, targets: &[String], records: &[Record]) {
                 _ if saturated > 0 => format!("❌ / ❌ (saturated in {saturated})"),
                 Some(p) => format!(
                     "{} / {}",
-                    if p.median < crate::harness::OPEN_LOOP_STRICT_US {
+                    if p.median < crate::plan::OPEN_LOOP_STRICT_US {
                         "✅"
                     } else {
                         "❌"
                     },
-                    if p.median < crate::harness::OPEN_LOOP_BOUND_US {
+                    if p.median < crate::plan::OPEN_LOOP_BOUND_US {
                         "✅"
                     } else {
                         "❌"
@@ -1124,7 +1124,7 @@ mod tests {
             rate,
             p99_us,
             offered_rate: Some(conns as f64),
-            saturated: p99_us >= crate::harness::OPEN_LOOP_BOUND_US,
+            saturated: p99_us >= crate::plan::OPEN_LOOP_BOUND_US,
             ..Record::default()
         };
         let records = vec![
