@@ -1,6 +1,6 @@
 // Starts the servers the browser tests talk to: the chat example
 // (examples/chat) and the conformance server (tests/, contract in
-// CONFORMANCE.md).
+// docs/CONFORMANCE.md).
 //
 // The binaries come from CHAT_BIN / CONFORMANCE_SERVER_BIN, or
 // <repo>/target/debug/{chat,conformance-server} by default; this package never

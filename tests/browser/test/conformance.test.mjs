@@ -1,6 +1,6 @@
 // Conformance in a real browser: the official @microsoft/signalr browser client
 // (and its MessagePack protocol) in headless Chromium, against the conformance
-// server (contract: CONFORMANCE.md in the shared folder).
+// server (contract: docs/CONFORMANCE.md).
 //
 // The page is the server's own `/stats` document, so the hubs are on the same
 // origin and no CORS is involved; the official browser bundles from this

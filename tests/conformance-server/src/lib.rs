@@ -1,4 +1,4 @@
-//! The conformance server's hubs and routes (see `CONFORMANCE.md` in the shared docs): the
+//! The conformance server's hubs and routes (see `docs/CONFORMANCE.md`): the
 //! surface of the app behind the official TypeScript client's functional tests, plus hubs
 //! for groups, users and broadcast. The binary serves it; tests can use it in-process and
 //! reach the hubs' generated typed clients.

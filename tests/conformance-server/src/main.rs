@@ -1,8 +1,8 @@
 //! `conformance-server`: the test server behind Switchboard's conformance suites.
 //!
 //! It exposes the surface of the app behind the official TypeScript client's functional
-//! tests, plus hubs for groups, users and broadcast (see `CONFORMANCE.md` in the shared
-//! docs). Routes and method names are a contract other test suites rely on.
+//! tests, plus hubs for groups, users and broadcast (see `docs/CONFORMANCE.md`). Routes and
+//! method names are a contract other test suites rely on.
 //!
 //! ```text
 //! conformance-server [--port N] [--service "<connection string>"] [--app-name NAME]
