@@ -218,6 +218,22 @@ impl ConnectionCore {
         }
     }
 
+    /// Bytes from the client as the transport delivered them: a raw connection that passes
+    /// bytes on as they are hands them over without a copy.
+    pub fn handle_input_bytes(&mut self, now: Instant, bytes: Bytes) {
+        if self.phase == Phase::Raw && self.input.is_empty() && !self.filters_records() {
+            self.last_received = now;
+            self.outputs.push_back(Output::Received(bytes));
+        } else {
+            self.handle_input(now, &bytes);
+        }
+    }
+
+    /// Whether a raw connection splits its input into records (it reconnects statefully).
+    fn filters_records(&self) -> bool {
+        self.protocol.is_some() && self.reconnects()
+    }
+
     /// Puts bytes back in front of the input, as if they had just arrived (a raw
     /// connection's handler consumed them itself).
     pub fn unread(&mut self, bytes: &[u8]) {
@@ -317,7 +333,14 @@ impl ConnectionCore {
         }
     }
 
+    /// The next thing for the shell to do that is already decided (by the handshake or the
+    /// timers), without reading further input.
+    pub fn poll_queued(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
     /// Whether the connection has closed (a Close output was given).
+    #[cfg(test)]
     pub fn is_closed(&self) -> bool {
         self.phase == Phase::Closed
     }
@@ -326,11 +349,6 @@ impl ConnectionCore {
     /// or a raw connection that accepted it).
     pub fn reconnects(&self) -> bool {
         self.replay.as_ref().is_some_and(|replay| replay.is_active())
-    }
-
-    /// Whether negotiate agreed on stateful reconnect.
-    pub fn stateful_offered(&self) -> bool {
-        self.replay.is_some()
     }
 
     /// Whether the send buffer has room (always, without stateful reconnect); senders wait
@@ -498,9 +516,7 @@ impl ConnectionCore {
 
     /// The next bytes of a raw connection for its handler.
     fn next_raw(&mut self) -> Option<Output> {
-        let relayed = self
-            .protocol
-            .filter(|_| self.replay.as_ref().is_some_and(|replay| replay.is_active()));
+        let relayed = self.protocol.filter(|_| self.filters_records());
         let Some(protocol) = relayed else {
             return (!self.input.is_empty()).then(|| Output::Received(self.input.split().freeze()));
         };

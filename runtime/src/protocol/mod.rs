@@ -8,8 +8,6 @@
 //! - [`negotiate`]: the bodies of `POST {hub}/negotiate`, versions 0 and 1.
 
 mod arguments;
-// Used by the connection layer's shells from the next step on.
-#[allow(dead_code)]
 pub(crate) mod connection_core;
 pub mod framing;
 pub mod handshake;
@@ -17,7 +15,6 @@ mod json;
 mod message;
 mod msgpack;
 pub mod negotiate;
-#[allow(dead_code)]
 pub(crate) mod replay_buffer;
 pub mod service;
 
