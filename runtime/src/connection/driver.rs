@@ -1,6 +1,8 @@
-//! The life of a connection after its transport is up: the handshake (whose response is the
-//! first thing sent), then reading records as they arrive, dispatching them, keep-alive pings,
-//! the client timeout, and the end (on_disconnected).
+//! The life of a hub connection after its transport is up: the handshake (whose response is
+//! the first thing sent), then reading records as they arrive, dispatching them, keep-alive
+//! pings, the client timeout, and the end (on_disconnected). This is the async shell of the
+//! connection's [`ConnectionCore`](crate::protocol::connection_core::ConnectionCore): it feeds
+//! it the transport's bytes and the clock, and carries out what it decides.
 //!
 //! The driver reads and dispatches; the transport's writer drains the outbound queue. Hub
 //! methods run in their own tasks, so a slow method never stops reading, and at most
@@ -9,9 +11,9 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::FutureExt;
 use tokio::sync::Semaphore;
 
@@ -23,19 +25,12 @@ use futures_util::future::BoxFuture;
 use super::invocations::StreamInput;
 use crate::hub::dispatch::{Dispatcher, Prepared, Started};
 use crate::hub::methods::{Invoked, ItemStream};
-use crate::protocol::handshake::{self, HANDSHAKE_CANCELED, UNEXPECTED_HANDSHAKE_ERROR};
-use crate::protocol::{
-    Close, CompletionResult, HubMessage, Protocol, ProtocolError, StreamItem, TransferFormat, framing,
-};
+use crate::protocol::connection_core::Output;
+use crate::protocol::{CompletionResult, HubMessage, Protocol, StreamItem, TransferFormat};
 use crate::transport::Inbound;
 
+/// How often the timers are checked, as the reference server does.
 const TICK: Duration = Duration::from_secs(1);
-
-enum HandshakeOutcome {
-    Accepted(Protocol),
-    Refused,
-    TransportClosed,
-}
 
 /// Runs a connection until it ends. `format` is what the transport can carry.
 pub(crate) async fn run(
@@ -44,19 +39,16 @@ pub(crate) async fn run(
     format_supported: fn(TransferFormat) -> bool,
     dispatcher: Arc<dyn Dispatcher>,
 ) {
-    let mut buf = BytesMut::new();
+    let options = dispatcher.options();
+    let config = super::core_config(options, conn.transport(), format_supported);
+    conn.core().start_hub(Instant::now(), config);
     // The handshake and message handling run in boxed futures: a connection's task then holds
     // only what an idle connection needs between messages, not the largest state of either.
-    let protocol = match Box::pin(handshake(&conn, &mut input, &mut buf, format_supported, &*dispatcher)).await {
-        HandshakeOutcome::Accepted(protocol) => protocol,
-        HandshakeOutcome::Refused | HandshakeOutcome::TransportClosed => {
-            conn.close(CloseReason::transport_closed());
-            return;
-        }
+    let Some(_protocol) = Box::pin(handshake(&conn, &mut input)).await else {
+        conn.close(CloseReason::transport_closed());
+        return;
     };
-    conn.mark_received();
 
-    let options = dispatcher.options();
     let detailed = options.enable_detailed_errors;
     if let Err(error) = dispatcher.connected(&conn).await {
         let text = error.client_text("Connection closed with an error.", detailed);
@@ -67,63 +59,40 @@ pub(crate) async fn run(
         return;
     }
 
-    let mut ping = Vec::new();
-    let _ = protocol.write_message(&mut ping, &HubMessage::Ping);
-    let ping = Bytes::from(ping);
     let permits = Arc::new(Semaphore::new(options.maximum_parallel_invocations_per_client));
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let closing = conn.closing().clone();
 
-    // Bytes that came with the handshake are already hub messages.
-    let mut unread = !buf.is_empty();
     'read: loop {
-        while unread {
-            let record = match protocol.split_record(&mut buf, options.maximum_receive_message_size) {
-                Ok(Some(record)) => record,
-                Ok(None) => {
-                    unread = false;
-                    break;
+        // What the core has decided, and the messages of the bytes read so far (those that
+        // came with the handshake first).
+        loop {
+            let output = conn.core().poll_output();
+            match output {
+                None => break,
+                Some(Output::Message(message)) => {
+                    if !Box::pin(handle(&conn, message, &*dispatcher, &permits, &mut ticker, options)).await {
+                        break 'read;
+                    }
                 }
-                Err(error) => {
-                    protocol_failure(&conn, error, detailed);
-                    break 'read;
+                Some(output) => {
+                    if !apply(&conn, output, detailed) {
+                        break 'read;
+                    }
                 }
-            };
-            let message = match protocol.parse_record(record) {
-                Ok(Some(message)) => message,
-                Ok(None) => continue,
-                Err(error) => {
-                    protocol_failure(&conn, error, detailed);
-                    break 'read;
-                }
-            };
-            if !Box::pin(handle(
-                &conn,
-                message,
-                &*dispatcher,
-                &permits,
-                &mut ticker,
-                options,
-                &ping,
-            ))
-            .await
-            {
-                break 'read;
             }
         }
         tokio::select! {
             biased;
             _ = closing.cancelled() => break,
-            _ = ticker.tick() => tick(&conn, options, &ping),
+            _ = ticker.tick() => tick(&conn, detailed),
             chunk = input.next() => {
                 let Some(chunk) = chunk else {
                     conn.close(CloseReason::transport_closed());
                     break;
                 };
-                conn.mark_received();
-                buf.extend_from_slice(&chunk);
-                unread = true;
+                conn.core().handle_input(Instant::now(), &chunk);
             }
         }
     }
@@ -135,108 +104,80 @@ pub(crate) async fn run(
         .await;
 }
 
+/// Carries out one of the core's decisions (not a message to dispatch). Returns false when
+/// the connection must stop reading.
+fn apply(conn: &Connection, output: Output, detailed: bool) -> bool {
+    match output {
+        Output::Transmit(frame) => conn.send_frame(frame),
+        Output::KeepAlive(ping) => conn.try_send_ping(ping),
+        Output::Opened(protocol) => conn.set_protocol(protocol),
+        Output::Acknowledged => conn.notify_acknowledged(),
+        Output::Close(closing) => {
+            if let crate::protocol::connection_core::Closing::Failed { message, .. } = &closing {
+                tracing::debug!(connection = %conn.id(), error = %message, "closing after an error");
+            }
+            conn.close(CloseReason::from_closing(closing, detailed));
+            return false;
+        }
+        // A hub connection's messages are dispatched by the read loop.
+        Output::Message(_) | Output::Received(_) => {}
+    }
+    true
+}
+
 /// Keep-alive, client timeout and transport loss, checked once a second.
-fn tick(conn: &Connection, options: &crate::HubOptions, ping: &Bytes) {
-    if conn
-        .transport_lost_ms()
-        .is_some_and(|ms| ms >= options.disconnect_timeout.as_millis() as u64)
-    {
-        conn.close(CloseReason::transport_closed());
-        return;
-    }
-    // Long polling needs no keep-alive: every poll is one.
-    if conn.transport() != crate::options::TransportType::LongPolling
-        && conn.idle_sending_ms() >= options.keep_alive_interval.as_millis() as u64
-    {
-        conn.try_send_ping(ping.clone());
-    }
-    let (idle, armed) = conn.idle_receiving_ms();
-    if armed && idle >= options.client_timeout_interval.as_millis() as u64 {
-        let error = HubError::exception(
-            "OperationCanceledException",
-            "Client hasn't sent a message/ping within the configured ClientTimeoutInterval.",
-        );
-        let text = error.client_text("Connection closed with an error.", options.enable_detailed_errors);
-        conn.close(CloseReason::error(text, error));
+fn tick(conn: &Connection, detailed: bool) {
+    conn.core().handle_timeout(Instant::now());
+    loop {
+        let output = conn.core().poll_queued();
+        match output {
+            Some(output) => {
+                apply(conn, output, detailed);
+            }
+            None => return,
+        }
     }
 }
 
-fn protocol_failure(conn: &Connection, error: ProtocolError, detailed: bool) {
-    tracing::debug!(connection = %conn.id(), %error, "closing after a protocol error");
-    let error = HubError::from(error);
-    let text = error.client_text("Connection closed with an error.", detailed);
-    conn.close(CloseReason::error(text, error));
-}
-
-/// Reads and answers the handshake.
-async fn handshake(
-    conn: &Connection,
-    input: &mut Inbound,
-    buf: &mut BytesMut,
-    format_supported: fn(TransferFormat) -> bool,
-    dispatcher: &dyn Dispatcher,
-) -> HandshakeOutcome {
-    let options = dispatcher.options();
-    let refuse = |text: String| {
-        conn.send_frame(handshake::write_response(Some(&text)));
-        HandshakeOutcome::Refused
-    };
-    let read = async {
+/// Reads the handshake, until the core accepts or refuses it (or its timeout passes).
+/// Returns the chosen protocol, or `None` when the connection ends here.
+async fn handshake(conn: &Connection, input: &mut Inbound) -> Option<Protocol> {
+    let mut chosen = None;
+    loop {
         loop {
-            match handshake::read_request(buf, options.maximum_receive_message_size) {
-                Ok(Some(request)) => return Ok(Some(request)),
-                Ok(None) => {}
-                Err(error) => return Err(error),
-            }
-            match input.next().await {
-                Some(chunk) => buf.extend_from_slice(&chunk),
-                None => return Ok(None),
+            let output = conn.core().poll_queued();
+            match output {
+                None => break,
+                Some(Output::Opened(protocol)) => {
+                    conn.set_protocol(protocol);
+                    chosen = Some(protocol);
+                }
+                Some(Output::Transmit(frame)) => conn.send_frame(frame),
+                Some(Output::Close(_)) => return None,
+                Some(_) => {}
             }
         }
-    };
-    let request = match tokio::time::timeout(options.handshake_timeout, read).await {
-        Err(_) | Ok(Err(ProtocolError::MessageTooLarge { .. })) => return refuse(HANDSHAKE_CANCELED.to_owned()),
-        Ok(Err(error)) => {
-            let text = if options.enable_detailed_errors {
-                format!("{UNEXPECTED_HANDSHAKE_ERROR} {}: {error}", error.exception_type())
-            } else {
-                UNEXPECTED_HANDSHAKE_ERROR.to_owned()
-            };
-            return refuse(text);
+        if chosen.is_some() {
+            return chosen;
         }
-        Ok(Ok(None)) => return HandshakeOutcome::TransportClosed,
-        Ok(Ok(Some(request))) => request,
-    };
-    let protocol = match Protocol::from_name(&request.protocol) {
-        Some(p) if options.supported_protocols.contains(&p) => p,
-        _ => return refuse(format!("The protocol '{}' is not supported.", request.protocol)),
-    };
-    if request.version > protocol.version() {
-        return refuse(format!(
-            "The server does not support version {} of the '{}' protocol.",
-            request.version,
-            protocol.name()
-        ));
+        let deadline = conn.core().poll_timeout();
+        let timeout = async {
+            match deadline {
+                Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            chunk = input.next() => match chunk {
+                Some(chunk) => conn.core().handle_input(Instant::now(), &chunk),
+                None => return None,
+            },
+            () = timeout => conn.core().handle_timeout(Instant::now()),
+        }
     }
-    if !format_supported(protocol.transfer_format()) {
-        return refuse(format!(
-            "Cannot use the '{}' protocol on the current transport. The transport does not support '{}' transfer format.",
-            protocol.name(),
-            protocol.transfer_format().as_str()
-        ));
-    }
-    conn.set_protocol(protocol);
-    conn.send_frame(handshake::write_response(None));
-    // Stateful reconnect needs version 2; an older client just does not get it.
-    if request.version >= 2
-        && let Some(stateful) = conn.stateful()
-    {
-        stateful.activate();
-    }
-    HandshakeOutcome::Accepted(protocol)
 }
 
-/// Handles one message. Returns false when the connection must stop reading.
+/// Dispatches one hub message. Returns false when the connection must stop reading.
 async fn handle(
     conn: &Arc<Connection>,
     message: HubMessage,
@@ -244,21 +185,13 @@ async fn handle(
     permits: &Arc<Semaphore>,
     ticker: &mut tokio::time::Interval,
     options: &crate::HubOptions,
-    ping: &Bytes,
 ) -> bool {
-    if framing::is_tracked(message.type_id())
-        && let Some(stateful) = conn.stateful()
-        && !stateful.accept()
-    {
-        // A duplicate replayed after a reconnect, or a message before the client's Sequence.
-        return true;
-    }
     match message {
         HubMessage::Invocation(invocation) => {
-            invoke(conn, invocation, false, dispatcher, permits, ticker, options, ping).await
+            invoke(conn, invocation, false, dispatcher, permits, ticker, options).await
         }
         HubMessage::StreamInvocation(invocation) => {
-            invoke(conn, invocation, true, dispatcher, permits, ticker, options, ping).await
+            invoke(conn, invocation, true, dispatcher, permits, ticker, options).await
         }
         HubMessage::StreamItem(item) => {
             // Items for a stream nobody reads any more (or never did) are dropped.
@@ -295,40 +228,11 @@ async fn handle(
             conn.invocations().cancel_outgoing(&invocation_id);
             true
         }
-        HubMessage::Ping => {
-            conn.mark_client_pinged();
-            true
-        }
-        HubMessage::Close(Close { error, .. }) => {
-            let mut reason = CloseReason::graceful();
-            reason.disconnect_error = error.map(HubError::new);
-            conn.close(reason);
-            false
-        }
-        HubMessage::Ack { sequence_id } => {
-            if let Some(stateful) = conn.stateful() {
-                stateful.on_ack(sequence_id);
-            }
-            true
-        }
-        HubMessage::Sequence { sequence_id } => {
-            let Some(stateful) = conn.stateful() else { return true };
-            match stateful.on_sequence(sequence_id) {
-                Ok(()) => true,
-                Err(text) => {
-                    let error = HubError::exception("InvalidOperationException", text);
-                    let text = error.client_text("Connection closed with an error.", options.enable_detailed_errors);
-                    let mut reason = CloseReason::error(text, error);
-                    reason.allow_reconnect = false;
-                    conn.close(reason);
-                    false
-                }
-            }
-        }
+        // Pings, Ack, Sequence and Close are the core's; the rest means nothing to a server.
+        _ => true,
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn invoke(
     conn: &Arc<Connection>,
     invocation: crate::protocol::Invocation,
@@ -337,7 +241,6 @@ async fn invoke(
     permits: &Arc<Semaphore>,
     ticker: &mut tokio::time::Interval,
     options: &crate::HubOptions,
-    ping: &Bytes,
 ) -> bool {
     let id = invocation.invocation_id.clone();
     let target = invocation.target.clone();
@@ -388,7 +291,7 @@ async fn invoke(
                     Ok(permit) => break Some(permit),
                     Err(_) => return false,
                 },
-                _ = ticker.tick() => tick(conn, options, ping),
+                _ = ticker.tick() => tick(conn, options.enable_detailed_errors),
             }
         }
     } else {

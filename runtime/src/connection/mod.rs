@@ -1,24 +1,27 @@
 //! One SignalR connection: its identity, what the connecting request carried, its bounded
-//! outbound queue, and how it closes. [`driver`] runs its life: handshake, reading,
-//! dispatching, keep-alive and timeouts.
+//! outbound queue, and how it closes. Its protocol state (handshake, timers, stateful
+//! reconnect) is the sans-IO [`ConnectionCore`], which this layer and the transports drive;
+//! [`driver`] runs a hub connection's life: handshake, reading, dispatching, keep-alive and
+//! timeouts.
 
 pub(crate) mod driver;
 pub(crate) mod invocations;
-pub(crate) mod stateful;
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 use crate::queue;
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
-use crate::options::TransportType;
+use crate::options::{HubOptions, TransportType};
+use crate::protocol::connection_core::{self, Closing, ConnectionCore};
 use crate::protocol::{Protocol, TransferFormat};
 use crate::transport::auth::Claims;
 use crate::transport::request::RequestInfo;
+use tokio::sync::Notify;
 
 /// Why and how a connection closes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,13 +66,66 @@ impl CloseReason {
             disconnect_error: Some(error),
         }
     }
+
+    /// The reason for how the core decided the connection ends; error texts name the error
+    /// when `detailed`.
+    pub fn from_closing(closing: Closing, detailed: bool) -> Self {
+        match closing {
+            Closing::TransportClosed => Self::transport_closed(),
+            Closing::Graceful { error } => {
+                let mut reason = Self::graceful();
+                reason.disconnect_error = error.map(crate::HubError::new);
+                reason
+            }
+            Closing::Failed {
+                exception_type,
+                message,
+                allow_reconnect,
+            } => {
+                let error = crate::HubError::exception(exception_type, message);
+                let text = error.client_text("Connection closed with an error.", detailed);
+                let mut reason = Self::error(text, error);
+                reason.allow_reconnect = allow_reconnect;
+                reason
+            }
+        }
+    }
+}
+
+/// The core's settings for a connection of `options` over `transport`.
+pub(crate) fn core_config(
+    options: &HubOptions,
+    transport: TransportType,
+    format_supported: fn(TransferFormat) -> bool,
+) -> connection_core::Config {
+    let mut config = connection_core::Config::default();
+    config.handshake_timeout = options.handshake_timeout;
+    // Long polling needs no keep-alive: every poll is one.
+    config.keep_alive_interval = (transport != TransportType::LongPolling).then_some(options.keep_alive_interval);
+    config.client_timeout = options.client_timeout_interval;
+    config.disconnect_timeout = options.disconnect_timeout;
+    config.max_message_size = options.maximum_receive_message_size;
+    config.format_supported = format_supported;
+    config.detailed_errors = options.enable_detailed_errors;
+    config.set_supported_protocols(&options.supported_protocols);
+    config
+}
+
+/// What wakes the tasks of a connection that may reconnect statefully.
+#[derive(Default)]
+struct StatefulSignals {
+    /// After each acknowledgement from the client (which may make room in the send buffer).
+    acknowledged: Notify,
+    /// Holds a permit after each new transport takes over, for whoever forwards the
+    /// connection's bytes (a relay) to tell the peer that numbers them.
+    reattached: Notify,
 }
 
 /// The shared state of one connection. The lifetime manager, hub contexts and the
 /// transport hold it through an `Arc`.
 pub(crate) struct Connection {
     id: Arc<str>,
-    started: Instant,
+    /// The protocol the handshake chose, as the core did (kept here for senders).
     protocol: OnceLock<Protocol>,
     /// Whether the transport should send binary frames (raw connections follow the client).
     binary: AtomicBool,
@@ -82,16 +138,11 @@ pub(crate) struct Connection {
     close_reason: Mutex<Option<CloseReason>>,
     items: Mutex<http::Extensions>,
     groups: Mutex<HashSet<String>>,
-    /// Milliseconds since `started` of the last message received and sent.
-    last_received: AtomicU64,
-    last_sent: AtomicU64,
-    client_pinged: AtomicBool,
-    /// Milliseconds since `started` when the transport went away (long polling between
-    /// polls); `u64::MAX` while one is attached.
-    transport_lost: AtomicU64,
+    /// The protocol state: handshake, timers, stateful reconnect's numbering and buffer.
+    core: Mutex<ConnectionCore>,
     invocations: invocations::Invocations,
     /// Present when the client negotiated stateful reconnect and the hub allows it.
-    stateful: Option<stateful::Stateful>,
+    stateful: Option<StatefulSignals>,
     /// Ends the current transport abruptly (a test hook for stateful reconnect).
     interrupt: Mutex<Option<CancellationToken>>,
     /// The request and claims, until taken (see [`ConnectionParts::hand_over_request`]).
@@ -132,7 +183,6 @@ impl Connection {
         };
         let connection = Arc::new(Self {
             id: parts.id,
-            started: Instant::now(),
             protocol: OnceLock::new(),
             binary: AtomicBool::new(false),
             user_id: parts.user_id,
@@ -145,12 +195,9 @@ impl Connection {
             close_reason: Mutex::new(None),
             items: Mutex::new(http::Extensions::new()),
             groups: Mutex::new(HashSet::new()),
-            last_received: AtomicU64::new(0),
-            last_sent: AtomicU64::new(0),
-            client_pinged: AtomicBool::new(false),
-            transport_lost: AtomicU64::new(u64::MAX),
+            core: Mutex::new(ConnectionCore::new(Instant::now(), parts.stateful_buffer)),
             invocations: invocations::Invocations::default(),
-            stateful: parts.stateful_buffer.map(stateful::Stateful::new),
+            stateful: parts.stateful_buffer.map(|_| StatefulSignals::default()),
             interrupt: Mutex::new(None),
         });
         (connection, receiver)
@@ -217,47 +264,27 @@ impl Connection {
         &self.groups
     }
 
-    fn now_ms(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
+    /// The protocol state, locked (briefly: never across an await).
+    pub(crate) fn core(&self) -> MutexGuard<'_, ConnectionCore> {
+        self.core.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub(crate) fn mark_received(&self) {
-        self.last_received.store(self.now_ms(), Ordering::Relaxed);
+        self.core().note_received(Instant::now());
     }
 
     pub(crate) fn mark_sent(&self) {
-        self.last_sent.store(self.now_ms(), Ordering::Relaxed);
-    }
-
-    pub(crate) fn mark_client_pinged(&self) {
-        self.client_pinged.store(true, Ordering::Relaxed);
-    }
-
-    /// Milliseconds since the last message was received, and whether the client ever
-    /// pinged (which arms the client timeout).
-    pub(crate) fn idle_receiving_ms(&self) -> (u64, bool) {
-        let idle = self.now_ms().saturating_sub(self.last_received.load(Ordering::Relaxed));
-        (idle, self.client_pinged.load(Ordering::Relaxed))
+        self.core().note_sent(Instant::now());
     }
 
     /// A transport is attached (a poll is waiting, a socket is open).
     pub(crate) fn transport_attached(&self) {
-        self.transport_lost.store(u64::MAX, Ordering::Relaxed);
+        self.core().transport_attached();
     }
 
     /// No transport is attached until the next poll or reconnect.
     pub(crate) fn transport_detached(&self) {
-        self.transport_lost.store(self.now_ms(), Ordering::Relaxed);
-    }
-
-    /// How long the connection has been without a transport, in milliseconds.
-    pub(crate) fn transport_lost_ms(&self) -> Option<u64> {
-        let lost = self.transport_lost.load(Ordering::Relaxed);
-        (lost != u64::MAX).then(|| self.now_ms().saturating_sub(lost))
-    }
-
-    pub(crate) fn idle_sending_ms(&self) -> u64 {
-        self.now_ms().saturating_sub(self.last_sent.load(Ordering::Relaxed))
+        self.core().transport_detached(Instant::now());
     }
 
     /// Queues one framed message for the transport.
@@ -285,14 +312,47 @@ impl Connection {
         }
     }
 
-    /// Stateful reconnect state, when the connection negotiated it.
-    pub(crate) fn stateful(&self) -> Option<&stateful::Stateful> {
-        self.stateful.as_ref()
+    /// Whether negotiate agreed that the connection may reconnect statefully.
+    pub(crate) fn stateful_offered(&self) -> bool {
+        self.stateful.is_some()
     }
 
     /// Whether the connection reconnects statefully (negotiated, and version 2 handshake).
     pub(crate) fn reconnects(&self) -> bool {
-        self.stateful.as_ref().is_some_and(stateful::Stateful::is_active)
+        self.core().reconnects()
+    }
+
+    /// Wakes senders waiting for room in the send buffer: the client acknowledged records.
+    pub(crate) fn notify_acknowledged(&self) {
+        if let Some(signals) = &self.stateful {
+            signals.acknowledged.notify_waiters();
+        }
+    }
+
+    /// Resolves after the next acknowledgement (which may make room).
+    pub(crate) async fn acknowledged(&self) {
+        match &self.stateful {
+            Some(signals) => signals.acknowledged.notified().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// A new transport took over: tracked messages wait for the client's Sequence, and
+    /// [`Connection::reattached`] resolves.
+    pub(crate) fn reconnected(&self) {
+        if let Some(signals) = &self.stateful {
+            self.core().reconnected();
+            signals.reattached.notify_one();
+        }
+    }
+
+    /// Resolves once a new transport has taken over since the last call; never without
+    /// stateful reconnect.
+    pub(crate) async fn reattached(&self) {
+        match &self.stateful {
+            Some(signals) => signals.reattached.notified().await,
+            None => std::future::pending().await,
+        }
     }
 
     /// Registers the token that ends the current transport abruptly.

@@ -8,12 +8,14 @@
 //! - [`negotiate`]: the bodies of `POST {hub}/negotiate`, versions 0 and 1.
 
 mod arguments;
+pub(crate) mod connection_core;
 pub mod framing;
 pub mod handshake;
 mod json;
 mod message;
 mod msgpack;
 pub mod negotiate;
+pub(crate) mod replay_buffer;
 // The server protocol is public API only for a relay (feature `relay`); the service-mode SDK
 // uses it inside the crate either way.
 #[cfg(feature = "relay")]

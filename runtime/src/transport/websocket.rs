@@ -18,7 +18,6 @@ use super::registry::{Attached, Claim};
 use super::{AppState, Endpoint, Inbound, empty, new_connection, new_id, outbound, posted_inbound, run_endpoint, text};
 use crate::connection::{CloseReason, Connection};
 use crate::options::TransportType;
-use crate::protocol::{HubMessage, framing};
 use tokio_util::sync::CancellationToken;
 
 /// `GET {hub}[?id=…]` with a WebSocket upgrade.
@@ -172,8 +171,8 @@ async fn run_reattachable(socket: WebSocket, attached: Arc<Attached>, timeout: s
     let (generation, stop) = attached.begin_poll();
     conn.set_interrupt(stop.clone());
     conn.transport_attached();
-    if reconnect && let Some(stateful) = conn.stateful() {
-        stateful.reconnected();
+    if reconnect {
+        conn.reconnected();
     }
     let (mut sink, mut stream) = socket.split();
     let done = stop.child_token();
@@ -225,22 +224,22 @@ async fn write_reattachable(
 ) {
     let conn = &attached.conn;
     let Some(queue) = &attached.outbound else { return };
-    let Some(stateful) = conn.stateful() else { return };
+    if !conn.stateful_offered() {
+        return;
+    }
     // The previous socket's writer lets go of the queue once it has stopped.
     let mut queue = tokio::select! {
         queue = queue.lock() => queue,
         _ = done.cancelled() => return,
     };
-    // The hub protocol of the records: a hub connection's (chosen by its handshake, which may
-    // come after this socket opened), or the one a raw connection relaying hub-protocol bytes
-    // was told (also once its client's handshake was read). Read when needed, not up front.
-    let protocol = || stateful.raw_protocol().unwrap_or_else(|| conn.protocol());
+    // The core frames Sequence, Ack and the numbered records in the hub protocol of the
+    // records: a hub connection's (chosen by its handshake, which may come after this socket
+    // opened), or the one a raw connection relaying hub-protocol bytes was told (also once its
+    // client's handshake was read).
     if reconnect {
-        let (first, frames) = stateful.replay();
-        let mut out = Vec::new();
-        let _ = protocol().write_message(&mut out, &HubMessage::Sequence { sequence_id: first });
-        frames.iter().for_each(|frame| out.extend_from_slice(frame));
-        if let Some(message) = frame(conn, Bytes::from(out))
+        let resume = conn.core().resume();
+        if let Some(resume) = resume
+            && let Some(message) = frame(conn, resume)
             && !send(sink, message, timeout).await
         {
             return;
@@ -249,41 +248,32 @@ async fn write_reattachable(
     let mut acks = tokio::time::interval(std::time::Duration::from_secs(1));
     acks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let room = stateful.has_room();
+        let room = conn.core().has_room();
         tokio::select! {
             biased;
             _ = done.cancelled() => return,
             _ = conn.closing().cancelled() => break,
             _ = acks.tick() => {
-                if let Some(sequence_id) = stateful.ack_due() {
-                    let mut out = Vec::new();
-                    let _ = protocol().write_message(&mut out, &HubMessage::Ack { sequence_id });
-                    if let Some(message) = frame(conn, Bytes::from(out))
-                        && !send(sink, message, timeout).await
-                    {
-                        return;
-                    }
+                let ack = conn.core().take_ack();
+                if let Some(ack) = ack
+                    && let Some(message) = frame(conn, ack)
+                    && !send(sink, message, timeout).await
+                {
+                    return;
                 }
             }
             // A full send buffer waits for the client's acknowledgements.
-            _ = stateful.acknowledged(), if !room => {}
+            _ = conn.acknowledged(), if !room => {}
             next = queue.recv(), if room => {
                 let Some(first) = next else { break };
                 let mut batch = Vec::with_capacity(first.len());
                 // Each record is numbered on its own (a relayed payload may hold several).
-                let records = stateful.is_active().then(protocol);
                 let add = |batch: &mut Vec<u8>, bytes: Bytes| {
-                    if let Some(protocol) = records {
-                        for record in framing::FramedRecords::new(protocol, bytes.clone()) {
-                            if framing::record_type(protocol, &record).is_some_and(framing::is_tracked) {
-                                stateful.sent(&record);
-                            }
-                        }
-                    }
+                    conn.core().record_sent(&bytes);
                     batch.extend_from_slice(&bytes);
                 };
                 add(&mut batch, first);
-                while batch.len() < outbound::MAX_BATCH && stateful.has_room() {
+                while batch.len() < outbound::MAX_BATCH && conn.core().has_room() {
                     match queue.try_recv() {
                         Ok(bytes) => add(&mut batch, bytes),
                         Err(_) => break,
