@@ -348,6 +348,7 @@ impl Connection {
 
     /// Resolves once a new transport has taken over since the last call; never without
     /// stateful reconnect.
+    #[cfg(feature = "relay")]
     pub(crate) async fn reattached(&self) {
         match &self.stateful {
             Some(signals) => signals.reattached.notified().await,

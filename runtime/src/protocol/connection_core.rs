@@ -195,6 +195,7 @@ impl ConnectionCore {
 
     /// Makes a raw connection that carries hub-protocol records of `protocol` reconnect
     /// statefully. `false`, and nothing changes, when negotiate did not agree on it.
+    #[cfg_attr(not(feature = "relay"), allow(dead_code))]
     pub fn accept_stateful_raw(&mut self, protocol: Protocol) -> bool {
         match &mut self.replay {
             Some(replay) => {
@@ -236,6 +237,7 @@ impl ConnectionCore {
 
     /// Puts bytes back in front of the input, as if they had just arrived (a raw
     /// connection's handler consumed them itself).
+    #[cfg_attr(not(feature = "relay"), allow(dead_code))]
     pub fn unread(&mut self, bytes: &[u8]) {
         let rest = self.input.split();
         self.input.extend_from_slice(bytes);

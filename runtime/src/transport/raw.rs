@@ -10,6 +10,7 @@ use futures_util::future::BoxFuture;
 use super::Inbound;
 use super::request::RequestInfo;
 use crate::connection::{CloseReason, Connection};
+#[cfg(feature = "relay")]
 use crate::protocol::Protocol;
 use crate::protocol::connection_core::{Closing, Output};
 
@@ -57,13 +58,13 @@ impl RawConnection {
         self.conn.id()
     }
 
-    /// The request that opened the transport (empty after [`RawConnection::release_request`]).
+    /// The request that opened the transport (empty after `release_request`, feature `relay`).
     pub fn request(&self) -> &RequestInfo {
         &self.request
     }
 
     /// The claims of the bearer token the client presented, if valid (none after
-    /// [`RawConnection::release_request`]).
+    /// `release_request`, feature `relay`).
     pub fn claims(&self) -> Option<&crate::Claims> {
         self.claims.as_ref()
     }
@@ -71,6 +72,7 @@ impl RawConnection {
     /// Frees the request's headers and query and the token's claims, for a handler that has
     /// read what it needs of them and keeps the connection a long time (a relay holding many
     /// idle clients).
+    #[cfg(feature = "relay")]
     pub fn release_request(&mut self) {
         self.request = RequestInfo::default();
         self.claims = None;
@@ -91,7 +93,7 @@ impl RawConnection {
     /// The next bytes from the client; `None` once it has gone (closed, or without a
     /// transport for longer than the disconnect timeout).
     ///
-    /// After [`RawConnection::accept_stateful_reconnect`], what is returned is whole records:
+    /// After `accept_stateful_reconnect` (feature `relay`), what is returned is whole records:
     /// the client's Ack and Sequence messages are handled here and not returned, and
     /// messages the client replays after a reconnect that were already returned are dropped.
     pub async fn recv(&mut self) -> Option<Bytes> {
@@ -138,6 +140,7 @@ impl RawConnection {
     /// had just sent them: for bytes that came with a record the caller consumed itself (such
     /// as a handshake request). After [`RawConnection::accept_stateful_reconnect`] they are
     /// filtered like any others.
+    #[cfg(feature = "relay")]
     pub fn unread(&mut self, bytes: &[u8]) {
         self.conn.core().unread(bytes);
     }
@@ -145,6 +148,7 @@ impl RawConnection {
     /// Whether negotiate agreed that this connection may reconnect statefully: the client
     /// asked (`useStatefulReconnect=true`) and the endpoint allowed it (see
     /// [`SwitchboardBuilder::stateful_reconnect_filter`](crate::SwitchboardBuilder::stateful_reconnect_filter)).
+    #[cfg(feature = "relay")]
     pub fn stateful_reconnect_offered(&self) -> bool {
         self.conn.transport() == crate::TransportType::WebSockets && self.conn.stateful_offered()
     }
@@ -159,6 +163,7 @@ impl RawConnection {
     /// by [`RawConnection::recv`] instead of returned. What is sent must be whole records
     /// from then on. Returns `false`, and changes
     /// nothing, when negotiate did not offer stateful reconnect.
+    #[cfg(feature = "relay")]
     pub fn accept_stateful_reconnect(&self, protocol: Protocol) -> bool {
         self.stateful_reconnect_offered() && self.conn.core().accept_stateful_raw(protocol)
     }
@@ -216,6 +221,7 @@ impl RawSender {
     /// Resolves once the client has come back on a new WebSocket since the last call (after
     /// [`RawConnection::accept_stateful_reconnect`]); never resolves otherwise. (On the
     /// sender, so that a task can wait for it while receiving.)
+    #[cfg(feature = "relay")]
     pub async fn reattached(&self) {
         self.conn.reattached().await;
     }
