@@ -18,7 +18,6 @@ mod queue;
 mod server;
 pub mod service;
 pub mod transport;
-pub mod types;
 
 #[doc(hidden)]
 #[path = "private.rs"]
@@ -36,6 +35,7 @@ pub use hub::{
 };
 pub use lifetime::{OutboundMessage, Target};
 pub use options::{HubOptions, TransportType};
+pub use protocol::values;
 pub use server::{AppHandle, Switchboard, SwitchboardBuilder};
 pub use transport::SwitchboardService;
 pub use transport::auth::{Authenticator, Claims, JwtBearer};

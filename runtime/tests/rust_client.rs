@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 use switchboard::client::{ClientOptions, ConnectionState, HubConnection};
 use switchboard::protocol::Protocol;
 use switchboard::transport::auth::sign_hs256;
-use switchboard::types::Binary;
+use switchboard::values::Binary;
 use switchboard::{Hub, HubContext, HubError, HubStream, JwtBearer, Methods, Switchboard, Untyped};
 use tokio::sync::mpsc;
 

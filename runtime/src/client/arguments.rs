@@ -303,7 +303,7 @@ mod tests {
 
     #[test]
     fn arguments_keep_protocol_specific_types() {
-        use crate::types::Binary;
+        use crate::values::Binary;
         for protocol in Protocol::ALL {
             let (b,): (Binary,) = decode_arguments(vec![raw(protocol, Binary(vec![1, 2, 3]))]).unwrap();
             assert_eq!(b, Binary(vec![1, 2, 3]));

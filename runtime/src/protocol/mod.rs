@@ -6,6 +6,8 @@
 //! - [`framing`]: record-separator (`0x1E`) and VarInt-length framing over a byte stream.
 //! - [`handshake`]: the handshake request and response.
 //! - [`negotiate`]: the bodies of `POST {hub}/negotiate`, versions 0 and 1.
+//! - [`values`]: value types each hub protocol represents in its own way (bytes, timestamps,
+//!   any value).
 
 mod arguments;
 pub(crate) mod connection_core;
@@ -23,6 +25,7 @@ pub mod service;
 #[cfg(not(feature = "relay"))]
 #[allow(dead_code, unused_imports)]
 pub(crate) mod service;
+pub mod values;
 
 use bytes::{Bytes, BytesMut};
 use serde::Serialize;
@@ -243,7 +246,7 @@ impl Protocol {
             out.extend_from_slice(value.bytes());
             Ok(())
         } else {
-            let converted: crate::types::Dynamic = value.decode()?;
+            let converted: values::Dynamic = value.decode()?;
             self.encode_value(out, &converted)
         }
     }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use switchboard::types::Dynamic;
+use switchboard::values::Dynamic;
 use switchboard::{HubContext, HubError};
 
 /// Counts of connections that came and went.

@@ -2,7 +2,7 @@
 
 use futures_util::{Stream, TryStreamExt, stream};
 use serde::{Deserialize, Serialize};
-use switchboard::types::{Binary, Dynamic, Timestamp};
+use switchboard::values::{Binary, Dynamic, Timestamp};
 use switchboard::{HubContext, HubError, HubStream, TransportType};
 
 /// What TestHub calls on its clients.

@@ -20,7 +20,7 @@ use futures_util::{FutureExt, StreamExt, stream};
 use serde_json::{Value, json};
 use switchboard::client::{ClientOptions, ConnectionState};
 use switchboard::protocol::Protocol;
-use switchboard::types::Dynamic;
+use switchboard::values::Dynamic;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
