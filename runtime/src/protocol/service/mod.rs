@@ -44,10 +44,10 @@ mod decode;
 mod encode;
 mod events;
 mod extensions;
+mod fields;
 mod groups;
 pub mod message_type;
 mod ping;
-mod reader;
 mod writer;
 
 use bytes::Bytes;
