@@ -46,6 +46,7 @@ mod events;
 mod extensions;
 mod fields;
 mod groups;
+pub mod link;
 pub mod message_type;
 mod ping;
 mod writer;
