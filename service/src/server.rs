@@ -20,6 +20,7 @@ use bytes::Bytes;
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use http::StatusCode;
+use switchboard::protocol::service::HandshakeRequest;
 use switchboard::protocol::service::link::{self, LinkConfig, LinkEvent, ServiceLink};
 use tokio::sync::{Notify, mpsc};
 
@@ -27,9 +28,6 @@ use crate::auth::{audiences, bearer};
 use crate::dispatch::{self, ServerContext};
 use crate::link::ServerLink;
 use crate::relay::Shared;
-
-/// The connection type of HandshakeRequest that carries no clients.
-const WEAK_CONNECTION: i32 = 2;
 
 type Sink = SplitSink<WebSocket, Message>;
 
@@ -157,7 +155,7 @@ async fn run(shared: Arc<Shared>, socket: WebSocket, hub_key: String, cid: Optio
                     let link = ServerLink::new(
                         link_id,
                         server_id.clone(),
-                        request.connection_type != WEAK_CONNECTION,
+                        request.connection_type != HandshakeRequest::WEAK_CONNECTION,
                         request.allow_stateful_reconnects,
                         sender,
                     );

@@ -29,12 +29,6 @@ use super::virtual_connection;
 use crate::protocol::service::link::{self, LinkConfig, LinkEvent, ServiceLink};
 use crate::protocol::service::{HandshakeRequest, PingKind, ServiceMessage};
 
-/// HandshakeRequest's connection type of a connection opened at the service's request.
-const ON_DEMAND: i32 = 1;
-/// HandshakeRequest's migration level when clients migrate on a graceful shutdown
-/// ("ShutdownOnly").
-const MIGRATE_ON_SHUTDOWN: i32 = 1;
-
 type Sink = SplitSink<WebSocketStream<MaybeTlsStream<TcpStream>>, Message>;
 
 /// The delay before reconnect attempt `attempt` (0-based): 1, 2, 4 … 60 s, plus jitter.
@@ -107,12 +101,16 @@ async fn connect_once(hub: &Arc<ServiceHub>, slot: usize, target: Option<&str>) 
 
     let handshake = HandshakeRequest {
         allow_stateful_reconnects: hub.allow_stateful_reconnects,
-        connection_type: if target.is_some() { ON_DEMAND } else { 0 },
+        connection_type: if target.is_some() {
+            HandshakeRequest::ON_DEMAND_CONNECTION
+        } else {
+            HandshakeRequest::DEFAULT_CONNECTION
+        },
         target: target.unwrap_or_default().to_owned(),
         // Clients may move to another app server when this one shuts down gracefully.
         migration_level: match hub.options.graceful_shutdown.mode {
-            GracefulShutdownMode::MigrateClients => MIGRATE_ON_SHUTDOWN,
-            _ => 0,
+            GracefulShutdownMode::MigrateClients => HandshakeRequest::MIGRATION_SHUTDOWN_ONLY,
+            _ => HandshakeRequest::MIGRATION_OFF,
         },
         ..HandshakeRequest::new()
     };

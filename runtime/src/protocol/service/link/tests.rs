@@ -255,7 +255,10 @@ fn link_writes_batches_bounded_in_records_and_bytes() {
     app.send(&data("bb", b"22"));
     app.send(&data("ccc", b"333"));
     let batch = app.poll_transmit(t0).unwrap();
-    assert_eq!(messages(&batch), vec![data("a", b"1"), data("bb", b"22"), data("ccc", b"333")]);
+    assert_eq!(
+        messages(&batch),
+        vec![data("a", b"1"), data("bb", b"22"), data("ccc", b"333")]
+    );
     assert_eq!(app.poll_transmit(t0), None);
     // Large records: as many as fit in the byte bound, and one larger record alone.
     let big = frame(&ServiceMessage::ConnectionData(ConnectionData {
@@ -335,4 +338,22 @@ fn link_echo_replies_are_bounded() {
     app.handle_input(t0, &flood);
     assert_eq!(events(&mut app).len(), MAX_PENDING_RECORDS + 10);
     assert_eq!(written(&mut app, t0).len(), MAX_PENDING_RECORDS);
+}
+
+proptest::proptest! {
+    #[test]
+    fn fuzz_link_input_never_panics(chunks in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40), 0..6)) {
+        let t0 = Instant::now();
+        let (mut app, mut service) = linked(t0);
+        let mut fresh = ServiceLink::service(LinkConfig::default(), t0);
+        for (i, chunk) in chunks.iter().enumerate() {
+            let now = t0 + secs(i as u64);
+            for link in [&mut app, &mut service, &mut fresh] {
+                link.handle_input(now, chunk);
+                while link.poll_event().is_some() {}
+                link.handle_timeout(now);
+                while link.poll_transmit(now).is_some() {}
+            }
+        }
+    }
 }
