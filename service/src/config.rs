@@ -46,7 +46,7 @@ CONFIG FILE (TOML; every key optional):
                                     # bytes: largest record from an app server; a larger one
                                     #   closes that server connection [default: 16777216]
     handshake_timeout_secs = 15     # time for a client's or app server's handshake [default: 15]
-    server_keep_alive_secs = 5      # interval of the relay's pings to app servers [default: 5]
+    server_keep_alive_secs = 5      # ping an app server sent nothing this long [default: 5]
     server_timeout_secs = 30        # close an app-server connection silent this long [default: 30]
 
 Settings apply in this order, later ones winning: defaults, the file, the environment, the
@@ -81,7 +81,7 @@ pub struct Config {
     pub max_server_message_size: usize,
     /// How long a client or an app server has to send its handshake.
     pub handshake_timeout: Duration,
-    /// How often the relay pings each app-server connection.
+    /// The relay pings an app-server connection it has sent nothing to for this long.
     pub server_keep_alive_interval: Duration,
     /// An app-server connection that sends nothing (not even a ping) for this long is closed.
     pub server_timeout: Duration,
@@ -96,8 +96,8 @@ impl Default for Config {
             max_message_size: 1 << 20,
             max_server_message_size: 16 << 20,
             handshake_timeout: Duration::from_secs(15),
-            server_keep_alive_interval: Duration::from_secs(5),
-            server_timeout: Duration::from_secs(30),
+            server_keep_alive_interval: switchboard::protocol::service::link::KEEP_ALIVE_INTERVAL,
+            server_timeout: switchboard::protocol::service::link::RECEIVE_TIMEOUT,
         }
     }
 }

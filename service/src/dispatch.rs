@@ -175,8 +175,8 @@ async fn forward_to_server(cx: &ServerContext, server_id: &str, message: Service
 }
 
 async fn handle_ping(cx: &ServerContext, ping: Ping) {
+    // Echo pings are answered by the link itself.
     let reply = match ping.kind() {
-        PingKind::Echo(_) => Some(ping.clone()),
         PingKind::Status(_) => {
             let (clients, servers) = cx.hub.counts();
             Some(Ping::service_status(ServiceStatus {

@@ -6,10 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use switchboard::protocol::service::ServiceMessage;
+use switchboard::protocol::service::link::frame;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-
-use crate::metrics::Metrics;
 
 /// One app-server connection as the hubs see it: where its records go.
 pub(crate) struct ServerLink {
@@ -26,20 +25,17 @@ pub(crate) struct ServerLink {
     sender: mpsc::Sender<Bytes>,
     /// Cancelled once the connection ends.
     pub(crate) closed: CancellationToken,
-    metrics: Arc<Metrics>,
 }
 
 impl ServerLink {
-    /// A link and the receiving end of its bounded queue of framed records.
+    /// A link whose records go to `sender`, the bounded queue its connection's writer reads.
     pub(crate) fn new(
         id: u64,
         server_id: Option<String>,
         carries_clients: bool,
         stateful_reconnects: bool,
-        capacity: usize,
-        metrics: Arc<Metrics>,
-    ) -> (Arc<Self>, mpsc::Receiver<Bytes>) {
-        let (sender, receiver) = mpsc::channel(capacity);
+        sender: mpsc::Sender<Bytes>,
+    ) -> Arc<Self> {
         let link = ServerLink {
             id,
             server_id,
@@ -48,25 +44,18 @@ impl ServerLink {
             offline: AtomicBool::new(false),
             sender,
             closed: CancellationToken::new(),
-            metrics,
         };
-        (Arc::new(link), receiver)
+        Arc::new(link)
     }
 
     /// Queues one message, waiting for room; `false` once the connection has ended.
     pub(crate) async fn send(&self, message: &ServiceMessage) -> bool {
-        let mut out = Vec::new();
-        switchboard::protocol::service::write(message, &mut out);
-        let length = out.len();
-        let sent = tokio::select! {
+        let record = frame(message);
+        tokio::select! {
             biased;
             _ = self.closed.cancelled() => false,
-            sent = self.sender.send(Bytes::from(out)) => sent.is_ok(),
-        };
-        if sent {
-            self.metrics.server_sent(length);
+            sent = self.sender.send(record) => sent.is_ok(),
         }
-        sent
     }
 
     /// The app server is going offline: no new clients are pinned to this connection.

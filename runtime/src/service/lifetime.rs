@@ -8,10 +8,10 @@ use std::time::Duration;
 use futures_util::future::{BoxFuture, FutureExt};
 
 use super::hub::{ACK_TIMEOUT, ServiceHub};
-use super::server_connection::frame;
 use crate::HubError;
 use crate::connection::Connection;
 use crate::lifetime::{LifetimeManager, OutboundMessage, Target, invoke_found};
+use crate::protocol::service::link::frame;
 use crate::protocol::service::{
     AckStatus, BroadcastData, GroupBroadcastData, JoinGroupWithAck, LeaveGroupWithAck, MultiConnectionData,
     MultiGroupBroadcastData, MultiUserData, Payloads, ServiceMessage, UserData,

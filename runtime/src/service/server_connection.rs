@@ -2,39 +2,34 @@
 //! over which the service tunnels its clients (OpenConnection, ConnectionData,
 //! CloseConnection) and the app server sends to clients, groups and users.
 //!
-//! Each connection handshakes, pings when idle for 5 s, gives up after 30 s without hearing
-//! from the service, and reconnects with backoff (1, 2, 4 … 60 s, plus up to 1 s of jitter).
+//! Each connection is the app server's end of a [`ServiceLink`] (handshake, keep-alive pings,
+//! timeouts, write batching) under a thin shell: this task reads frames into the link and
+//! hands its messages on, a writer task writes what the link batches from the connection's
+//! queue. An ended connection reconnects with backoff (1, 2, 4 … 60 s, plus up to 1 s of
+//! jitter).
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::future::BoxFuture;
+use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, mpsc};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_util::sync::CancellationToken;
 
 use super::hub::ServiceHub;
 use super::options::GracefulShutdownMode;
 use super::virtual_connection;
-use crate::protocol::framing;
-use crate::protocol::service::{self as wire, HandshakeRequest, Ping, PingKind, ServiceMessage};
+use crate::protocol::service::link::{self, LinkConfig, LinkEvent, ServiceLink};
+use crate::protocol::service::{HandshakeRequest, PingKind, ServiceMessage};
 
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
-const KEEP_ALIVE: Duration = Duration::from_secs(5);
-const RECEIVE_TIMEOUT: Duration = Duration::from_secs(30);
-/// HandshakeRequest's connection type of a connection opened at the service's request.
-const ON_DEMAND: i32 = 1;
-/// HandshakeRequest's migration level when clients migrate on a graceful shutdown
-/// ("ShutdownOnly").
-const MIGRATE_ON_SHUTDOWN: i32 = 1;
-/// How much one read of a server connection takes at most (more reads follow for a larger
-/// frame).
-const READ_BUFFER: usize = 4 * 1024;
-/// Messages waiting to be written to one server connection.
-const QUEUE: usize = 8192;
+type Sink = SplitSink<WebSocketStream<MaybeTlsStream<TcpStream>>, Message>;
 
 /// The delay before reconnect attempt `attempt` (0-based): 1, 2, 4 … 60 s, plus jitter.
 pub(crate) fn backoff(attempt: u32) -> Duration {
@@ -69,12 +64,6 @@ pub(crate) async fn run(hub: Arc<ServiceHub>, slot: usize) {
     }
 }
 
-fn encode(message: &ServiceMessage) -> Bytes {
-    let mut out = Vec::new();
-    wire::write(message, &mut out);
-    Bytes::from(out)
-}
-
 /// Opens an OnDemand server connection for service instance `target` (asked for by a
 /// `target` ping) in `slot`; it is not reopened once it ends.
 /// (A boxed future: the connection may itself be asked for more.)
@@ -88,6 +77,10 @@ pub(crate) fn run_on_demand(hub: Arc<ServiceHub>, slot: usize, target: String) -
     })
 }
 
+fn lock(link: &Mutex<ServiceLink>) -> MutexGuard<'_, ServiceLink> {
+    link.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 async fn connect_once(hub: &Arc<ServiceHub>, slot: usize, target: Option<&str>) -> Result<(), String> {
     let token = hub.server_token().map_err(|e| e.to_string())?;
     let url = hub.server_url(target);
@@ -97,133 +90,163 @@ async fn connect_once(hub: &Arc<ServiceHub>, slot: usize, target: Option<&str>) 
         .map_err(|e| format!("bad service URL: {e}"))?;
     let bearer = format!("Bearer {token}").parse().map_err(|_| "bad token".to_owned())?;
     request.headers_mut().insert("authorization", bearer);
-    // tungstenite zero-fills as much of its read buffer as one read may use before every
-    // read: its 128 KiB default would cost more than the rest of the work per message.
-    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(READ_BUFFER);
+    let config =
+        tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(link::READ_BUFFER_SIZE);
     let connect = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
-    let (socket, _) = tokio::time::timeout(HANDSHAKE_TIMEOUT, connect)
+    let (socket, _) = tokio::time::timeout(link::HANDSHAKE_TIMEOUT, connect)
         .await
         .map_err(|_| "connect timed out".to_owned())?
         .map_err(|e| format!("connect failed: {e}"))?;
-    let (mut sink, mut stream) = socket.split();
+    let (sink, mut stream) = socket.split();
 
     let handshake = HandshakeRequest {
         allow_stateful_reconnects: hub.allow_stateful_reconnects,
-        connection_type: if target.is_some() { ON_DEMAND } else { 0 },
+        connection_type: if target.is_some() {
+            HandshakeRequest::ON_DEMAND_CONNECTION
+        } else {
+            HandshakeRequest::DEFAULT_CONNECTION
+        },
         target: target.unwrap_or_default().to_owned(),
         // Clients may move to another app server when this one shuts down gracefully.
         migration_level: match hub.options.graceful_shutdown.mode {
-            GracefulShutdownMode::MigrateClients => MIGRATE_ON_SHUTDOWN,
-            _ => 0,
+            GracefulShutdownMode::MigrateClients => HandshakeRequest::MIGRATION_SHUTDOWN_ONLY,
+            _ => HandshakeRequest::MIGRATION_OFF,
         },
         ..HandshakeRequest::new()
     };
-    sink.send(Message::binary(encode(&ServiceMessage::HandshakeRequest(handshake))))
-        .await
-        .map_err(|e| format!("handshake write failed: {e}"))?;
-    let mut buffer = BytesMut::new();
-    let response = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+    let link = Arc::new(Mutex::new(ServiceLink::app_server(
+        handshake,
+        LinkConfig::default(),
+        Instant::now(),
+    )));
+    let (sender, outgoing) = mpsc::channel::<Bytes>(link::QUEUE_CAPACITY);
+    let wake = Arc::new(Notify::new());
+    let ended = CancellationToken::new();
+    let writer = tokio::spawn(write(sink, outgoing, link.clone(), wake.clone(), ended.clone()));
+    let mut attached = false;
+    let mut read_error = None;
+    'read: loop {
+        let frame = tokio::select! {
+            biased;
+            _ = ended.cancelled() => break,
+            _ = hub.stopping.cancelled() => {
+                lock(&link).close();
+                break;
+            }
+            frame = stream.next() => frame,
+        };
+        match frame {
+            Some(Ok(Message::Binary(bytes))) => lock(&link).handle_input(Instant::now(), &bytes),
+            Some(Ok(Message::Close(_))) | None => {
+                lock(&link).close();
+                break;
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(error)) => {
+                read_error = Some(format!("read failed: {error}"));
+                lock(&link).close();
+                break;
+            }
+        }
         loop {
-            if let Some(record) = framing::split_binary_record(&mut buffer, None).map_err(|e| e.to_string())? {
-                if let Some(message) = wire::parse(record).map_err(|e| e.to_string())? {
-                    return Ok::<_, String>(message);
+            let event = lock(&link).poll_event();
+            // The link may have something to write (an echo), or take records now.
+            wake.notify_one();
+            match event {
+                None => break,
+                Some(LinkEvent::Connected(_)) => {
+                    hub.attach(slot, sender.clone());
+                    attached = true;
+                    tracing::debug!(hub = %hub.name, slot, "server connection up");
                 }
-                continue;
-            }
-            match stream.next().await {
-                Some(Ok(Message::Binary(bytes))) => buffer.extend_from_slice(&bytes),
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return Err(e.to_string()),
-                None => return Err("closed during the handshake".into()),
+                Some(LinkEvent::Message(message)) => handle(hub, slot, message).await,
+                Some(LinkEvent::Closed(_)) => break 'read,
+                Some(_) => {}
             }
         }
-    })
-    .await
-    .map_err(|_| "handshake timed out".to_owned())??;
-    match response {
-        ServiceMessage::HandshakeResponse(response) if response.is_success() => {}
-        ServiceMessage::HandshakeResponse(response) => {
-            return Err(format!(
-                "the service refused the handshake: {}",
-                response.error_message.unwrap_or_default()
-            ));
-        }
-        other => return Err(format!("expected a handshake response, got {other:?}")),
     }
+    ended.cancel();
+    let error = lock(&link).error().cloned();
+    if attached {
+        hub.detach(slot);
+        virtual_connection::close_all(hub, slot);
+    }
+    drop(sender);
+    let _ = writer.await;
+    if let Some(read_error) = read_error {
+        return Err(read_error);
+    }
+    match error {
+        None | Some(link::LinkError::Closed) => Ok(()),
+        Some(error) => Err(error.to_string()),
+    }
+}
 
-    let (sender, mut outgoing) = mpsc::channel::<Bytes>(QUEUE);
-    hub.attach(slot, sender.clone());
-    tracing::debug!(hub = %hub.name, slot, "server connection up");
-    let mut last_sent = Instant::now();
-    let mut last_received = Instant::now();
-    let mut ticker = tokio::time::interval(Duration::from_secs(1));
-    let outcome = loop {
+/// Writes what the link batches from the connection's queue and its own pings, until the
+/// link ends; then what is still to write, and a Close frame.
+async fn write(
+    mut sink: Sink,
+    mut outgoing: mpsc::Receiver<Bytes>,
+    link: Arc<Mutex<ServiceLink>>,
+    wake: Arc<Notify>,
+    ended: CancellationToken,
+) {
+    loop {
+        let (batch, deadline, wants) = {
+            let mut link = lock(&link);
+            let now = Instant::now();
+            link.handle_timeout(now);
+            while link.wants_records() {
+                match outgoing.try_recv() {
+                    Ok(record) => link.queue_record(record),
+                    Err(_) => break,
+                }
+            }
+            (link.poll_transmit(now), link.poll_timeout(), link.wants_records())
+        };
+        if let Some(batch) = batch {
+            if !send(&mut sink, batch).await {
+                lock(&link).close();
+                break;
+            }
+            continue;
+        }
+        let Some(deadline) = deadline else { break };
         tokio::select! {
             biased;
-            _ = hub.stopping.cancelled() => break Ok(()),
-            next = outgoing.recv() => {
-                let Some(first) = next else { break Ok(()) };
-                let mut batch = BytesMut::from(&first[..]);
-                while batch.len() < 64 * 1024 {
-                    match outgoing.try_recv() {
-                        Ok(more) => batch.extend_from_slice(&more),
-                        Err(_) => break,
-                    }
-                }
-                if let Err(error) = sink.send(Message::binary(batch.freeze())).await {
-                    break Err(format!("write failed: {error}"));
-                }
-                last_sent = Instant::now();
-            }
-            frame = stream.next() => {
-                let bytes = match frame {
-                    Some(Ok(Message::Binary(bytes))) => bytes,
-                    Some(Ok(Message::Close(_))) | None => break Ok(()),
-                    Some(Ok(_)) => continue,
-                    Some(Err(error)) => break Err(format!("read failed: {error}")),
-                };
-                last_received = Instant::now();
-                buffer.extend_from_slice(&bytes);
-                if let Err(error) = drain(hub, slot, &mut buffer, &sender).await {
-                    break Err(error);
-                }
-            }
-            _ = ticker.tick() => {
-                if last_received.elapsed() > RECEIVE_TIMEOUT {
-                    break Err("nothing received from the service for 30 s".into());
-                }
-                if last_sent.elapsed() >= KEEP_ALIVE {
-                    let _ = sender.try_send(encode(&ServiceMessage::Ping(Ping::keep_alive())));
-                    last_sent = Instant::now();
-                }
-            }
+            _ = ended.cancelled() => break,
+            _ = wake.notified() => {}
+            record = outgoing.recv(), if wants => match record {
+                Some(record) => lock(&link).queue_record(record),
+                None => lock(&link).close(),
+            },
+            _ = tokio::time::sleep_until(deadline.into()) => {}
         }
-    };
-    hub.detach(slot);
-    virtual_connection::close_all(hub, slot);
-    let _ = sink.close().await;
-    outcome
-}
-
-/// Handles every complete record in `buffer`.
-async fn drain(
-    hub: &Arc<ServiceHub>,
-    slot: usize,
-    buffer: &mut BytesMut,
-    sender: &mpsc::Sender<Bytes>,
-) -> Result<(), String> {
-    while let Some(record) = framing::split_binary_record(buffer, None).map_err(|e| e.to_string())? {
-        let message = match wire::parse(record) {
-            Ok(Some(message)) => message,
-            Ok(None) => continue,
-            Err(error) => return Err(format!("malformed message from the service: {error}")),
-        };
-        handle(hub, slot, message, sender).await;
     }
-    Ok(())
+    ended.cancel();
+    // What the link still holds (its records and a refusal), within the write timeout.
+    let rest: Vec<Bytes> = {
+        let mut link = lock(&link);
+        let now = Instant::now();
+        std::iter::from_fn(|| link.poll_transmit(now)).collect()
+    };
+    let _ = tokio::time::timeout(link::WRITE_TIMEOUT, async {
+        for batch in rest {
+            sink.send(Message::binary(batch)).await?;
+        }
+        sink.close().await
+    })
+    .await;
 }
 
-async fn handle(hub: &Arc<ServiceHub>, slot: usize, message: ServiceMessage, sender: &mpsc::Sender<Bytes>) {
+async fn send(sink: &mut Sink, batch: Bytes) -> bool {
+    matches!(
+        tokio::time::timeout(link::WRITE_TIMEOUT, sink.send(Message::binary(batch))).await,
+        Ok(Ok(()))
+    )
+}
+
+async fn handle(hub: &Arc<ServiceHub>, slot: usize, message: ServiceMessage) {
     match message {
         ServiceMessage::OpenConnection(open) => virtual_connection::open(hub, slot, open),
         ServiceMessage::ConnectionData(data) => virtual_connection::data(hub, &data.connection_id, data.payload).await,
@@ -233,10 +256,8 @@ async fn handle(hub: &Arc<ServiceHub>, slot: usize, message: ServiceMessage, sen
         // partial record is left to drop.
         ServiceMessage::ConnectionReconnect(_) => {}
         ServiceMessage::Ack(ack) => hub.acks.complete(ack.ack_id, ack.status),
+        // Echo pings are answered by the link; keep-alives only keep it open.
         ServiceMessage::Ping(ping) => match ping.kind() {
-            PingKind::Echo(_) => {
-                let _ = sender.try_send(encode(&ServiceMessage::Ping(ping)));
-            }
             // The service asks for one more connection, to one of its instances.
             PingKind::Target(target) if !target.is_empty() => match hub.reserve_on_demand() {
                 Some(new_slot) => {
@@ -257,9 +278,4 @@ async fn handle(hub: &Arc<ServiceHub>, slot: usize, message: ServiceMessage, sen
         }
     }
     hub.received.fetch_add(1, Ordering::Relaxed);
-}
-
-/// Encodes a message for a server connection's queue.
-pub(crate) fn frame(message: &ServiceMessage) -> Bytes {
-    encode(message)
 }

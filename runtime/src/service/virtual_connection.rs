@@ -7,11 +7,11 @@ use crate::queue;
 use bytes::Bytes;
 
 use super::hub::{ServiceHub, VirtualClient};
-use super::server_connection::frame;
 use super::tokens;
 use crate::connection::{CloseReason, Connection, ConnectionParts, driver};
 use crate::options::TransportType;
 use crate::protocol::TransferFormat;
+use crate::protocol::service::link::frame;
 use crate::protocol::service::{CloseConnection, ConnectionData, OpenConnection, ServiceMessage};
 use crate::transport::auth::Claims;
 use crate::transport::request::RequestInfo;

@@ -25,13 +25,24 @@ pub struct HandshakeRequest {
 }
 
 impl HandshakeRequest {
+    /// `connection_type` of a connection that carries clients.
+    pub const DEFAULT_CONNECTION: i32 = 0;
+    /// `connection_type` of a connection opened at the service's request (a `target` ping).
+    pub const ON_DEMAND_CONNECTION: i32 = 1;
+    /// `connection_type` of a connection that sends messages and carries no clients.
+    pub const WEAK_CONNECTION: i32 = 2;
+    /// `migration_level` when clients stay with the server that shuts down.
+    pub const MIGRATION_OFF: i32 = 0;
+    /// `migration_level` when clients may move to another server on a graceful shutdown.
+    pub const MIGRATION_SHUTDOWN_ONLY: i32 = 1;
+
     /// A request for a Default connection of the current protocol version.
     pub fn new() -> Self {
         HandshakeRequest {
             version: super::SERVICE_PROTOCOL_VERSION,
-            connection_type: 0,
+            connection_type: HandshakeRequest::DEFAULT_CONNECTION,
             target: String::new(),
-            migration_level: 0,
+            migration_level: HandshakeRequest::MIGRATION_OFF,
             allow_stateful_reconnects: false,
         }
     }

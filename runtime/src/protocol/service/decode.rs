@@ -7,8 +7,8 @@
 use bytes::Bytes;
 
 use super::extensions::{Carries, Extensions};
+use super::fields::Reader;
 use super::message_type as t;
-use super::reader::Reader;
 use super::*;
 
 pub(super) fn parse(record: Bytes) -> Result<Option<ServiceMessage>, ProtocolError> {

@@ -47,7 +47,14 @@ pub(super) fn write_body(message: &ServiceMessage, out: &mut Vec<u8>) {
             head(out, 7, message);
             w::int(out, m.version);
             w::int(out, m.connection_type);
-            w::str(out, if m.connection_type == 0 { "" } else { &m.target });
+            w::str(
+                out,
+                if m.connection_type == HandshakeRequest::DEFAULT_CONNECTION {
+                    ""
+                } else {
+                    &m.target
+                },
+            );
             w::int(out, m.migration_level);
             Extensions::write_empty(out);
             w::bool(out, m.allow_stateful_reconnects);

@@ -16,7 +16,7 @@
 //! in the record there; skipping is the only reading that keeps the rest of the record usable).
 
 use super::connection::DataMessageType;
-use super::reader::Reader;
+use super::fields::Reader;
 use super::writer;
 use crate::protocol::ProtocolError;
 

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::reader::Reader;
+use super::fields::Reader;
 use super::writer;
 use crate::protocol::ProtocolError;
 

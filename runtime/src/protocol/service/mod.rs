@@ -44,10 +44,11 @@ mod decode;
 mod encode;
 mod events;
 mod extensions;
+mod fields;
 mod groups;
+pub mod link;
 pub mod message_type;
 mod ping;
-mod reader;
 mod writer;
 
 use bytes::Bytes;

@@ -13,188 +13,86 @@
 //! | 8 Ack / 9 Sequence | `[8, sequenceId]` / `[9, sequenceId]` |
 //!
 //! Values are sliced out of the record as they are and decoded only when their type is known.
+//! The cursor underneath ([`Reader`]) is the one the service protocol's decoder reads with too;
+//! only the error texts differ ([`Texts`]).
 
 use bytes::Bytes;
-use rmp::Marker;
 use rmp::encode as enc;
 use serde::Serialize;
 
 use super::message::{Close, Completion, CompletionResult, Headers, HubMessage, Invocation, RawValue, StreamItem};
 use super::{Protocol, ProtocolError};
 
-/// How deeply values may nest before a record is rejected.
-const MAX_DEPTH: usize = 64;
+mod reader;
+
+pub(crate) use reader::{Fault, Reader, Texts};
 
 const RESULT_ERROR: u8 = 1;
 const RESULT_VOID: u8 = 2;
 const RESULT_VALUE: u8 = 3;
 
+/// The hub protocol reader's error texts: any early end of the record is one "unexpected end
+/// of data", and a value of the wrong type names the field.
+struct HubTexts;
+
 fn truncated() -> ProtocolError {
     ProtocolError::invalid("Deserializing object of the `MessagePack` type failed: unexpected end of data.")
 }
 
-/// A cursor over one record.
-struct Reader {
-    record: Bytes,
-    pos: usize,
+impl Texts for HubTexts {
+    fn value(what: &str, as_type: &str, fault: Fault) -> ProtocolError {
+        match fault {
+            Fault::End => truncated(),
+            Fault::Mismatch | Fault::Nil => ProtocolError::invalid(format!("Reading '{what}' as {as_type} failed.")),
+        }
+    }
+
+    fn part(what: &str, part: &str, fault: Fault) -> ProtocolError {
+        match fault {
+            Fault::End => truncated(),
+            Fault::Mismatch | Fault::Nil => ProtocolError::invalid(format!("Reading {part} for '{what}' failed.")),
+        }
+    }
+
+    fn skipped_past_end() -> ProtocolError {
+        truncated()
+    }
 }
 
-impl Reader {
-    fn take(&mut self, n: usize) -> Result<&[u8], ProtocolError> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|end| *end <= self.record.len())
-            .ok_or_else(truncated)?;
-        let slice = &self.record[self.pos..end];
-        self.pos = end;
-        Ok(slice)
-    }
+type HubReader = Reader<HubTexts>;
 
-    fn marker(&mut self) -> Result<Marker, ProtocolError> {
-        Ok(Marker::from_u8(self.take(1)?[0]))
-    }
+/// The hub protocol reads every integer as the reference reader's `Int32` field (any integer
+/// that fits in an `i64` is accepted).
+fn integer(r: &mut HubReader, what: &str) -> Result<i64, ProtocolError> {
+    r.integer(what, "Int32")
+}
 
-    fn be(&mut self, n: usize) -> Result<u64, ProtocolError> {
-        Ok(self.take(n)?.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+fn headers(r: &mut HubReader) -> Result<Headers, ProtocolError> {
+    let count = r.map_len("headers")?;
+    let mut headers = Headers::with_capacity(count.min(64));
+    for _ in 0..count {
+        let key = r.string("headers")?;
+        let value = r.string("headers")?;
+        headers.insert(key, value);
     }
+    Ok(headers)
+}
 
-    fn array_len(&mut self, what: &str) -> Result<usize, ProtocolError> {
-        match self.marker()? {
-            Marker::FixArray(n) => Ok(usize::from(n)),
-            Marker::Array16 => Ok(self.be(2)? as usize),
-            Marker::Array32 => Ok(self.be(4)? as usize),
-            _ => Err(ProtocolError::invalid(format!(
-                "Reading array length for '{what}' failed."
-            ))),
-        }
-    }
-
-    fn map_len(&mut self, what: &str) -> Result<usize, ProtocolError> {
-        match self.marker()? {
-            Marker::FixMap(n) => Ok(usize::from(n)),
-            Marker::Map16 => Ok(self.be(2)? as usize),
-            Marker::Map32 => Ok(self.be(4)? as usize),
-            _ => Err(ProtocolError::invalid(format!(
-                "Reading map length for '{what}' failed."
-            ))),
-        }
-    }
-
-    fn integer(&mut self, what: &str) -> Result<i64, ProtocolError> {
-        let bad = || ProtocolError::invalid(format!("Reading '{what}' as Int32 failed."));
-        Ok(match self.marker()? {
-            Marker::FixPos(n) => i64::from(n),
-            Marker::FixNeg(n) => i64::from(n),
-            Marker::U8 => self.be(1)? as i64,
-            Marker::U16 => self.be(2)? as i64,
-            Marker::U32 => self.be(4)? as i64,
-            Marker::U64 => i64::try_from(self.be(8)?).map_err(|_| bad())?,
-            Marker::I8 => i64::from(self.be(1)? as u8 as i8),
-            Marker::I16 => i64::from(self.be(2)? as u16 as i16),
-            Marker::I32 => i64::from(self.be(4)? as u32 as i32),
-            Marker::I64 => self.be(8)? as i64,
-            _ => return Err(bad()),
-        })
-    }
-
-    fn string_or_nil(&mut self, what: &str) -> Result<Option<String>, ProtocolError> {
-        let len = match self.marker()? {
-            Marker::Null => return Ok(None),
-            Marker::FixStr(n) => usize::from(n),
-            Marker::Str8 => self.be(1)? as usize,
-            Marker::Str16 => self.be(2)? as usize,
-            Marker::Str32 => self.be(4)? as usize,
-            _ => return Err(ProtocolError::invalid(format!("Reading '{what}' as String failed."))),
-        };
-        let bytes = self.take(len)?;
-        std::str::from_utf8(bytes)
-            .map(|s| Some(s.to_owned()))
-            .map_err(|_| ProtocolError::invalid(format!("Reading '{what}' as String failed.")))
-    }
-
-    fn string(&mut self, what: &str) -> Result<String, ProtocolError> {
-        self.string_or_nil(what)?
-            .ok_or_else(|| ProtocolError::invalid(format!("Reading '{what}' as String failed.")))
-    }
-
-    fn bool(&mut self, what: &str) -> Result<bool, ProtocolError> {
-        match self.marker()? {
-            Marker::True => Ok(true),
-            Marker::False => Ok(false),
-            _ => Err(ProtocolError::invalid(format!("Reading '{what}' as Boolean failed."))),
-        }
-    }
-
-    fn headers(&mut self) -> Result<Headers, ProtocolError> {
-        let count = self.map_len("headers")?;
-        let mut headers = Headers::with_capacity(count.min(64));
-        for _ in 0..count {
-            let key = self.string("headers")?;
-            let value = self.string("headers")?;
-            headers.insert(key, value);
-        }
-        Ok(headers)
-    }
-
-    /// Steps over one value and returns it, sliced out of the record.
-    fn value(&mut self) -> Result<RawValue, ProtocolError> {
-        let start = self.pos;
-        self.skip(0)?;
-        Ok(RawValue::new(Protocol::MessagePack, self.record.slice(start..self.pos)))
-    }
-
-    fn skip(&mut self, depth: usize) -> Result<(), ProtocolError> {
-        if depth > MAX_DEPTH {
-            return Err(ProtocolError::invalid("The MessagePack value is nested too deeply."));
-        }
-        let (skip_bytes, items) = match self.marker()? {
-            Marker::FixPos(_) | Marker::FixNeg(_) | Marker::Null | Marker::True | Marker::False => (0, 0),
-            Marker::U8 | Marker::I8 => (1, 0),
-            Marker::U16 | Marker::I16 => (2, 0),
-            Marker::U32 | Marker::I32 | Marker::F32 => (4, 0),
-            Marker::U64 | Marker::I64 | Marker::F64 => (8, 0),
-            Marker::FixStr(n) => (usize::from(n), 0),
-            Marker::Str8 | Marker::Bin8 => (self.be(1)? as usize, 0),
-            Marker::Str16 | Marker::Bin16 => (self.be(2)? as usize, 0),
-            Marker::Str32 | Marker::Bin32 => (self.be(4)? as usize, 0),
-            Marker::FixExt1 => (2, 0),
-            Marker::FixExt2 => (3, 0),
-            Marker::FixExt4 => (5, 0),
-            Marker::FixExt8 => (9, 0),
-            Marker::FixExt16 => (17, 0),
-            Marker::Ext8 => (self.be(1)? as usize + 1, 0),
-            Marker::Ext16 => (self.be(2)? as usize + 1, 0),
-            Marker::Ext32 => (self.be(4)? as usize + 1, 0),
-            Marker::FixArray(n) => (0, usize::from(n)),
-            Marker::Array16 => (0, self.be(2)? as usize),
-            Marker::Array32 => (0, self.be(4)? as usize),
-            Marker::FixMap(n) => (0, usize::from(n) * 2),
-            Marker::Map16 => (0, self.be(2)? as usize * 2),
-            Marker::Map32 => (0, self.be(4)? as usize * 2),
-            Marker::Reserved => {
-                return Err(ProtocolError::invalid(
-                    "Invalid MessagePack data (reserved marker 0xc1).",
-                ));
-            }
-        };
-        self.take(skip_bytes)?;
-        for _ in 0..items {
-            self.skip(depth + 1)?;
-        }
-        Ok(())
-    }
+/// Steps over one value and returns it, sliced out of the record.
+fn value(r: &mut HubReader) -> Result<RawValue, ProtocolError> {
+    Ok(RawValue::new(Protocol::MessagePack, r.raw_value()?))
 }
 
 pub(super) fn parse(record: Bytes) -> Result<Option<HubMessage>, ProtocolError> {
-    let mut r = Reader { record, pos: 0 };
+    let mut r = HubReader::new(record);
+    let r = &mut r;
     let len = r.array_len("elementCount")?;
     if len == 0 {
         return Err(ProtocolError::invalid(
             "Unable to read message type: the message is an empty array.",
         ));
     }
-    let kind = r.integer("messageType")?;
+    let kind = integer(r, "messageType")?;
     let need = |min: usize| {
         if len < min {
             Err(ProtocolError::invalid(format!(
@@ -207,13 +105,13 @@ pub(super) fn parse(record: Bytes) -> Result<Option<HubMessage>, ProtocolError> 
     let message = match kind {
         1 | 4 => {
             need(5)?;
-            let headers = r.headers()?;
+            let headers = headers(r)?;
             let invocation_id = r.string_or_nil("invocationId")?;
             let target = r.string("target")?;
             let count = r.array_len("arguments")?;
             let mut arguments = Vec::with_capacity(count.min(64));
             for _ in 0..count {
-                arguments.push(r.value()?);
+                arguments.push(value(r)?);
             }
             let mut stream_ids = Vec::new();
             if len > 5 {
@@ -240,19 +138,19 @@ pub(super) fn parse(record: Bytes) -> Result<Option<HubMessage>, ProtocolError> 
         }
         2 => {
             need(4)?;
-            let headers = r.headers()?;
+            let headers = headers(r)?;
             let invocation_id = r.string("invocationId")?;
             HubMessage::StreamItem(StreamItem {
                 headers,
                 invocation_id,
-                item: r.value()?,
+                item: value(r)?,
             })
         }
         3 => {
             need(4)?;
-            let headers = r.headers()?;
+            let headers = headers(r)?;
             let invocation_id = r.string("invocationId")?;
-            let result = match r.integer("resultKind")? {
+            let result = match integer(r, "resultKind")? {
                 1 => {
                     need(5)?;
                     CompletionResult::Error(r.string("error")?)
@@ -260,7 +158,7 @@ pub(super) fn parse(record: Bytes) -> Result<Option<HubMessage>, ProtocolError> 
                 2 => CompletionResult::Void,
                 3 => {
                     need(5)?;
-                    CompletionResult::Value(r.value()?)
+                    CompletionResult::Value(value(r)?)
                 }
                 _ => return Err(ProtocolError::invalid("Invalid invocation result kind.")),
             };
@@ -272,7 +170,7 @@ pub(super) fn parse(record: Bytes) -> Result<Option<HubMessage>, ProtocolError> 
         }
         5 => {
             need(3)?;
-            let headers = r.headers()?;
+            let headers = headers(r)?;
             HubMessage::CancelInvocation {
                 headers,
                 invocation_id: r.string("invocationId")?,
@@ -287,7 +185,7 @@ pub(super) fn parse(record: Bytes) -> Result<Option<HubMessage>, ProtocolError> 
         }
         8 | 9 => {
             need(2)?;
-            let sequence_id = u64::try_from(r.integer("sequenceId")?)
+            let sequence_id = u64::try_from(integer(r, "sequenceId")?)
                 .map_err(|_| ProtocolError::invalid("Reading 'sequenceId' as Int64 failed."))?;
             if kind == 8 {
                 HubMessage::Ack { sequence_id }
@@ -463,4 +361,56 @@ pub(super) fn write_message(out: &mut Vec<u8>, message: &HubMessage) -> Result<(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_text(body: &[u8]) -> String {
+        match parse(Bytes::copy_from_slice(body)) {
+            Err(error) => error.to_string(),
+            Ok(message) => panic!("parsed {message:?}"),
+        }
+    }
+
+    const END: &str = "Deserializing object of the `MessagePack` type failed: unexpected end of data.";
+
+    #[test]
+    fn msgpack_reader_errors_keep_the_hub_texts() {
+        assert_eq!(error_text(&[0x92, 0x08]), END);
+        assert_eq!(error_text(&[0x06]), "Reading array length for 'elementCount' failed.");
+        assert_eq!(
+            error_text(&[0x91, 0xa1, b'x']),
+            "Reading 'messageType' as Int32 failed."
+        );
+        // [5, {}, nil]: the invocation id of a cancel must be a string.
+        assert_eq!(
+            error_text(&[0x93, 0x05, 0x80, 0xc0]),
+            "Reading 'invocationId' as String failed."
+        );
+        assert_eq!(
+            error_text(&[0x93, 0x07, 0xc0, 0x01]),
+            "Reading 'allowReconnect' as Boolean failed."
+        );
+    }
+
+    #[test]
+    fn msgpack_counts_larger_than_the_record_are_errors() {
+        let huge = [0xff, 0xff, 0xff, 0xff];
+        // [1, {}, nil, "t", array32(4 G)…]
+        let mut invocation = vec![0x95, 0x01, 0x80, 0xc0, 0xa1, b't', 0xdd];
+        invocation.extend(huge);
+        assert_eq!(error_text(&invocation), END);
+        // [1, map32(4 G)…]
+        let mut headers = vec![0x95, 0x01, 0xdf];
+        headers.extend(huge);
+        assert_eq!(error_text(&headers), END);
+        // A record declaring 300 items with two present.
+        assert_eq!(error_text(&[0xdc, 0x01, 0x2c, 0x06]), END);
+        // [2, {}, "i", array32(4 G)…]: an item claiming more values than are left.
+        let mut item = vec![0x94, 0x02, 0x80, 0xa1, b'i', 0xdd];
+        item.extend(huge);
+        assert_eq!(error_text(&item), END);
+    }
 }
