@@ -7,7 +7,6 @@
 
 use std::sync::Arc;
 
-use http::HeaderMap;
 use serde_json::{Map, Value};
 use switchboard::jwt::{Algorithm, Verifier, claims};
 use switchboard::transport::auth::AuthError;
@@ -58,11 +57,6 @@ pub(crate) fn audiences(host: &str, face: &str, hub: &str) -> Vec<String> {
         .iter()
         .map(|scheme| format!("{scheme}://{host}/{face}/?hub={hub}"))
         .collect()
-}
-
-/// The bearer token of the `Authorization` header.
-pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
-    switchboard::transport::auth::bearer_header(headers)
 }
 
 /// Validates client tokens for the runtime's transports (negotiate included): the audience is
@@ -221,15 +215,5 @@ mod tests {
         assert!(!transport_allowed(&claims(json!("6")), TransportType::WebSockets));
         assert!(transport_allowed(&claims(json!("6")), TransportType::LongPolling));
         assert!(transport_allowed(&Claims::default(), TransportType::WebSockets));
-    }
-
-    #[test]
-    fn auth_bearer_header() {
-        let mut headers = HeaderMap::new();
-        assert_eq!(bearer(&headers), None);
-        headers.insert(http::header::AUTHORIZATION, "Bearer abc".parse().unwrap());
-        assert_eq!(bearer(&headers), Some("abc"));
-        headers.insert(http::header::AUTHORIZATION, "Basic abc".parse().unwrap());
-        assert_eq!(bearer(&headers), None);
     }
 }

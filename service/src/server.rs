@@ -22,9 +22,10 @@ use futures_util::{SinkExt, StreamExt};
 use http::StatusCode;
 use switchboard::protocol::service::HandshakeRequest;
 use switchboard::protocol::service::link::{self, LinkConfig, LinkEvent, ServiceLink};
+use switchboard::transport::auth::bearer_header;
 use tokio::sync::{Notify, mpsc};
 
-use crate::auth::{audiences, bearer};
+use crate::auth::audiences;
 use crate::dispatch::{self, ServerContext};
 use crate::link::ServerLink;
 use crate::relay::Shared;
@@ -51,7 +52,7 @@ pub(crate) async fn accept(State(shared): State<Arc<Shared>>, request: Request) 
         .unwrap_or_default();
     let host = parts.headers.get(http::header::HOST).and_then(|v| v.to_str().ok());
     let hub = query.get("hub").filter(|hub| !hub.is_empty());
-    let (Some(host), Some(hub), Some(token)) = (host, hub, bearer(&parts.headers)) else {
+    let (Some(host), Some(hub), Some(token)) = (host, hub, bearer_header(&parts.headers)) else {
         return status(StatusCode::UNAUTHORIZED);
     };
     let claims = match shared.keys.validate(token, &audiences(host, "server", hub)) {

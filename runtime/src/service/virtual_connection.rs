@@ -51,7 +51,7 @@ pub(crate) fn open(hub: &Arc<ServiceHub>, slot: usize, open: OpenConnection) {
     let user_id = open
         .claims
         .iter()
-        .find(|(name, _)| name == "asrs.s.uid")
+        .find(|(name, _)| name == crate::jwt::claims::USER_ID)
         .map(|(_, value)| Arc::from(value.as_str()));
     let claims = tokens::user_claims(&open.claims);
     let request = RequestInfo::from_service(&open.headers, open.query_string.as_deref().unwrap_or(""));

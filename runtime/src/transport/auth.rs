@@ -151,3 +151,18 @@ pub type UserIdProvider = Arc<dyn Fn(&UserContext<'_>) -> Option<String> + Send 
 pub(crate) fn default_user_id(user: &UserContext<'_>) -> Option<String> {
     user.claims.and_then(Claims::name_identifier).map(str::to_owned)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auth_bearer_header() {
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(bearer_header(&headers), None);
+        headers.insert(http::header::AUTHORIZATION, "Bearer abc".parse().unwrap());
+        assert_eq!(bearer_header(&headers), Some("abc"));
+        headers.insert(http::header::AUTHORIZATION, "Basic abc".parse().unwrap());
+        assert_eq!(bearer_header(&headers), None);
+    }
+}
