@@ -6,7 +6,6 @@ pub(crate) mod driver;
 pub(crate) mod invocations;
 pub(crate) mod stateful;
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
@@ -81,7 +80,6 @@ pub(crate) struct Connection {
     closing: CancellationToken,
     close_reason: Mutex<Option<CloseReason>>,
     items: Mutex<http::Extensions>,
-    groups: Mutex<HashSet<String>>,
     /// Milliseconds since `started` of the last message received and sent.
     last_received: AtomicU64,
     last_sent: AtomicU64,
@@ -144,7 +142,6 @@ impl Connection {
             closing: CancellationToken::new(),
             close_reason: Mutex::new(None),
             items: Mutex::new(http::Extensions::new()),
-            groups: Mutex::new(HashSet::new()),
             last_received: AtomicU64::new(0),
             last_sent: AtomicU64::new(0),
             client_pinged: AtomicBool::new(false),
@@ -211,10 +208,6 @@ impl Connection {
 
     pub fn items(&self) -> &Mutex<http::Extensions> {
         &self.items
-    }
-
-    pub fn groups(&self) -> &Mutex<HashSet<String>> {
-        &self.groups
     }
 
     fn now_ms(&self) -> u64 {

@@ -15,6 +15,7 @@ pub(crate) use local::{LocalLifetimeManager, invoke_found};
 
 use crate::HubError;
 use crate::connection::Connection;
+use crate::protocol::membership::{Excluded, Recipients};
 use crate::protocol::{CompletionResult, Protocol, ProtocolError};
 
 type Encoder = Box<dyn Fn(Protocol, Option<&str>, &mut Vec<u8>) -> Result<(), ProtocolError> + Send + Sync>;
@@ -88,6 +89,27 @@ pub enum Target {
     User(String),
     /// Every connection of any of these users.
     Users(Vec<String>),
+}
+
+impl Target {
+    /// Whom the target addresses and whom it leaves out, as the
+    /// [membership index](crate::protocol::membership) resolves them.
+    pub fn recipients(&self) -> (Recipients<'_>, Excluded<'_>) {
+        use std::slice::from_ref;
+        match self {
+            Target::All => (Recipients::All, Excluded::NONE),
+            Target::AllExcept(excluded) => (Recipients::All, Excluded::connections(excluded)),
+            Target::Connection(id) => (Recipients::Connections(from_ref(id)), Excluded::NONE),
+            Target::Connections(ids) => (Recipients::Connections(ids), Excluded::NONE),
+            Target::Group(group) => (Recipients::Groups(from_ref(group)), Excluded::NONE),
+            Target::Groups(groups) => (Recipients::Groups(groups), Excluded::NONE),
+            Target::GroupExcept(group, excluded) => {
+                (Recipients::Groups(from_ref(group)), Excluded::connections(excluded))
+            }
+            Target::User(user) => (Recipients::Users(from_ref(user)), Excluded::NONE),
+            Target::Users(users) => (Recipients::Users(users), Excluded::NONE),
+        }
+    }
 }
 
 /// Tracks connections and groups and delivers sends. One per hub type.
