@@ -10,7 +10,7 @@ pub mod client;
 mod connection;
 mod error;
 pub mod hub;
-mod lifetime;
+pub mod lifetime;
 mod options;
 pub mod protocol;
 mod queue;
