@@ -400,18 +400,21 @@ impl<M> Membership<M> {
         match recipients {
             Recipients::All => self.connections.iter().for_each(|(id, entry)| offer(id, entry)),
             Recipients::Connections(ids) => {
+                // Only a list of several can name one twice.
+                let single = ids.len() == 1;
                 let mut seen = HashSet::new();
                 for id in ids {
                     if let Some((id, entry)) = self.connections.get_key_value(id.as_str())
-                        && seen.insert(id)
+                        && (single || seen.insert(id))
                     {
                         offer(id, entry);
                     }
                 }
             }
             Recipients::Groups(groups) => {
-                let mut seen = HashSet::new();
+                // A connection is in a group once; only several groups can reach it twice.
                 let single = groups.len() == 1;
+                let mut seen = HashSet::new();
                 for members in groups.iter().filter_map(|group| self.groups.get(group.as_str())) {
                     for id in members {
                         if (single || seen.insert(id))
@@ -424,9 +427,10 @@ impl<M> Membership<M> {
             }
             Recipients::Users(users) => {
                 // A connection belongs to one user: distinct users have distinct connections.
+                let single = users.len() == 1;
                 let mut seen = HashSet::new();
                 for (user, ids) in users.iter().filter_map(|user| self.users.get_key_value(user.as_str())) {
-                    if seen.insert(user) {
+                    if single || seen.insert(user) {
                         for id in ids {
                             if let Some(entry) = self.connections.get(id) {
                                 offer(id, entry);
@@ -684,6 +688,193 @@ mod tests {
         index.remove_connection("c3");
         index.remove_connection("c4");
         assert!(index.is_empty());
+    }
+
+    /// A step of the property test, over a few connection, user and group names.
+    #[derive(Debug, Clone)]
+    enum Op {
+        Add(u8, Option<u8>),
+        Remove(u8),
+        Join(u8, u8),
+        Leave(u8, u8),
+        UserJoin(u8, u8),
+        UserLeave(u8, Option<u8>),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0..6u8, proptest::option::of(0..3u8)).prop_map(|(c, u)| Op::Add(c, u)),
+            (0..6u8).prop_map(Op::Remove),
+            (0..6u8, 0..3u8).prop_map(|(c, g)| Op::Join(c, g)),
+            (0..6u8, 0..3u8).prop_map(|(c, g)| Op::Leave(c, g)),
+            (0..3u8, 0..3u8).prop_map(|(u, g)| Op::UserJoin(u, g)),
+            (0..3u8, proptest::option::of(0..3u8)).prop_map(|(u, g)| Op::UserLeave(u, g)),
+        ]
+    }
+
+    /// A connection's user and groups, in the model.
+    type ModelEntry = (Option<String>, BTreeSet<String>);
+
+    /// The same bookkeeping done naively: connection -> (user, groups), user -> groups.
+    #[derive(Default)]
+    struct Model {
+        connections: std::collections::BTreeMap<String, ModelEntry>,
+        user_groups: std::collections::BTreeMap<String, BTreeSet<String>>,
+    }
+
+    impl Model {
+        fn apply(&mut self, op: &Op) {
+            let (c, u, g) = (
+                |i: u8| format!("c{i}"),
+                |i: u8| format!("u{i}"),
+                |i: u8| format!("g{i}"),
+            );
+            match *op {
+                Op::Add(id, user) => {
+                    let user = user.map(u);
+                    let groups = user
+                        .as_ref()
+                        .and_then(|user| self.user_groups.get(user))
+                        .cloned()
+                        .unwrap_or_default();
+                    self.connections.insert(c(id), (user, groups));
+                }
+                Op::Remove(id) => {
+                    self.connections.remove(&c(id));
+                }
+                Op::Join(id, group) => {
+                    if let Some((_, groups)) = self.connections.get_mut(&c(id)) {
+                        groups.insert(g(group));
+                    }
+                }
+                Op::Leave(id, group) => {
+                    if let Some((_, groups)) = self.connections.get_mut(&c(id)) {
+                        groups.remove(&g(group));
+                    }
+                }
+                Op::UserJoin(user, group) => {
+                    self.user_groups.entry(u(user)).or_default().insert(g(group));
+                    for (owner, groups) in self.connections.values_mut() {
+                        if owner.as_deref() == Some(u(user).as_str()) {
+                            groups.insert(g(group));
+                        }
+                    }
+                }
+                Op::UserLeave(user, group) => {
+                    let user = u(user);
+                    for (owner, groups) in self.connections.values_mut() {
+                        if owner.as_deref() == Some(user.as_str()) {
+                            match group {
+                                Some(group) => {
+                                    groups.remove(&g(group));
+                                }
+                                None => groups.clear(),
+                            }
+                        }
+                    }
+                    match group {
+                        Some(group) => {
+                            if let Some(groups) = self.user_groups.get_mut(&user) {
+                                groups.remove(&g(group));
+                                if groups.is_empty() {
+                                    self.user_groups.remove(&user);
+                                }
+                            }
+                        }
+                        None => {
+                            self.user_groups.remove(&user);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn index_apply(index: &mut Membership<String>, op: &Op) {
+        match *op {
+            Op::Add(id, user) => {
+                let user = user.map(|u| format!("u{u}"));
+                index.add_connection(format!("c{id}"), user.as_deref(), format!("c{id}"));
+            }
+            Op::Remove(id) => {
+                index.remove_connection(&format!("c{id}"));
+            }
+            Op::Join(id, group) => {
+                index.join_group(&format!("c{id}"), &format!("g{group}"));
+            }
+            Op::Leave(id, group) => {
+                index.leave_group(&format!("c{id}"), &format!("g{group}"));
+            }
+            Op::UserJoin(user, group) => index.user_join_group(&format!("u{user}"), &format!("g{group}"), None),
+            Op::UserLeave(user, group) => {
+                let group = group.map(|g| format!("g{g}"));
+                index.user_leave_group(&format!("u{user}"), group.as_deref());
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// After any sequence of changes, every kind of target resolves to what the naive
+        /// model says, each member once, and the existence checks agree.
+        #[test]
+        fn resolution_matches_a_naive_model(ops in proptest::collection::vec(op(), 0..40)) {
+            let mut index = Membership::new();
+            let mut model = Model::default();
+            for op in &ops {
+                index_apply(&mut index, op);
+                model.apply(op);
+            }
+            let sorted = |index: &Membership<String>, r: Recipients<'_>, e: Excluded<'_>| {
+                let mut v: Vec<String> = index.resolve(r, e).into_iter().cloned().collect();
+                v.sort();
+                v
+            };
+            let groups: Vec<String> = vec!["g0".into(), "g2".into(), "g0".into()];
+            let users: Vec<String> = vec!["u1".into(), "u0".into(), "u1".into()];
+            let ids: Vec<String> = vec!["c3".into(), "c1".into(), "c3".into(), "c9".into()];
+            let excluded_ids: Vec<String> = vec!["c0".into()];
+            let excluded_users: Vec<String> = vec!["u2".into()];
+            let excluded = Excluded { connections: &excluded_ids, users: &excluded_users };
+            let kept = |id: &String, user: &Option<String>| {
+                !excluded_ids.contains(id) && !user.as_ref().is_some_and(|u| excluded_users.contains(u))
+            };
+            let expect = |pick: &dyn Fn(&String, &ModelEntry) -> bool| -> Vec<String> {
+                model
+                    .connections
+                    .iter()
+                    .filter(|(id, entry)| pick(id, entry) && kept(id, &entry.0))
+                    .map(|(id, _)| id.clone())
+                    .collect()
+            };
+            proptest::prop_assert_eq!(sorted(&index, Recipients::All, excluded), expect(&|_, _| true));
+            proptest::prop_assert_eq!(
+                sorted(&index, Recipients::Groups(&groups), excluded),
+                expect(&|_, (_, g)| groups.iter().any(|x| g.contains(x)))
+            );
+            proptest::prop_assert_eq!(
+                sorted(&index, Recipients::Users(&users), excluded),
+                expect(&|_, (u, _)| u.as_ref().is_some_and(|u| users.contains(u)))
+            );
+            proptest::prop_assert_eq!(
+                sorted(&index, Recipients::Connections(&ids), excluded),
+                expect(&|id, _| ids.contains(id))
+            );
+            for group in ["g0", "g1", "g2"] {
+                let members = model.connections.values().any(|(_, g)| g.contains(group));
+                proptest::prop_assert_eq!(index.contains_group(group), members);
+                for user in ["u0", "u1", "u2"] {
+                    let in_group = model.user_groups.get(user).is_some_and(|g| g.contains(group))
+                        || model
+                            .connections
+                            .values()
+                            .any(|(u, g)| u.as_deref() == Some(user) && g.contains(group));
+                    proptest::prop_assert_eq!(index.user_in_group(user, group), in_group);
+                }
+            }
+            proptest::prop_assert_eq!(index.len(), model.connections.len());
+            proptest::prop_assert_eq!(index.is_empty(), model.connections.is_empty() && model.user_groups.is_empty());
+        }
     }
 
     #[test]
