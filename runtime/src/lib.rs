@@ -11,7 +11,7 @@ mod connection;
 mod error;
 pub mod hub;
 pub mod jwt;
-mod lifetime;
+pub mod lifetime;
 mod options;
 pub mod protocol;
 mod queue;

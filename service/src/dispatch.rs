@@ -85,10 +85,10 @@ pub(crate) async fn handle(cx: &ServerContext, message: ServiceMessage) {
             let found = hub.leave_group(&m.connection_id, m.group.as_deref());
             cx.ack(m.ack_id, found).await;
         }
-        M::UserJoinGroup(m) => hub.user_join_group(&m.user_id, &m.group),
+        M::UserJoinGroup(m) => hub.user_join_group(&m.user_id, &m.group, m.ttl),
         M::UserLeaveGroup(m) => hub.user_leave_group(&m.user_id, m.group.as_deref()),
         M::UserJoinGroupWithAck(m) => {
-            hub.user_join_group(&m.user_id, &m.group);
+            hub.user_join_group(&m.user_id, &m.group, m.ttl);
             cx.ack(m.ack_id, true).await;
         }
         M::UserLeaveGroupWithAck(m) => {

@@ -1,15 +1,17 @@
 //! One hub (by hub key: the `hub` query parameter, lower-cased, application prefix and all):
 //! its app-server connections, its clients (each pinned to one server connection), and the
-//! group and user memberships the relay holds for it.
+//! group and user memberships the relay holds for it, in the runtime's membership index
+//! ([`switchboard::protocol::membership`]).
 //!
 //! Sends to clients never wait: they go into each client's bounded queue (a client whose
 //! queue is full is closed by the runtime), so the state is only locked briefly.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use switchboard::TransportType;
+use switchboard::protocol::membership::{Excluded, Membership, Recipients};
 use switchboard::protocol::service::{GroupMember, GroupMemberQueryResponse, Payloads};
 use switchboard::transport::raw::RawSender;
 
@@ -25,13 +27,12 @@ pub(crate) struct NewClient {
     pub(crate) transport: TransportType,
 }
 
+/// A client as the membership index holds it (its user and groups are the index's).
 struct Client {
     sender: RawSender,
     protocol: Option<String>,
-    user: Option<String>,
     transport: TransportType,
     server: Arc<ServerLink>,
-    groups: HashSet<String>,
 }
 
 impl Client {
@@ -68,6 +69,13 @@ pub(crate) enum Selection<'a> {
     All,
 }
 
+/// The expiry of a user-group membership `ttl` seconds from `now`; a TTL that is not positive
+/// is taken as none (the membership lasts until the user leaves).
+fn expiry(now: Instant, ttl: Option<i32>) -> Option<Instant> {
+    let seconds = u64::try_from(ttl?).ok().filter(|s| *s > 0)?;
+    now.checked_add(Duration::from_secs(seconds))
+}
+
 #[derive(Default)]
 struct HubState {
     /// Forgotten by [`Hubs`]; whoever wants to add to it must look the hub up again.
@@ -76,87 +84,33 @@ struct HubState {
     next_server: usize,
     /// Bumped whenever the server connections change (the `servers` ping's tag).
     servers_version: i64,
-    clients: HashMap<String, Client>,
-    groups: HashMap<String, HashSet<String>>,
-    /// Connections by user id.
-    users: HashMap<String, HashSet<String>>,
-    /// The groups each user belongs to, for its present and future connections.
-    user_groups: HashMap<String, HashSet<String>>,
+    /// The clients, their users and groups, and the users' groups.
+    members: Membership<Client>,
 }
 
 impl HubState {
     fn is_empty(&self) -> bool {
-        self.servers.is_empty() && self.clients.is_empty() && self.user_groups.is_empty()
-    }
-
-    fn add_to_group(&mut self, connection_id: &str, group: &str) -> bool {
-        let Some(client) = self.clients.get_mut(connection_id) else {
-            return false;
-        };
-        if client.groups.insert(group.to_owned()) {
-            self.groups
-                .entry(group.to_owned())
-                .or_default()
-                .insert(connection_id.to_owned());
-        }
-        true
-    }
-
-    fn remove_from_group(&mut self, connection_id: &str, group: &str) -> bool {
-        let Some(client) = self.clients.get_mut(connection_id) else {
-            return false;
-        };
-        if client.groups.remove(group)
-            && let Some(members) = self.groups.get_mut(group)
-        {
-            members.remove(connection_id);
-            if members.is_empty() {
-                self.groups.remove(group);
-            }
-        }
-        true
-    }
-
-    fn remove_client(&mut self, connection_id: &str) -> Option<Client> {
-        let client = self.clients.remove(connection_id)?;
-        for group in &client.groups {
-            if let Some(members) = self.groups.get_mut(group) {
-                members.remove(connection_id);
-                if members.is_empty() {
-                    self.groups.remove(group);
-                }
-            }
-        }
-        if let Some(user) = &client.user
-            && let Some(connections) = self.users.get_mut(user)
-        {
-            connections.remove(connection_id);
-            if connections.is_empty() {
-                self.users.remove(user);
-            }
-        }
-        Some(client)
+        self.servers.is_empty() && self.members.is_empty()
     }
 
     fn close_pinned_to(&mut self, link_id: u64) {
         let pinned: Vec<String> = self
-            .clients
+            .members
             .iter()
             .filter(|(_, client)| client.server.id == link_id)
-            .map(|(id, _)| id.clone())
+            .map(|(id, _)| id.to_owned())
             .collect();
         for id in pinned {
-            if let Some(client) = self.remove_client(&id) {
+            if let Some(client) = self.members.remove_connection(&id) {
                 client.sender.close();
             }
         }
     }
 
-    fn user_connections(&self, user: &str) -> Vec<String> {
-        self.users
-            .get(user)
-            .map(|connections| connections.iter().cloned().collect())
-            .unwrap_or_default()
+    /// Sends the payload for each addressed client's protocol.
+    fn deliver(&self, recipients: Recipients<'_>, excluded: Excluded<'_>, payloads: &Payloads, metrics: &Metrics) {
+        self.members
+            .for_each(recipients, excluded, |_, client| client.deliver(payloads, metrics));
     }
 }
 
@@ -224,7 +178,7 @@ impl Hub {
         if state.removed {
             return Attach::Forgotten(client);
         }
-        if max_clients.is_some_and(|max| state.clients.len() >= max) {
+        if max_clients.is_some_and(|max| state.members.len() >= max) {
             return Attach::Refused(Refusal::Full);
         }
         let candidates: Vec<&Arc<ServerLink>> = state.servers.iter().filter(|s| s.accepts_clients()).collect();
@@ -233,33 +187,15 @@ impl Hub {
         }
         let server = candidates[state.next_server % candidates.len()].clone();
         state.next_server = state.next_server.wrapping_add(1);
-        let groups = client
-            .user
-            .as_ref()
-            .and_then(|user| state.user_groups.get(user))
-            .cloned()
-            .unwrap_or_default();
-        if let Some(user) = &client.user {
-            state
-                .users
-                .entry(user.clone())
-                .or_default()
-                .insert(connection_id.to_owned());
-        }
-        state.clients.insert(
-            connection_id.to_owned(),
-            Client {
-                sender: client.sender,
-                protocol: client.protocol,
-                user: client.user,
-                transport: client.transport,
-                server: server.clone(),
-                groups: HashSet::new(),
-            },
-        );
-        for group in groups {
-            state.add_to_group(connection_id, &group);
-        }
+        let member = Client {
+            sender: client.sender,
+            protocol: client.protocol,
+            transport: client.transport,
+            server: server.clone(),
+        };
+        state
+            .members
+            .add_connection(connection_id, client.user.as_deref(), member);
         Attach::Pinned(server)
     }
 
@@ -271,8 +207,14 @@ impl Hub {
         }
         state.removed
     }
+
+    /// The hub's state, with the user-group memberships that have expired ended.
     fn state(&self) -> MutexGuard<'_, HubState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.members.next_expiry().is_some() {
+            state.members.expire(Instant::now());
+        }
+        state
     }
 
     /// The hub key.
@@ -293,13 +235,16 @@ impl Hub {
 
     /// Forgets a client that left; its server connection, to tell, if it was still known.
     pub(crate) fn detach_client(&self, connection_id: &str) -> Option<Arc<ServerLink>> {
-        self.state().remove_client(connection_id).map(|client| client.server)
+        self.state()
+            .members
+            .remove_connection(connection_id)
+            .map(|client| client.server)
     }
 
     /// Sends bytes to one client; `false` if it is not connected.
     pub(crate) fn send_to_connection(&self, connection_id: &str, payload: Bytes) -> bool {
         let state = self.state();
-        let Some(client) = state.clients.get(connection_id) else {
+        let Some(client) = state.members.get(connection_id) else {
             return false;
         };
         self.metrics.client_sent(payload.len());
@@ -311,7 +256,7 @@ impl Hub {
     /// `None` if it is not connected.
     pub(crate) fn deliver_to_connection(&self, connection_id: &str, payloads: &Payloads) -> Option<Arc<ServerLink>> {
         let state = self.state();
-        let client = state.clients.get(connection_id)?;
+        let client = state.members.get(connection_id)?;
         client.deliver(payloads, &self.metrics);
         Some(client.server.clone())
     }
@@ -319,7 +264,7 @@ impl Hub {
     /// The server connection a client is pinned to.
     pub(crate) fn server_of(&self, connection_id: &str) -> Option<Arc<ServerLink>> {
         self.state()
-            .clients
+            .members
             .get(connection_id)
             .map(|client| client.server.clone())
     }
@@ -328,27 +273,23 @@ impl Hub {
     /// is not positive), after the connection id `after`.
     pub(crate) fn group_members(&self, group: &str, max: i32, after: Option<&str>) -> GroupMemberQueryResponse {
         let state = self.state();
-        let mut ids: Vec<&String> = state
-            .groups
-            .get(group)
-            .map(|members| members.iter().collect())
-            .unwrap_or_default();
-        ids.sort();
-        let start = after.map_or(0, |after| ids.partition_point(|id| id.as_str() <= after));
+        let mut ids: Vec<&str> = state.members.group_members(group).collect();
+        ids.sort_unstable();
+        let start = after.map_or(0, |after| ids.partition_point(|id| *id <= after));
         let limit = usize::try_from(max).ok().filter(|max| *max > 0).unwrap_or(usize::MAX);
-        let page: Vec<&String> = ids.iter().skip(start).take(limit).copied().collect();
+        let page: Vec<&str> = ids.iter().skip(start).take(limit).copied().collect();
         let more = start + page.len() < ids.len();
         GroupMemberQueryResponse {
             continuation_token: if more {
-                page.last().map(|id| (*id).clone())
+                page.last().map(|id| (*id).to_owned())
             } else {
                 None
             },
             members: page
                 .into_iter()
                 .map(|id| GroupMember {
-                    connection_id: id.clone(),
-                    user_id: state.clients.get(id).and_then(|client| client.user.clone()),
+                    connection_id: id.to_owned(),
+                    user_id: state.members.user_of(id).map(str::to_owned),
                 })
                 .collect(),
         }
@@ -356,168 +297,108 @@ impl Hub {
 
     /// Every client but the excluded ones.
     pub(crate) fn broadcast(&self, excluded: &[String], payloads: &Payloads) {
-        let state = self.state();
-        let excluded: HashSet<&str> = excluded.iter().map(String::as_str).collect();
-        for (id, client) in &state.clients {
-            if !excluded.contains(id.as_str()) {
-                client.deliver(payloads, &self.metrics);
-            }
-        }
+        let excluded = Excluded::connections(excluded);
+        self.state().deliver(Recipients::All, excluded, payloads, &self.metrics);
     }
 
     /// A group's members but the excluded connections and users.
     pub(crate) fn group_send(&self, group: &str, excluded: &[String], excluded_users: &[String], payloads: &Payloads) {
-        let state = self.state();
-        let Some(members) = state.groups.get(group) else { return };
-        let excluded: HashSet<&str> = excluded.iter().map(String::as_str).collect();
-        let excluded_users: HashSet<&str> = excluded_users.iter().map(String::as_str).collect();
-        for id in members {
-            let Some(client) = state.clients.get(id) else { continue };
-            let user_excluded = client.user.as_deref().is_some_and(|user| excluded_users.contains(user));
-            if !excluded.contains(id.as_str()) && !user_excluded {
-                client.deliver(payloads, &self.metrics);
-            }
-        }
+        let group = [group.to_owned()];
+        let excluded = Excluded {
+            connections: excluded,
+            users: excluded_users,
+        };
+        self.state()
+            .deliver(Recipients::Groups(&group), excluded, payloads, &self.metrics);
     }
 
     /// The members of several groups, each once.
     pub(crate) fn groups_send(&self, groups: &[String], payloads: &Payloads) {
-        let state = self.state();
-        let targets: HashSet<&String> = groups
-            .iter()
-            .filter_map(|group| state.groups.get(group))
-            .flatten()
-            .collect();
-        self.deliver_all(&state, targets, payloads);
+        self.state()
+            .deliver(Recipients::Groups(groups), Excluded::NONE, payloads, &self.metrics);
     }
 
     /// Every connection of several users, each once.
     pub(crate) fn users_send(&self, users: &[String], payloads: &Payloads) {
-        let state = self.state();
-        let targets: HashSet<&String> = users
-            .iter()
-            .filter_map(|user| state.users.get(user))
-            .flatten()
-            .collect();
-        self.deliver_all(&state, targets, payloads);
+        self.state()
+            .deliver(Recipients::Users(users), Excluded::NONE, payloads, &self.metrics);
     }
 
     /// A list of connections, each once.
     pub(crate) fn connections_send(&self, connections: &[String], payloads: &Payloads) {
-        let state = self.state();
-        let targets: HashSet<&String> = connections.iter().collect();
-        self.deliver_all(&state, targets, payloads);
-    }
-
-    fn deliver_all(&self, state: &HubState, targets: HashSet<&String>, payloads: &Payloads) {
-        for id in targets {
-            if let Some(client) = state.clients.get(id.as_str()) {
-                client.deliver(payloads, &self.metrics);
-            }
-        }
+        self.state().deliver(
+            Recipients::Connections(connections),
+            Excluded::NONE,
+            payloads,
+            &self.metrics,
+        );
     }
 
     /// Adds a connection to a group; `false` if the connection is unknown.
     pub(crate) fn join_group(&self, connection_id: &str, group: &str) -> bool {
-        self.state().add_to_group(connection_id, group)
+        self.state().members.join_group(connection_id, group)
     }
 
     /// Removes a connection from a group; `false` if the connection is unknown.
     pub(crate) fn leave_group(&self, connection_id: &str, group: Option<&str>) -> bool {
         let mut state = self.state();
         match group {
-            Some(group) => state.remove_from_group(connection_id, group),
-            None => state.clients.contains_key(connection_id),
+            Some(group) => state.members.leave_group(connection_id, group),
+            None => state.members.contains_connection(connection_id),
         }
     }
 
-    /// Adds a user, with its present and future connections, to a group.
-    pub(crate) fn user_join_group(&self, user: &str, group: &str) {
-        let mut state = self.state();
-        state
-            .user_groups
-            .entry(user.to_owned())
-            .or_default()
-            .insert(group.to_owned());
-        for id in state.user_connections(user) {
-            state.add_to_group(&id, group);
-        }
+    /// Adds a user, with its present and future connections, to a group, for `ttl` seconds
+    /// when that is positive, else until it leaves.
+    pub(crate) fn user_join_group(&self, user: &str, group: &str, ttl: Option<i32>) {
+        let expires = expiry(Instant::now(), ttl);
+        self.state().members.user_join_group(user, group, expires);
     }
 
     /// Removes a user and its connections from a group, or (`None`) from every group.
     pub(crate) fn user_leave_group(&self, user: &str, group: Option<&str>) {
-        let mut state = self.state();
-        let connections = state.user_connections(user);
-        match group {
-            Some(group) => {
-                if let Some(groups) = state.user_groups.get_mut(user) {
-                    groups.remove(group);
-                    if groups.is_empty() {
-                        state.user_groups.remove(user);
-                    }
-                }
-                for id in connections {
-                    state.remove_from_group(&id, group);
-                }
-            }
-            None => {
-                state.user_groups.remove(user);
-                for id in connections {
-                    let groups: Vec<String> = state
-                        .clients
-                        .get(&id)
-                        .map(|client| client.groups.iter().cloned().collect())
-                        .unwrap_or_default();
-                    for group in groups {
-                        state.remove_from_group(&id, &group);
-                    }
-                }
-            }
-        }
+        self.state().members.user_leave_group(user, group);
     }
 
     pub(crate) fn connection_exists(&self, connection_id: &str) -> bool {
-        self.state().clients.contains_key(connection_id)
+        self.state().members.contains_connection(connection_id)
     }
 
     pub(crate) fn user_exists(&self, user: &str) -> bool {
-        self.state().users.contains_key(user)
+        self.state().members.contains_user(user)
     }
 
     pub(crate) fn group_exists(&self, group: &str) -> bool {
-        self.state().groups.contains_key(group)
+        self.state().members.contains_group(group)
     }
 
     pub(crate) fn user_in_group(&self, user: &str, group: &str) -> bool {
-        let state = self.state();
-        state.user_groups.get(user).is_some_and(|groups| groups.contains(group))
-            || state.users.get(user).is_some_and(|connections| {
-                connections
-                    .iter()
-                    .any(|id| state.clients.get(id).is_some_and(|c| c.groups.contains(group)))
-            })
+        self.state().members.user_in_group(user, group)
     }
 
     /// Closes the selected clients but the excluded ones; each one's server connection is
     /// returned, to be told.
     pub(crate) fn close(&self, selection: Selection<'_>, excluded: &[String]) -> Vec<Closed> {
         let mut state = self.state();
-        let selected: Vec<String> = match selection {
-            Selection::Connection(id) => vec![id.to_owned()],
-            Selection::User(user) => state.user_connections(user),
-            Selection::Group(group) => state
-                .groups
-                .get(group)
-                .map(|members| members.iter().cloned().collect())
-                .unwrap_or_default(),
-            Selection::All => state.clients.keys().cloned().collect(),
+        let named = [match selection {
+            Selection::Connection(name) | Selection::User(name) | Selection::Group(name) => name.to_owned(),
+            Selection::All => String::new(),
+        }];
+        let recipients = match selection {
+            Selection::Connection(_) => Recipients::Connections(&named),
+            Selection::User(_) => Recipients::Users(&named),
+            Selection::Group(_) => Recipients::Groups(&named),
+            Selection::All => Recipients::All,
         };
+        let mut selected: Vec<String> = Vec::new();
+        state
+            .members
+            .for_each(recipients, Excluded::connections(excluded), |id, _| {
+                selected.push(id.to_owned())
+            });
         let mut closed = Vec::new();
         for id in selected {
-            if excluded.contains(&id) {
-                continue;
-            }
-            if let Some(client) = state.remove_client(&id) {
+            if let Some(client) = state.members.remove_connection(&id) {
                 client.sender.close();
                 closed.push(Closed {
                     connection_id: id,
@@ -536,7 +417,7 @@ impl Hub {
     /// (clients, server connections) of the hub.
     pub(crate) fn counts(&self) -> (usize, usize) {
         let state = self.state();
-        (state.clients.len(), state.servers.len())
+        (state.members.len(), state.servers.len())
     }
 
     /// The `servers` ping's answer: a tag that changes with the server connections, and the
@@ -561,7 +442,7 @@ impl Hub {
     pub(crate) fn snapshot(&self) -> HubSnapshot {
         let state = self.state();
         let mut clients: Vec<(&'static str, usize)> = Vec::new();
-        for client in state.clients.values() {
+        for (_, client) in state.members.iter() {
             let name = client.transport.as_str();
             match clients.iter_mut().find(|(transport, _)| *transport == name) {
                 Some((_, count)) => *count += 1,
@@ -574,5 +455,19 @@ impl Hub {
             clients,
             servers: state.servers.len(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_positive_ttl_expires_and_any_other_does_not() {
+        let now = Instant::now();
+        assert_eq!(expiry(now, Some(30)), Some(now + Duration::from_secs(30)));
+        assert_eq!(expiry(now, None), None);
+        assert_eq!(expiry(now, Some(0)), None);
+        assert_eq!(expiry(now, Some(-5)), None);
     }
 }

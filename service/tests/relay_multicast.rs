@@ -443,3 +443,41 @@ async fn multicast_client_invocation_across_app_servers() {
         other => panic!("expected ClientCompletion, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn multicast_user_group_membership_with_a_ttl_expires() {
+    let relay = relay().await;
+    let mut server = AppServer::connect(&relay, "chat", "app1").await;
+    let (mut alice, _) = connect_through(&relay, &mut server, "chat", "json", json!({"asrs.s.uid": "alice"})).await;
+    server
+        .send(&ServiceMessage::UserJoinGroupWithAck(UserJoinGroupWithAck {
+            user_id: "alice".into(),
+            group: "fans".into(),
+            ack_id: 1,
+            ttl: Some(1),
+            ..Default::default()
+        }))
+        .await;
+    expect_ack(&mut server, 1, AckStatus::Ok).await;
+    let to_fans = ServiceMessage::GroupBroadcastData(GroupBroadcastData {
+        group: "fans".into(),
+        payloads: hello(),
+        ..Default::default()
+    });
+    server.send(&to_fans).await;
+    assert_eq!(alice.next_text().await, HELLO_JSON);
+
+    // Once the TTL has passed, the user and its connections are out of the group.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    server.send(&to_fans).await;
+    alice.nothing_for_a_while().await;
+    server
+        .send(&ServiceMessage::CheckUserInGroupWithAck(CheckUserInGroupWithAck {
+            user_id: "alice".into(),
+            group: "fans".into(),
+            ack_id: 2,
+            ..Default::default()
+        }))
+        .await;
+    expect_ack(&mut server, 2, AckStatus::NotFound).await;
+}

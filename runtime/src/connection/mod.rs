@@ -7,7 +7,6 @@
 pub(crate) mod driver;
 pub(crate) mod invocations;
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
@@ -137,7 +136,6 @@ pub(crate) struct Connection {
     closing: CancellationToken,
     close_reason: Mutex<Option<CloseReason>>,
     items: Mutex<http::Extensions>,
-    groups: Mutex<HashSet<String>>,
     /// The protocol state: handshake, timers, stateful reconnect's numbering and buffer.
     core: Mutex<ConnectionCore>,
     invocations: invocations::Invocations,
@@ -194,7 +192,6 @@ impl Connection {
             closing: CancellationToken::new(),
             close_reason: Mutex::new(None),
             items: Mutex::new(http::Extensions::new()),
-            groups: Mutex::new(HashSet::new()),
             core: Mutex::new(ConnectionCore::new(Instant::now(), parts.stateful_buffer)),
             invocations: invocations::Invocations::default(),
             stateful: parts.stateful_buffer.map(|_| StatefulSignals::default()),
@@ -258,10 +255,6 @@ impl Connection {
 
     pub fn items(&self) -> &Mutex<http::Extensions> {
         &self.items
-    }
-
-    pub fn groups(&self) -> &Mutex<HashSet<String>> {
-        &self.groups
     }
 
     /// The protocol state, locked (briefly: never across an await).

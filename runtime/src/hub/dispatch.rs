@@ -12,6 +12,7 @@ use super::methods::{Binder, Invoked, MethodKind, Methods};
 use super::{Hub, HubContext, HubShared, Scope};
 use crate::HubError;
 use crate::connection::Connection;
+use crate::lifetime::ConnectionHandle;
 use crate::options::HubOptions;
 use crate::protocol::Invocation;
 
@@ -67,7 +68,7 @@ impl<H: Hub> Dispatcher for HubEndpoint<H> {
     }
 
     fn connected(&self, conn: &Arc<Connection>) -> BoxFuture<'static, Result<(), HubError>> {
-        self.shared.manager.on_connected(conn);
+        self.shared.manager.on_connected(&ConnectionHandle::new(conn.clone()));
         let hook = self.hub.clone().on_connected(self.context(conn, Scope::Connecting));
         async move {
             match std::panic::AssertUnwindSafe(hook).catch_unwind().await {
@@ -79,7 +80,9 @@ impl<H: Hub> Dispatcher for HubEndpoint<H> {
     }
 
     fn disconnected(&self, conn: &Arc<Connection>, error: Option<HubError>) -> BoxFuture<'static, ()> {
-        self.shared.manager.on_disconnected(conn);
+        self.shared
+            .manager
+            .on_disconnected(&ConnectionHandle::new(conn.clone()));
         let hook = self
             .hub
             .clone()

@@ -287,8 +287,8 @@ impl<H> HubHandle<H> {
     /// client to come back; any other ends. Returns whether the connection was found.
     pub fn interrupt_transport(&self, connection_id: &str) -> bool {
         match self.shared.manager.connection(connection_id) {
-            Some(conn) => {
-                conn.interrupt_transport();
+            Some(handle) => {
+                handle.connection().interrupt_transport();
                 true
             }
             None => false,

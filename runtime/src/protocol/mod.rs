@@ -5,6 +5,8 @@
 //!   and messages (or typed values, encoded once) into framed bytes.
 //! - [`framing`]: record-separator (`0x1E`) and VarInt-length framing over a byte stream.
 //! - [`handshake`]: the handshake request and response.
+//! - [`membership`]: the membership index of a hub (connections, groups, users, user groups)
+//!   and the resolution of a send's recipients.
 //! - [`negotiate`]: the bodies of `POST {hub}/negotiate`, versions 0 and 1.
 //! - [`values`]: value types each hub protocol represents in its own way (bytes, timestamps,
 //!   any value).
@@ -14,6 +16,7 @@ pub(crate) mod connection_core;
 pub mod framing;
 pub mod handshake;
 mod json;
+pub mod membership;
 mod message;
 mod msgpack;
 pub mod negotiate;

@@ -1,26 +1,29 @@
-//! The service lifetime manager: sends become service messages that the service fans out,
-//! carrying one payload per protocol; group changes are acknowledged by the service.
+//! Service mode's lifetime manager, an implementation of the public
+//! [`LifetimeManager`] seam: sends become service messages that the service fans out,
+//! carrying one payload per protocol; group changes are acknowledged by the service. The
+//! connections it knows here are the clients tunnelled to this app server.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use futures_util::future::{BoxFuture, FutureExt};
 
 use super::hub::{ACK_TIMEOUT, ServiceHub};
 use crate::HubError;
-use crate::connection::Connection;
-use crate::lifetime::{LifetimeManager, OutboundMessage, Target, invoke_found};
+use crate::lifetime::{ConnectionHandle, LifetimeManager, OutboundMessage, Target};
+use crate::protocol::Protocol;
 use crate::protocol::service::link::frame;
 use crate::protocol::service::{
     AckStatus, BroadcastData, GroupBroadcastData, JoinGroupWithAck, LeaveGroupWithAck, MultiConnectionData,
     MultiGroupBroadcastData, MultiUserData, Payloads, ServiceMessage, UserData,
 };
-use crate::protocol::{CompletionResult, Protocol};
 
+/// The lifetime manager of a hub in service mode. Client results reach the clients tunnelled
+/// to this app server (the trait's default `invoke`): a client of another app server answers
+/// through its own.
 pub(crate) struct ServiceLifetimeManager {
     pub hub: Arc<ServiceHub>,
-    local: RwLock<HashMap<Arc<str>, Arc<Connection>>>,
+    local: RwLock<HashMap<Arc<str>, ConnectionHandle>>,
 }
 
 impl ServiceLifetimeManager {
@@ -75,15 +78,18 @@ fn payloads(message: &OutboundMessage) -> Result<Payloads, HubError> {
 }
 
 impl LifetimeManager for ServiceLifetimeManager {
-    fn on_connected(&self, conn: &Arc<Connection>) {
+    fn on_connected(&self, connection: &ConnectionHandle) {
         self.local
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(conn.id().clone(), conn.clone());
+            .insert(connection.connection().id().clone(), connection.clone());
     }
 
-    fn on_disconnected(&self, conn: &Arc<Connection>) {
-        self.local.write().unwrap_or_else(|e| e.into_inner()).remove(conn.id());
+    fn on_disconnected(&self, connection: &ConnectionHandle) {
+        self.local
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(connection.id());
     }
 
     fn send(
@@ -181,22 +187,11 @@ impl LifetimeManager for ServiceLifetimeManager {
         .boxed()
     }
 
-    fn connection(&self, connection_id: &str) -> Option<Arc<Connection>> {
+    fn connection(&self, connection_id: &str) -> Option<ConnectionHandle> {
         self.local
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(connection_id)
             .cloned()
-    }
-
-    fn invoke(
-        &self,
-        connection_id: &str,
-        message: Arc<OutboundMessage>,
-        timeout: Duration,
-    ) -> BoxFuture<'_, Result<CompletionResult, HubError>> {
-        // A client tunnelled to this server answers through its own connection; clients of
-        // other app servers are not reachable for results from here.
-        invoke_found(self.connection(connection_id), connection_id, message, timeout)
     }
 }
