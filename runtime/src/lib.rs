@@ -28,6 +28,8 @@ pub use switchboard_macros::client;
 #[doc = include_str!("docs/hub.md")]
 pub use switchboard_macros::hub;
 
+pub use connection::claims::Claims;
+pub use connection::request::RequestInfo;
 pub use error::{BuildError, HubError};
 pub use hub::{
     ClientContract, ClientProxy, Clients, Groups, Hub, HubClients, HubContext, HubHandle, HubStream, Methods,
@@ -38,5 +40,4 @@ pub use options::{HubOptions, TransportType};
 pub use protocol::values;
 pub use server::{AppHandle, Switchboard, SwitchboardBuilder};
 pub use transport::SwitchboardService;
-pub use transport::auth::{Authenticator, Claims, JwtBearer};
-pub use transport::request::RequestInfo;
+pub use transport::auth::{Authenticator, JwtBearer};

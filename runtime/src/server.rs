@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::task::JoinSet;
 
+use crate::connection::claims::Claims;
 use crate::error::BuildError;
 use crate::hub::dispatch::{Dispatcher, HubEndpoint};
 use crate::hub::{Hub, HubHandle, HubShared, Methods};
@@ -16,7 +17,7 @@ use crate::options::{HubOptions, TransportType};
 use crate::service::hub::ServiceHub;
 use crate::service::lifetime::ServiceLifetimeManager;
 use crate::service::{ConnectionString, ServiceOptions};
-use crate::transport::auth::{self, Authenticator, Claims, UserContext, UserIdProvider};
+use crate::transport::auth::{self, Authenticator, UserContext, UserIdProvider};
 use crate::transport::raw::{RawConnection, RawHandler};
 use crate::transport::registry::Registry;
 use crate::transport::{AppState, Endpoint, EndpointKind, StatefulFilter, SwitchboardService, TransportFilter};

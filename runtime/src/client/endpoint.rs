@@ -1,7 +1,7 @@
 //! The hub URL and the URLs derived from it: negotiate, and the WebSocket.
 
 use super::ClientError;
-use crate::transport::request::encode_component;
+use crate::connection::request::encode_component;
 
 /// A hub URL, split into what the requests need. Plain `http`/`ws` only.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -23,11 +23,11 @@ use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 
 use super::invocations::StreamInput;
+use crate::connection::inbound::Inbound;
 use crate::hub::dispatch::{Dispatcher, Prepared, Started};
 use crate::hub::methods::{Invoked, ItemStream};
 use crate::protocol::connection_core::Output;
 use crate::protocol::{CompletionResult, HubMessage, Protocol, StreamItem, TransferFormat};
-use crate::transport::Inbound;
 
 /// How often the timers are checked, as the reference server does.
 const TICK: Duration = Duration::from_secs(1);

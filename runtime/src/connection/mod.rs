@@ -4,8 +4,11 @@
 //! [`driver`] runs a hub connection's life: handshake, reading, dispatching, keep-alive and
 //! timeouts.
 
+pub(crate) mod claims;
 pub(crate) mod driver;
+pub(crate) mod inbound;
 pub(crate) mod invocations;
+pub(crate) mod request;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -18,8 +21,8 @@ use tokio_util::sync::CancellationToken;
 use crate::options::{HubOptions, TransportType};
 use crate::protocol::connection_core::{self, Closing, ConnectionCore};
 use crate::protocol::{Protocol, TransferFormat};
-use crate::transport::auth::Claims;
-use crate::transport::request::RequestInfo;
+use claims::Claims;
+use request::RequestInfo;
 use tokio::sync::Notify;
 
 /// Why and how a connection closes.

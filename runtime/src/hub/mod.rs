@@ -18,12 +18,12 @@ pub use stream::HubStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::HubError;
+use crate::connection::claims::Claims;
+use crate::connection::request::RequestInfo;
 use crate::connection::{CloseReason, Connection};
 use crate::lifetime::LifetimeManager;
 use crate::options::TransportType;
 use crate::protocol::Protocol;
-use crate::transport::auth::Claims;
-use crate::transport::request::RequestInfo;
 
 /// A hub: methods that clients call, and hooks for connections coming and going.
 ///

@@ -144,7 +144,7 @@ impl ServiceHub {
     pub fn server_url(&self, target: Option<&str>) -> String {
         let endpoint = self.connection_string.server_endpoint();
         let target = target.map_or_else(String::new, |target| {
-            format!("&target={}", crate::transport::request::encode_component(target))
+            format!("&target={}", crate::connection::request::encode_component(target))
         });
         format!(
             "{}{}/server/?hub={}&cid={}{target}",

@@ -6,10 +6,10 @@ use serde_json::{Map, Value};
 use super::hub::ServiceHub;
 use super::options::ServerStickyMode;
 use super::tokens;
+use crate::connection::claims::Claims;
+use crate::connection::request::RequestInfo;
 use crate::jwt;
 use crate::options::{HubOptions, TransportType};
-use crate::transport::auth::Claims;
-use crate::transport::request::RequestInfo;
 
 /// Why the redirect could not be made, with the SDK's status code and text.
 #[derive(Debug)]

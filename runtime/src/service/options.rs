@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::connection_string::{ConnectionString, ConnectionStringError};
+use crate::connection::request::RequestInfo;
 use crate::options::TransportType;
-use crate::transport::request::RequestInfo;
 
 /// How strongly a client sticks to the app server that negotiated it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

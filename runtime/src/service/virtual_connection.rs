@@ -8,14 +8,15 @@ use bytes::Bytes;
 
 use super::hub::{ServiceHub, VirtualClient};
 use super::tokens;
+use crate::connection::claims::Claims;
+use crate::connection::inbound::Inbound;
+use crate::connection::request::RequestInfo;
 use crate::connection::{CloseReason, Connection, ConnectionParts, driver};
 use crate::options::TransportType;
 use crate::protocol::TransferFormat;
 use crate::protocol::service::link::frame;
 use crate::protocol::service::{CloseConnection, ConnectionData, OpenConnection, ServiceMessage};
-use crate::transport::auth::Claims;
-use crate::transport::request::RequestInfo;
-use crate::transport::{Inbound, outbound};
+use crate::transport::outbound;
 
 /// The client's transport, from its forwarded request: a WebSocket upgrade, an event
 /// stream, or else long polling.

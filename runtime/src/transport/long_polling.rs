@@ -17,10 +17,10 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, StatusCode, header};
 
-use super::auth::Claims;
 use super::registry::{Attached, Claim};
 use super::{AppState, Endpoint, empty, new_connection, outbound, posted_inbound, run_endpoint, text};
 use crate::connection::CloseReason;
+use crate::connection::claims::Claims;
 use crate::options::TransportType;
 
 /// How long a closed connection's last poll may still collect what was left for it.

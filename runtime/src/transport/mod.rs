@@ -16,7 +16,6 @@ mod long_polling;
 pub(crate) mod outbound;
 pub mod raw;
 pub(crate) mod registry;
-pub mod request;
 mod sse;
 mod websocket;
 
@@ -31,46 +30,19 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use futures_util::stream::{SplitStream, StreamExt};
 use http::request::Parts;
 use http::{HeaderValue, Method, Request, StatusCode, header};
 
-use self::auth::{Authenticator, Claims, UserContext, UserIdProvider};
+use self::auth::{Authenticator, UserContext, UserIdProvider};
 use self::registry::{Registry, SendTarget};
+use crate::connection::claims::Claims;
+use crate::connection::inbound::Inbound;
+use crate::connection::request::{RequestInfo, parse_query};
 use crate::connection::{CloseReason, Connection, ConnectionParts, driver};
 use crate::hub::dispatch::Dispatcher;
 use crate::options::{HubOptions, TransportType};
 use crate::protocol::TransferFormat;
 use crate::protocol::negotiate::{self, AvailableTransport, NegotiateResponse};
-
-/// Incoming bytes of a connection, from whichever transport carries them.
-pub(crate) enum Inbound {
-    WebSocket(SplitStream<axum::extract::ws::WebSocket>),
-    Channel(queue::Receiver<Bytes>),
-}
-
-impl Inbound {
-    /// The next chunk of bytes, or `None` once the transport has ended.
-    pub async fn next(&mut self) -> Option<Bytes> {
-        self.next_frame().await.map(|(bytes, _)| bytes)
-    }
-
-    /// The next chunk of bytes and whether it came as binary.
-    pub async fn next_frame(&mut self) -> Option<(Bytes, bool)> {
-        use axum::extract::ws::Message;
-        match self {
-            Inbound::WebSocket(stream) => loop {
-                match stream.next().await? {
-                    Ok(Message::Text(text)) => return Some((Bytes::from(text), false)),
-                    Ok(Message::Binary(bytes)) => return Some((bytes, true)),
-                    Ok(Message::Ping(_) | Message::Pong(_)) => continue,
-                    Ok(Message::Close(_)) | Err(_) => return None,
-                }
-            },
-            Inbound::Channel(receiver) => receiver.recv().await.map(|bytes| (bytes, true)),
-        }
-    }
-}
 
 /// What serves an endpoint's connections.
 pub(crate) enum EndpointKind {
@@ -107,7 +79,7 @@ pub(crate) struct AppState {
 pub(crate) type TransportFilter = Arc<dyn Fn(Option<&Claims>, TransportType) -> bool + Send + Sync>;
 
 /// Whether to offer stateful reconnect to a negotiate request that asks for it.
-pub(crate) type StatefulFilter = Arc<dyn Fn(&request::RequestInfo) -> bool + Send + Sync>;
+pub(crate) type StatefulFilter = Arc<dyn Fn(&RequestInfo) -> bool + Send + Sync>;
 
 impl AppState {
     /// Whether the endpoint offers `transport` to a client with these claims.
@@ -223,7 +195,7 @@ async fn handle(state: Arc<AppState>, request: Request<Body>) -> Response {
 fn authenticate(state: &AppState, endpoint: &Endpoint, parts: &Parts) -> Result<Option<Claims>, ()> {
     let claims = match (auth::bearer_token(parts), &state.authenticator) {
         (Some(token), Some(authenticator)) => {
-            match authenticator.authenticate(&token, &request::RequestInfo::from_parts(parts)) {
+            match authenticator.authenticate(&token, &RequestInfo::from_parts(parts)) {
                 Ok(claims) => Some(claims),
                 Err(error) => {
                     tracing::debug!(path = %endpoint.path, %error, "bearer token refused");
@@ -266,7 +238,7 @@ fn transfer_formats(transport: TransportType) -> &'static [TransferFormat] {
 }
 
 fn query_value(parts: &Parts, name: &str) -> Option<String> {
-    request::parse_query(parts.uri.query()?)
+    parse_query(parts.uri.query()?)
         .into_iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v)
@@ -276,7 +248,7 @@ fn negotiate(state: &AppState, endpoint: &Endpoint, parts: &Parts, claims: Optio
     if let EndpointKind::Hub(dispatcher) = &endpoint.kind
         && let Some(service) = dispatcher.service()
     {
-        let request = request::RequestInfo::from_parts(parts);
+        let request = RequestInfo::from_parts(parts);
         let user_id = (state.user_id_provider)(&UserContext {
             claims,
             request: &request,
@@ -316,7 +288,7 @@ fn negotiate(state: &AppState, endpoint: &Endpoint, parts: &Parts, claims: Optio
         && state
             .stateful_filter
             .as_ref()
-            .is_none_or(|offer| offer(&request::RequestInfo::from_parts(parts)));
+            .is_none_or(|offer| offer(&RequestInfo::from_parts(parts)));
     let connection_id = new_id();
     let connection_token = if version > 0 { Some(new_id()) } else { None };
     let token = connection_token.clone().unwrap_or_else(|| connection_id.clone());
@@ -447,7 +419,7 @@ fn new_connection(
     id: Arc<str>,
     stateful: bool,
 ) -> (Arc<Connection>, queue::Receiver<Bytes>) {
-    let request = request::RequestInfo::from_parts(parts);
+    let request = RequestInfo::from_parts(parts);
     let user_id = (state.user_id_provider)(&UserContext {
         claims: claims.as_ref(),
         request: &request,

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 
-use super::Inbound;
-use super::request::RequestInfo;
+use crate::connection::inbound::Inbound;
+use crate::connection::request::RequestInfo;
 use crate::connection::{CloseReason, Connection};
 #[cfg(feature = "relay")]
 use crate::protocol::Protocol;

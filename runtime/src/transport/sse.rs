@@ -15,9 +15,9 @@ use futures_util::stream;
 use http::request::Parts;
 use http::{HeaderValue, StatusCode, header};
 
-use super::auth::Claims;
 use super::registry::{Attached, Claim};
 use super::{AppState, Endpoint, new_connection, outbound, posted_inbound, run_endpoint, text};
+use crate::connection::claims::Claims;
 use crate::connection::{CloseReason, Connection};
 use crate::options::TransportType;
 

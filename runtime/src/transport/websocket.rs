@@ -13,9 +13,10 @@ use futures_util::stream::{SplitSink, StreamExt};
 use http::StatusCode;
 use http::request::Parts;
 
-use super::auth::Claims;
 use super::registry::{Attached, Claim};
-use super::{AppState, Endpoint, Inbound, empty, new_connection, new_id, outbound, posted_inbound, run_endpoint, text};
+use super::{AppState, Endpoint, empty, new_connection, new_id, outbound, posted_inbound, run_endpoint, text};
+use crate::connection::claims::Claims;
+use crate::connection::inbound::Inbound;
 use crate::connection::{CloseReason, Connection};
 use crate::options::TransportType;
 use tokio_util::sync::CancellationToken;
