@@ -9,8 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::task::JoinSet;
 
 use crate::connection::claims::Claims;
+use crate::connection::dispatcher::Dispatcher;
 use crate::error::BuildError;
-use crate::hub::dispatch::{Dispatcher, HubEndpoint};
+use crate::hub::endpoint::HubEndpoint;
 use crate::hub::{Hub, HubHandle, HubShared, Methods};
 use crate::lifetime::LocalLifetimeManager;
 use crate::options::{HubOptions, TransportType};
@@ -20,13 +21,22 @@ use crate::service::{ConnectionString, ServiceOptions};
 use crate::transport::auth::{self, Authenticator, UserContext, UserIdProvider};
 use crate::transport::raw::{RawConnection, RawHandler};
 use crate::transport::registry::Registry;
-use crate::transport::{AppState, Endpoint, EndpointKind, StatefulFilter, SwitchboardService, TransportFilter};
+use crate::transport::{
+    AppState, Endpoint, EndpointKind, NegotiateRedirect, StatefulFilter, SwitchboardService, TransportFilter,
+};
 
-type EndpointFactory =
-    Box<dyn FnOnce(&mut SharedByType, HubOptions, Option<&ServiceContext>) -> Result<EndpointKind, BuildError>>;
+type EndpointFactory = Box<dyn FnOnce(&mut Hubs, HubOptions) -> Result<Endpoint, BuildError>>;
 type SharedByType = HashMap<TypeId, Arc<HubShared>>;
 type Configure = Box<dyn FnOnce(&mut HubOptions)>;
 
+/// The hubs as they are built: what every connection of one hub type shares, and in service
+/// mode each hub type's service state with the hub code its tunnelled clients run.
+struct Hubs {
+    shared: SharedByType,
+    service: Option<ServiceContext>,
+    service_hubs: HashMap<TypeId, Arc<ServiceHub>>,
+    tunnelled: Vec<(Arc<ServiceHub>, Arc<dyn Dispatcher>)>,
+}
 /// A built app: every mapped hub, ready to serve.
 ///
 /// ```no_run
@@ -46,6 +56,8 @@ type Configure = Box<dyn FnOnce(&mut HubOptions)>;
 pub struct Switchboard {
     state: Arc<AppState>,
     shared: SharedByType,
+    /// Service mode: each hub's service state and the hub code its clients run.
+    tunnelled: Vec<(Arc<ServiceHub>, Arc<dyn Dispatcher>)>,
     started: AtomicBool,
 }
 
@@ -104,13 +116,17 @@ impl Switchboard {
         if self.started.swap(true, Ordering::AcqRel) {
             return Err(BuildError::new("the app is started already"));
         }
-        let hubs: Vec<_> = self.shared.values().filter_map(|s| s.service.clone()).collect();
         let mut tasks = JoinSet::new();
-        for hub in &hubs {
+        for (hub, dispatcher) in &self.tunnelled {
             for slot in 0..hub.slot_count() {
-                tasks.spawn(crate::service::server_connection::run(hub.clone(), slot));
+                tasks.spawn(crate::service::server_connection::run(
+                    hub.clone(),
+                    dispatcher.clone(),
+                    slot,
+                ));
             }
         }
+        let hubs = self.tunnelled.iter().map(|(hub, _)| hub.clone()).collect();
         Ok(AppHandle { hubs, tasks })
     }
 
@@ -191,36 +207,54 @@ impl SwitchboardBuilder {
                 configure(options);
             }
         });
-        let factory: EndpointFactory = Box::new(move |shared, options, service| {
+        let path_owned = path.to_owned();
+        let factory: EndpointFactory = Box::new(move |hubs, options| {
             let methods = Methods::<H>::collect().map_err(|errors| BuildError::new(errors.join("; ")))?;
+            let type_id = TypeId::of::<H>();
+            let Hubs {
+                shared,
+                service,
+                service_hubs,
+                tunnelled,
+            } = hubs;
+            let service_hub = service.as_ref().map(|context| {
+                service_hubs
+                    .entry(type_id)
+                    .or_insert_with(|| context.hub(service_hub_name::<H>(), options.allow_stateful_reconnects))
+                    .clone()
+            });
             let shared = shared
-                .entry(TypeId::of::<H>())
+                .entry(type_id)
                 .or_insert_with(|| {
-                    let (manager, service): (Arc<dyn crate::lifetime::LifetimeManager>, _) = match service {
-                        None => (Arc::new(LocalLifetimeManager::default()), None),
-                        Some(context) => {
-                            let hub = context.hub(service_hub_name::<H>(), options.allow_stateful_reconnects);
-                            (Arc::new(ServiceLifetimeManager::new(hub.clone())), Some(hub))
-                        }
+                    let manager: Arc<dyn crate::lifetime::LifetimeManager> = match &service_hub {
+                        None => Arc::new(LocalLifetimeManager::default()),
+                        Some(hub) => Arc::new(ServiceLifetimeManager::new(hub.clone())),
                     };
                     Arc::new(HubShared {
                         manager,
                         client_result_timeout: options.client_result_timeout,
-                        service,
                     })
                 })
                 .clone();
-            let service = shared.service.clone();
-            let endpoint: Arc<dyn Dispatcher> = Arc::new(HubEndpoint {
+            let dispatcher: Arc<dyn Dispatcher> = Arc::new(HubEndpoint {
                 hub: Arc::new(hub),
                 methods: Arc::new(methods),
                 shared,
-                options,
+                options: options.clone(),
             });
-            if let Some(service) = service {
-                let _ = service.dispatcher.set(endpoint.clone());
+            // The service tunnels a hub type's clients to the first path it is mapped at.
+            if let Some(hub) = &service_hub
+                && !tunnelled.iter().any(|(known, _)| Arc::ptr_eq(known, hub))
+            {
+                tunnelled.push((hub.clone(), dispatcher.clone()));
             }
-            Ok(EndpointKind::Hub(endpoint))
+            Ok(Endpoint {
+                path: path_owned,
+                kind: EndpointKind::Hub(dispatcher),
+                options,
+                registry: Registry::default(),
+                redirect: service_hub.map(|hub| hub as Arc<dyn NegotiateRedirect>),
+            })
         });
         self.endpoints.push((path.to_owned(), factory, configure));
         self
@@ -234,7 +268,16 @@ impl SwitchboardBuilder {
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
         let handler: RawHandler = Arc::new(move |conn| Box::pin(handler(conn)));
-        let factory: EndpointFactory = Box::new(move |_, _, _| Ok(EndpointKind::Raw(handler)));
+        let path_owned = path.to_owned();
+        let factory: EndpointFactory = Box::new(move |_, options| {
+            Ok(Endpoint {
+                path: path_owned,
+                kind: EndpointKind::Raw(handler),
+                options,
+                registry: Registry::default(),
+                redirect: None,
+            })
+        });
         self.endpoints.push((path.to_owned(), factory, Box::new(|_| {})));
         self
     }
@@ -310,7 +353,12 @@ impl SwitchboardBuilder {
             }
         };
         let mut endpoints = HashMap::new();
-        let mut shared = SharedByType::new();
+        let mut hubs = Hubs {
+            shared: SharedByType::new(),
+            service,
+            service_hubs: HashMap::new(),
+            tunnelled: Vec::new(),
+        };
         for (path, factory, configure) in self.endpoints {
             validate_path(&path)?;
             let mut options = self.defaults.clone();
@@ -323,15 +371,8 @@ impl SwitchboardBuilder {
                     "hub '{path}' requires authorization, but no authenticator is configured"
                 )));
             }
-            let kind = factory(&mut shared, options.clone(), service.as_ref())
-                .map_err(|e| BuildError::new(format!("hub '{path}': {e}")))?;
+            let endpoint = factory(&mut hubs, options).map_err(|e| BuildError::new(format!("hub '{path}': {e}")))?;
             let key = path.trim_end_matches('/').to_ascii_lowercase();
-            let endpoint = Endpoint {
-                path: path.clone(),
-                kind,
-                options,
-                registry: Registry::default(),
-            };
             if endpoints.insert(key, Arc::new(endpoint)).is_some() {
                 return Err(BuildError::new(format!(
                     "two hubs are mapped at '{path}' (paths are matched ignoring case)"
@@ -347,7 +388,8 @@ impl SwitchboardBuilder {
         };
         Ok(Switchboard {
             state: Arc::new(state),
-            shared,
+            shared: hubs.shared,
+            tunnelled: hubs.tunnelled,
             started: AtomicBool::new(false),
         })
     }

@@ -22,10 +22,9 @@ use crate::HubError;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 
+use super::dispatcher::{Dispatcher, Invoked, ItemStream, Prepared, Started};
 use super::invocations::StreamInput;
 use crate::connection::inbound::Inbound;
-use crate::hub::dispatch::{Dispatcher, Prepared, Started};
-use crate::hub::methods::{Invoked, ItemStream};
 use crate::protocol::connection_core::Output;
 use crate::protocol::{CompletionResult, HubMessage, Protocol, StreamItem, TransferFormat};
 

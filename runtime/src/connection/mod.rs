@@ -5,6 +5,7 @@
 //! timeouts.
 
 pub(crate) mod claims;
+pub(crate) mod dispatcher;
 pub(crate) mod driver;
 pub(crate) mod inbound;
 pub(crate) mod invocations;

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
-use futures_util::future::{BoxFuture, FutureExt};
-use futures_util::stream::{BoxStream, Stream, StreamExt};
+use futures_util::future::FutureExt;
+use futures_util::stream::{Stream, StreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use super::stream::HubStream;
 use super::{Hub, HubContext};
 use crate::HubError;
+use crate::connection::dispatcher::{Invoked, ItemStream};
 use crate::connection::invocations::StreamInput;
 use crate::protocol::{Protocol, RawValue};
 
@@ -162,16 +163,6 @@ where
         let value = self.map_err(Into::into)?;
         RawValue::encode(protocol, &value).map_err(HubError::encode)
     }
-}
-
-pub(crate) type ItemStream = BoxStream<'static, Result<RawValue, HubError>>;
-
-/// A started invocation.
-pub(crate) enum Invoked {
-    /// Completes with one result.
-    Unary(BoxFuture<'static, Result<RawValue, HubError>>),
-    /// Yields a stream of items (or fails before the first).
-    Stream(BoxFuture<'static, Result<ItemStream, HubError>>),
 }
 
 pub(crate) type Handler<H> =

@@ -2,7 +2,7 @@
 //! sending to clients.
 
 mod clients;
-pub(crate) mod dispatch;
+pub(crate) mod endpoint;
 pub(crate) mod methods;
 mod stream;
 
@@ -87,8 +87,6 @@ pub(crate) struct HubShared {
     pub manager: Arc<dyn LifetimeManager>,
     /// How long client results are awaited by default.
     pub client_result_timeout: std::time::Duration,
-    /// The hub's service-mode state, when it runs through a service.
-    pub service: Option<Arc<crate::service::hub::ServiceHub>>,
 }
 
 /// Where a context was made, which decides what it may do.

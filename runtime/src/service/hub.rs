@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,7 +16,6 @@ use super::options::ServiceOptions;
 use super::tokens;
 use crate::HubError;
 use crate::connection::Connection;
-use crate::hub::dispatch::Dispatcher;
 use crate::protocol::service::AckStatus;
 
 /// How long an acknowledged message waits for its Ack.
@@ -68,8 +67,6 @@ pub(crate) struct ServiceHub {
     pub options: ServiceOptions,
     pub server_id: String,
     pub allow_stateful_reconnects: bool,
-    /// The hub code that runs the tunnelled clients (set when the hub's endpoint is built).
-    pub dispatcher: OnceLock<Arc<dyn Dispatcher>>,
     slots: RwLock<Vec<Option<mpsc::Sender<Bytes>>>>,
     pub clients: RwLock<HashMap<Arc<str>, VirtualClient>>,
     pub acks: Acks,
@@ -96,7 +93,6 @@ impl ServiceHub {
             connection_string,
             options,
             server_id,
-            dispatcher: OnceLock::new(),
             slots: RwLock::new(vec![None; count]),
             clients: RwLock::new(HashMap::new()),
             acks: Acks::default(),

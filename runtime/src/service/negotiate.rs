@@ -10,16 +10,23 @@ use crate::connection::claims::Claims;
 use crate::connection::request::RequestInfo;
 use crate::jwt;
 use crate::options::{HubOptions, TransportType};
+use crate::transport::{NegotiateRedirect, RedirectError};
 
-/// Why the redirect could not be made, with the SDK's status code and text.
-#[derive(Debug)]
-pub(crate) struct RedirectError {
-    pub status: u16,
-    pub text: String,
+impl NegotiateRedirect for ServiceHub {
+    fn redirect(
+        &self,
+        options: &HubOptions,
+        request: &RequestInfo,
+        claims: Option<&Claims>,
+        user_id: Option<String>,
+        hub_path: &str,
+    ) -> Result<Vec<u8>, RedirectError> {
+        redirect(self, options, request, claims, user_id, hub_path)
+    }
 }
 
 /// The negotiate body that sends the client to the service.
-pub(crate) fn redirect(
+fn redirect(
     hub: &ServiceHub,
     options: &HubOptions,
     request: &RequestInfo,

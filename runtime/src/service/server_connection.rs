@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use super::hub::ServiceHub;
 use super::options::GracefulShutdownMode;
 use super::virtual_connection;
+use crate::connection::dispatcher::Dispatcher;
 use crate::protocol::service::link::{self, LinkConfig, LinkEvent, ServiceLink};
 use crate::protocol::service::{HandshakeRequest, PingKind, ServiceMessage};
 
@@ -40,11 +41,11 @@ pub(crate) fn backoff(attempt: u32) -> Duration {
 }
 
 /// Keeps server connection `slot` of `hub` open until the app stops.
-pub(crate) async fn run(hub: Arc<ServiceHub>, slot: usize) {
+pub(crate) async fn run(hub: Arc<ServiceHub>, dispatcher: Arc<dyn Dispatcher>, slot: usize) {
     let mut attempt = 0;
     loop {
         let started = Instant::now();
-        match connect_once(&hub, slot, None).await {
+        match connect_once(&hub, &dispatcher, slot, None).await {
             Ok(()) => tracing::debug!(hub = %hub.name, slot, "server connection ended"),
             Err(error) => tracing::warn!(hub = %hub.name, slot, %error, "server connection failed"),
         }
@@ -67,9 +68,14 @@ pub(crate) async fn run(hub: Arc<ServiceHub>, slot: usize) {
 /// Opens an OnDemand server connection for service instance `target` (asked for by a
 /// `target` ping) in `slot`; it is not reopened once it ends.
 /// (A boxed future: the connection may itself be asked for more.)
-pub(crate) fn run_on_demand(hub: Arc<ServiceHub>, slot: usize, target: String) -> BoxFuture<'static, ()> {
+pub(crate) fn run_on_demand(
+    hub: Arc<ServiceHub>,
+    dispatcher: Arc<dyn Dispatcher>,
+    slot: usize,
+    target: String,
+) -> BoxFuture<'static, ()> {
     Box::pin(async move {
-        match connect_once(&hub, slot, Some(&target)).await {
+        match connect_once(&hub, &dispatcher, slot, Some(&target)).await {
             Ok(()) => tracing::debug!(hub = %hub.name, slot, %target, "on-demand server connection ended"),
             Err(error) => tracing::debug!(hub = %hub.name, slot, %target, %error, "on-demand server connection failed"),
         }
@@ -81,7 +87,12 @@ fn lock(link: &Mutex<ServiceLink>) -> MutexGuard<'_, ServiceLink> {
     link.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-async fn connect_once(hub: &Arc<ServiceHub>, slot: usize, target: Option<&str>) -> Result<(), String> {
+async fn connect_once(
+    hub: &Arc<ServiceHub>,
+    dispatcher: &Arc<dyn Dispatcher>,
+    slot: usize,
+    target: Option<&str>,
+) -> Result<(), String> {
     let token = hub.server_token().map_err(|e| e.to_string())?;
     let url = hub.server_url(target);
     let mut request = url
@@ -159,7 +170,7 @@ async fn connect_once(hub: &Arc<ServiceHub>, slot: usize, target: Option<&str>) 
                     attached = true;
                     tracing::debug!(hub = %hub.name, slot, "server connection up");
                 }
-                Some(LinkEvent::Message(message)) => handle(hub, slot, message).await,
+                Some(LinkEvent::Message(message)) => handle(hub, dispatcher, slot, message).await,
                 Some(LinkEvent::Closed(_)) => break 'read,
                 Some(_) => {}
             }
@@ -246,9 +257,9 @@ async fn send(sink: &mut Sink, batch: Bytes) -> bool {
     )
 }
 
-async fn handle(hub: &Arc<ServiceHub>, slot: usize, message: ServiceMessage) {
+async fn handle(hub: &Arc<ServiceHub>, dispatcher: &Arc<dyn Dispatcher>, slot: usize, message: ServiceMessage) {
     match message {
-        ServiceMessage::OpenConnection(open) => virtual_connection::open(hub, slot, open),
+        ServiceMessage::OpenConnection(open) => virtual_connection::open(hub, dispatcher, slot, open),
         ServiceMessage::ConnectionData(data) => virtual_connection::data(hub, &data.connection_id, data.payload).await,
         ServiceMessage::CloseConnection(close) => virtual_connection::closed_by_service(hub, &close.connection_id),
         // A client came back on a new socket after reconnecting statefully. The service numbers,
@@ -262,7 +273,12 @@ async fn handle(hub: &Arc<ServiceHub>, slot: usize, message: ServiceMessage) {
             PingKind::Target(target) if !target.is_empty() => match hub.reserve_on_demand() {
                 Some(new_slot) => {
                     tracing::debug!(hub = %hub.name, slot = new_slot, %target, "opening an on-demand server connection");
-                    tokio::spawn(run_on_demand(hub.clone(), new_slot, target.to_owned()));
+                    tokio::spawn(run_on_demand(
+                        hub.clone(),
+                        dispatcher.clone(),
+                        new_slot,
+                        target.to_owned(),
+                    ));
                 }
                 None => {
                     tracing::debug!(hub = %hub.name, %target, "at MaxHubServerConnectionCount; no on-demand connection")

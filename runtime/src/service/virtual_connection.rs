@@ -9,6 +9,7 @@ use bytes::Bytes;
 use super::hub::{ServiceHub, VirtualClient};
 use super::tokens;
 use crate::connection::claims::Claims;
+use crate::connection::dispatcher::Dispatcher;
 use crate::connection::inbound::Inbound;
 use crate::connection::request::RequestInfo;
 use crate::connection::{CloseReason, Connection, ConnectionParts, driver};
@@ -44,11 +45,8 @@ fn transport(open: &OpenConnection) -> TransportType {
 }
 
 /// The service opened a client on server connection `slot`.
-pub(crate) fn open(hub: &Arc<ServiceHub>, slot: usize, open: OpenConnection) {
-    let Some(dispatcher) = hub.dispatcher.get().cloned() else {
-        tracing::warn!(hub = %hub.name, "a client arrived before the hub was ready");
-        return;
-    };
+pub(crate) fn open(hub: &Arc<ServiceHub>, dispatcher: &Arc<dyn Dispatcher>, slot: usize, open: OpenConnection) {
+    let dispatcher = dispatcher.clone();
     let user_id = open
         .claims
         .iter()

@@ -36,10 +36,10 @@ use http::{HeaderValue, Method, Request, StatusCode, header};
 use self::auth::{Authenticator, UserContext, UserIdProvider};
 use self::registry::{Registry, SendTarget};
 use crate::connection::claims::Claims;
+use crate::connection::dispatcher::Dispatcher;
 use crate::connection::inbound::Inbound;
 use crate::connection::request::{RequestInfo, parse_query};
 use crate::connection::{CloseReason, Connection, ConnectionParts, driver};
-use crate::hub::dispatch::Dispatcher;
 use crate::options::{HubOptions, TransportType};
 use crate::protocol::TransferFormat;
 use crate::protocol::negotiate::{self, AvailableTransport, NegotiateResponse};
@@ -58,6 +58,29 @@ pub(crate) struct Endpoint {
     pub kind: EndpointKind,
     pub options: HubOptions,
     pub registry: Registry,
+    /// Set when the endpoint's clients connect elsewhere (service mode): negotiate answers
+    /// with where to go instead of a connection of this app.
+    pub redirect: Option<Arc<dyn NegotiateRedirect>>,
+}
+
+/// Answers negotiate for an endpoint whose clients are held elsewhere: the body that sends
+/// the client there, or the status and text of why it cannot go yet.
+pub(crate) trait NegotiateRedirect: Send + Sync {
+    fn redirect(
+        &self,
+        options: &HubOptions,
+        request: &RequestInfo,
+        claims: Option<&Claims>,
+        user_id: Option<String>,
+        hub_path: &str,
+    ) -> Result<Vec<u8>, RedirectError>;
+}
+
+/// Why a redirect could not be made, with the status code and text to answer.
+#[derive(Debug)]
+pub(crate) struct RedirectError {
+    pub status: u16,
+    pub text: String,
 }
 
 impl Endpoint {
@@ -245,22 +268,13 @@ fn query_value(parts: &Parts, name: &str) -> Option<String> {
 }
 
 fn negotiate(state: &AppState, endpoint: &Endpoint, parts: &Parts, claims: Option<&Claims>) -> Response {
-    if let EndpointKind::Hub(dispatcher) = &endpoint.kind
-        && let Some(service) = dispatcher.service()
-    {
+    if let Some(redirect) = &endpoint.redirect {
         let request = RequestInfo::from_parts(parts);
         let user_id = (state.user_id_provider)(&UserContext {
             claims,
             request: &request,
         });
-        return match crate::service::negotiate::redirect(
-            service,
-            endpoint.options(),
-            &request,
-            claims,
-            user_id,
-            &endpoint.path,
-        ) {
+        return match redirect.redirect(endpoint.options(), &request, claims, user_id, &endpoint.path) {
             Ok(body) => json(body),
             Err(error) => {
                 let mut response = (

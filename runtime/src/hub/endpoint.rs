@@ -1,4 +1,4 @@
-//! The bridge between a connection (which knows nothing of hub types) and a hub: method
+//! One hub mapped at one path, as the connection layer's [`Dispatcher`] sees it: method
 //! lookup, invocation modes, argument and stream binding, the reference server's error
 //! texts, and the lifecycle hooks.
 
@@ -6,43 +6,15 @@ use std::sync::Arc;
 
 use futures_util::future::{BoxFuture, FutureExt};
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
-use super::methods::{Binder, Invoked, MethodKind, Methods};
+use super::methods::{Binder, MethodKind, Methods};
 use super::{Hub, HubContext, HubShared, Scope};
 use crate::HubError;
 use crate::connection::Connection;
+use crate::connection::dispatcher::{Dispatcher, Prepared, Started};
 use crate::lifetime::ConnectionHandle;
 use crate::options::HubOptions;
 use crate::protocol::Invocation;
-
-/// An invocation ready to run.
-pub(crate) struct Started {
-    pub invoked: Invoked,
-    /// Cancelled by CancelInvocation (streams) or the connection's end.
-    pub cancellation: CancellationToken,
-    /// The client streams feeding the method, to forget once it returns.
-    pub stream_ids: Vec<String>,
-}
-
-/// An invocation ready to run, or the error text its caller gets at once.
-pub(crate) enum Prepared {
-    Run(Started),
-    Fail(String),
-}
-
-/// What the connection driver needs from a hub, without knowing its type.
-pub(crate) trait Dispatcher: Send + Sync + 'static {
-    fn options(&self) -> &HubOptions;
-    /// Registers the connection and runs the hub's `on_connected`.
-    fn connected(&self, conn: &Arc<Connection>) -> BoxFuture<'static, Result<(), HubError>>;
-    /// Unregisters the connection and runs the hub's `on_disconnected`.
-    fn disconnected(&self, conn: &Arc<Connection>, error: Option<HubError>) -> BoxFuture<'static, ()>;
-    /// Looks up and binds an invocation.
-    fn prepare(&self, conn: &Arc<Connection>, invocation: Invocation, streaming: bool) -> Prepared;
-    /// The hub's service-mode state, when it runs through a service.
-    fn service(&self) -> Option<&Arc<crate::service::hub::ServiceHub>>;
-}
 
 /// One hub mapped at one path.
 pub(crate) struct HubEndpoint<H> {
@@ -61,10 +33,6 @@ impl<H: Hub> HubEndpoint<H> {
 impl<H: Hub> Dispatcher for HubEndpoint<H> {
     fn options(&self) -> &HubOptions {
         &self.options
-    }
-
-    fn service(&self) -> Option<&Arc<crate::service::hub::ServiceHub>> {
-        self.shared.service.as_ref()
     }
 
     fn connected(&self, conn: &Arc<Connection>) -> BoxFuture<'static, Result<(), HubError>> {
