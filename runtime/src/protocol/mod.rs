@@ -8,10 +8,13 @@
 //! - [`negotiate`]: the bodies of `POST {hub}/negotiate`, versions 0 and 1.
 
 mod arguments;
+#[cfg_attr(not(feature = "client"), allow(dead_code))]
+pub(crate) mod client_core;
 pub(crate) mod connection_core;
 pub mod framing;
 pub mod handshake;
 mod json;
+pub(crate) mod liveness;
 mod message;
 mod msgpack;
 pub mod negotiate;
