@@ -1,6 +1,11 @@
 //! What a connection shares between its handles and its tasks, and the tasks themselves: the
 //! reader that dispatches the server's messages, and the supervisor that reconnects.
 //!
+//! Each link's handshake, keep-alive and server timeout are its
+//! [`ClientCore`](crate::protocol::client_core::ClientCore)'s: the reader is its async shell
+//! (it feeds it the socket's frames and the clock, and carries out what it decides), and the
+//! writer tells it when it sent.
+//!
 //! One *session* runs from a successful start to the final close; it may span several
 //! WebSockets (*links*) when it reconnects. Pending invocations and streams belong to the
 //! link they were sent on and fail when it ends; handlers belong to the connection and are
@@ -11,20 +16,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use futures_util::stream::SplitStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_util::sync::CancellationToken;
 
 use super::endpoint::Endpoint;
-use super::transport::{self, Opened, Outbound, Socket};
+use super::transport::{self, Opened, Outbound, Socket, now, sleep_until};
 use super::{ClientError, ClientOptions, ConnectionState};
+use crate::protocol::client_core::{ClientClosing, ClientCore, ClientOutput};
 use crate::protocol::{CompletionResult, HubMessage, Invocation, RawValue};
 
 /// Records waiting for the writer of one link.
@@ -86,16 +91,30 @@ enum Ended {
     Lost(Option<ClientError>),
 }
 
+impl From<ClientClosing> for Ended {
+    fn from(closing: ClientClosing) -> Self {
+        match transport::outcome(closing) {
+            Ok((error, allow_reconnect)) => Ended::Closed { error, allow_reconnect },
+            Err(error) => Ended::Lost(Some(error)),
+        }
+    }
+}
+
 /// A connected link, as its reader holds it.
 struct Running {
     stream: SplitStream<Socket>,
-    buffer: BytesMut,
+    /// The link's core, which the writer tells when it sent.
+    core: Arc<Mutex<ClientCore>>,
     queue: mpsc::Sender<Outbound>,
     writer: JoinHandle<bool>,
     shutdown: CancellationToken,
     /// Fire-and-forget handler calls, run one after another in arrival order (as the .NET
     /// and TypeScript clients call them); calls that answer a client result run on their own.
     in_order: mpsc::UnboundedSender<BoxFuture<'static, ()>>,
+}
+
+fn lock_core(core: &Mutex<ClientCore>) -> MutexGuard<'_, ClientCore> {
+    core.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Ends the session of a start whose future was dropped before it finished.
@@ -232,11 +251,13 @@ impl Shared {
         let (sink, stream) = opened.socket.split();
         let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let shutdown = CancellationToken::new();
+        let protocol = opened.core.protocol();
+        let core = Arc::new(Mutex::new(opened.core));
         let writer = tokio::spawn(transport::write_loop(
             sink,
             receiver,
-            self.options.protocol,
-            self.options.keep_alive_interval,
+            protocol,
+            core.clone(),
             shutdown.clone(),
         ));
         let mut state = self.lock();
@@ -260,7 +281,7 @@ impl Shared {
         });
         Ok(Running {
             stream,
-            buffer: opened.leftover,
+            core,
             queue,
             writer,
             shutdown,
@@ -350,23 +371,23 @@ impl Shared {
     }
 
     async fn read(&self, running: &mut Running, session: &CancellationToken) -> Ended {
+        // What came with the handshake response first.
         if let Some(ended) = self.dispatch(running) {
             return ended;
         }
-        let server_timeout = self.options.server_timeout;
-        let mut deadline = Instant::now() + server_timeout;
-        let mut stopping = false;
+        // Once stopping, only how long the server may take to close the WebSocket counts.
+        let mut stopping: Option<std::time::Instant> = None;
         let mut writer_done = false;
         let mut close_error = None;
         loop {
+            let deadline = stopping.or_else(|| lock_core(&running.core).poll_timeout());
             tokio::select! {
                 next = running.stream.next() => {
-                    if !stopping {
-                        deadline = Instant::now() + server_timeout;
-                    }
+                    let now = now();
+                    lock_core(&running.core).note_received(now);
                     match next {
-                        Some(Ok(Message::Text(text))) => running.buffer.extend_from_slice(text.as_bytes()),
-                        Some(Ok(Message::Binary(bytes))) => running.buffer.extend_from_slice(&bytes),
+                        Some(Ok(Message::Text(text))) => lock_core(&running.core).handle_input(now, text.as_bytes()),
+                        Some(Ok(Message::Binary(bytes))) => lock_core(&running.core).handle_input(now, &bytes),
                         Some(Ok(Message::Close(frame))) => {
                             close_error = frame.filter(|f| f.code != CloseCode::Normal).map(|f| {
                                 ClientError::disconnected(format!(
@@ -387,16 +408,19 @@ impl Shared {
                         return ended;
                     }
                 }
-                () = tokio::time::sleep_until(deadline) => {
-                    return Ended::Lost(Some(ClientError::timeout(
-                        "Server timeout elapsed without receiving a message from the server.",
-                    )));
+                () = sleep_until(deadline) => {
+                    if stopping.is_some() {
+                        return Ended::Lost(None);
+                    }
+                    lock_core(&running.core).handle_timeout(now());
+                    if let Some(ended) = self.dispatch(running) {
+                        return ended;
+                    }
                 }
-                () = session.cancelled(), if !stopping => {
+                () = session.cancelled(), if stopping.is_none() => {
                     // Close gracefully, after whatever is queued; then wait for the server's
                     // side of the WebSocket close, for a while.
-                    stopping = true;
-                    deadline = Instant::now() + STOP_TIMEOUT;
+                    stopping = Some(now() + STOP_TIMEOUT);
                     let queue = running.queue.clone();
                     tokio::spawn(async move {
                         let _ = queue.send(Outbound::Stop).await;
@@ -404,7 +428,7 @@ impl Shared {
                 }
                 failed = &mut running.writer, if !writer_done => {
                     writer_done = true;
-                    if failed.unwrap_or(true) && !stopping {
+                    if failed.unwrap_or(true) && stopping.is_none() {
                         return Ended::Lost(Some(ClientError::disconnected("WebSocket closed: a write failed.")));
                     }
                 }
@@ -412,19 +436,20 @@ impl Shared {
         }
     }
 
-    /// Handles every complete record in the buffer; says if the link must end.
+    /// Carries out what the core decided, and handles every message of the bytes it was
+    /// fed; says if the link must end.
     fn dispatch(&self, running: &mut Running) -> Option<Ended> {
-        let protocol = self.options.protocol;
         loop {
-            let record = match protocol.split_record(&mut running.buffer, None) {
-                Ok(Some(record)) => record,
-                Ok(None) => return None,
-                Err(error) => return Some(Ended::Lost(Some(error.into()))),
-            };
-            let message = match protocol.parse_record(record) {
-                Ok(Some(message)) => message,
-                Ok(None) => continue,
-                Err(error) => return Some(Ended::Lost(Some(error.into()))),
+            let output = lock_core(&running.core).poll_output();
+            let message = match output? {
+                ClientOutput::Message(message) => message,
+                // A full queue already has data to send.
+                ClientOutput::KeepAlive(ping) => {
+                    let _ = running.queue.try_send(Outbound::Records(ping));
+                    continue;
+                }
+                ClientOutput::Close(closing) => return Some(closing.into()),
+                ClientOutput::Handshake(_) | ClientOutput::Opened => continue,
             };
             match message {
                 HubMessage::Invocation(invocation) => self.call_handler(invocation, &running.queue, &running.in_order),
@@ -447,13 +472,7 @@ impl Shared {
                         None => {}
                     }
                 }
-                HubMessage::Close(close) => {
-                    return Some(Ended::Closed {
-                        error: close.error,
-                        allow_reconnect: close.allow_reconnect,
-                    });
-                }
-                // Pings only prove the server is there; the client has no use for the rest.
+                // The client has no use for the rest.
                 _ => {}
             }
         }

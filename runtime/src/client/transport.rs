@@ -1,16 +1,17 @@
-//! The WebSocket under a connection: opening it (after negotiate), the handshake, and the
-//! task that writes to it (coalescing queued records, and pinging when idle).
+//! The WebSocket under a connection: opening it (after negotiate), the handshake (the shell
+//! of the connection's [`ClientCore`], which decides it), and the task that writes to it
+//! (coalescing queued records, and telling the core when it sent).
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use http::HeaderValue;
 use http::header::USER_AGENT;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -21,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use super::endpoint::Endpoint;
 use super::negotiate::{CLIENT_USER_AGENT, negotiate};
 use super::{ClientError, ClientOptions};
-use crate::protocol::handshake::{self, HandshakeRequest};
+use crate::protocol::client_core::{self, ClientClosing, ClientConfig, ClientCore, ClientOutput};
 use crate::protocol::{Close, HubMessage, Protocol};
 
 /// The WebSocket of a connection.
@@ -39,8 +40,8 @@ const MAX_BATCH: usize = 64 * 1024;
 /// A WebSocket whose handshake is done.
 pub(crate) struct Opened {
     pub socket: Socket,
-    /// Bytes that came after the handshake response: already hub messages.
-    pub leftover: BytesMut,
+    /// The connection's core, open; it holds what came after the handshake response.
+    pub core: ClientCore,
     /// The public connection id (none without negotiate).
     pub connection_id: Option<String>,
 }
@@ -57,12 +58,41 @@ pub(crate) async fn open(endpoint: &Endpoint, options: &ClientOptions) -> Result
         (url, Some(negotiated.connection_id))
     };
     let mut socket = connect(&url, options).await?;
-    let leftover = handshake(&mut socket, options).await?;
+    let core = handshake(&mut socket, options).await?;
     Ok(Opened {
         socket,
-        leftover,
+        core,
         connection_id,
     })
+}
+
+/// The instant the core is told, from tokio's clock (which tests may pause).
+pub(crate) fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// Waits until `deadline`, or forever without one.
+pub(crate) async fn sleep_until(deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// How the core ended a connection: the server's Close message (its error and whether it
+/// allows reconnecting), or the error the client reports for a failure.
+pub(crate) fn outcome(closing: ClientClosing) -> Result<(Option<String>, bool), ClientError> {
+    match closing {
+        ClientClosing::Closed { error, allow_reconnect } => Ok((error, allow_reconnect)),
+        ClientClosing::Refused(error) => Err(ClientError::handshake(error)),
+        ClientClosing::HandshakeTimeout => Err(ClientError::timeout(client_core::HANDSHAKE_TIMEOUT)),
+        ClientClosing::Invalid(error) => Err(error.into()),
+        ClientClosing::ServerTimeout => Err(ClientError::timeout(client_core::SERVER_TIMEOUT)),
+    }
+}
+
+fn closed_during_handshake() -> ClientError {
+    ClientError::disconnected("The server closed the connection before the handshake completed.")
 }
 
 fn failed_to_start(error: impl std::fmt::Display) -> String {
@@ -101,38 +131,52 @@ async fn connect(url: &str, options: &ClientOptions) -> Result<Socket, ClientErr
     }
 }
 
-/// Sends the handshake request and waits for the response; returns what followed it.
-async fn handshake(socket: &mut Socket, options: &ClientOptions) -> Result<BytesMut, ClientError> {
-    let request = handshake::write_request(&HandshakeRequest {
-        protocol: options.protocol.name().to_owned(),
-        version: 1,
-    });
-    // Always a text frame, whatever the hub protocol, as the TypeScript client sends it.
-    let request = String::from_utf8_lossy(&request).into_owned();
-    socket
-        .send(Message::text(request))
-        .await
-        .map_err(|e| ClientError::io(format!("Failed to send the handshake: {e}")))?;
-    let deadline = Instant::now() + options.handshake_timeout;
-    let mut buffer = BytesMut::new();
+/// The core's settings for a connection of `options`.
+fn core_config(options: &ClientOptions) -> ClientConfig {
+    ClientConfig {
+        protocol: options.protocol,
+        handshake_timeout: options.handshake_timeout,
+        keep_alive_interval: options.keep_alive_interval,
+        server_timeout: options.server_timeout,
+        max_message_size: None,
+    }
+}
+
+/// Sends the handshake request and reads the response, until the core accepts or refuses
+/// it (or its timeout passes); returns the open core.
+async fn handshake(socket: &mut Socket, options: &ClientOptions) -> Result<ClientCore, ClientError> {
+    let mut core = ClientCore::new(now(), core_config(options));
     loop {
-        if let Some(response) = handshake::read_response(&mut buffer, None)? {
-            return match response.error {
-                Some(error) => Err(ClientError::handshake(error)),
-                None => Ok(buffer),
-            };
-        }
-        let next = tokio::time::timeout_at(deadline, socket.next())
-            .await
-            .map_err(|_| ClientError::timeout("The server did not answer the handshake in time."))?;
-        match next {
-            Some(Ok(Message::Text(text))) => buffer.extend_from_slice(text.as_bytes()),
-            Some(Ok(Message::Binary(bytes))) => buffer.extend_from_slice(&bytes),
-            Some(Ok(Message::Close(_))) | None => {
-                return Err(ClientError::disconnected(
-                    "The server closed the connection before the handshake completed.",
-                ));
+        while let Some(output) = core.poll_queued() {
+            match output {
+                ClientOutput::Handshake(request) => {
+                    // Always a text frame, whatever the hub protocol, as the TypeScript
+                    // client sends it.
+                    let request = String::from_utf8_lossy(&request).into_owned();
+                    socket
+                        .send(Message::text(request))
+                        .await
+                        .map_err(|e| ClientError::io(format!("Failed to send the handshake: {e}")))?;
+                }
+                ClientOutput::Opened => return Ok(core),
+                // (The core reads no Close message before the handshake is done.)
+                ClientOutput::Close(closing) => {
+                    return Err(outcome(closing).err().unwrap_or_else(closed_during_handshake));
+                }
+                ClientOutput::KeepAlive(_) | ClientOutput::Message(_) => {}
             }
+        }
+        let next = tokio::select! {
+            next = socket.next() => next,
+            () = sleep_until(core.poll_timeout()) => {
+                core.handle_timeout(now());
+                continue;
+            }
+        };
+        match next {
+            Some(Ok(Message::Text(text))) => core.handle_input(now(), text.as_bytes()),
+            Some(Ok(Message::Binary(bytes))) => core.handle_input(now(), &bytes),
+            Some(Ok(Message::Close(_))) | None => return Err(closed_during_handshake()),
             Some(Ok(_)) => {}
             Some(Err(e)) => return Err(ClientError::io(format!("The handshake failed: {e}"))),
         }
@@ -167,21 +211,18 @@ fn frame(protocol: Protocol, bytes: Bytes) -> Message {
 }
 
 /// Writes queued records to the socket until asked to stop, until `shutdown`, or until a
-/// write fails. Sends a Ping at once (which arms the server's client timeout) and whenever
-/// nothing was written for `keep_alive`. Returns whether a write failed.
+/// write fails, and tells `core` when it sent (its keep-alive pings come through the queue).
+/// Returns whether a write failed.
 pub(crate) async fn write_loop(
     mut sink: SplitSink<Socket, Message>,
     mut queue: mpsc::Receiver<Outbound>,
     protocol: Protocol,
-    keep_alive: Duration,
+    core: Arc<Mutex<ClientCore>>,
     shutdown: CancellationToken,
 ) -> bool {
-    let ping = encode(protocol, &HubMessage::Ping);
-    let mut next_ping = Instant::now();
     loop {
         let first = tokio::select! {
             item = queue.recv() => item,
-            () = tokio::time::sleep_until(next_ping) => Some(Outbound::Records(ping.clone())),
             () = shutdown.cancelled() => None,
         };
         let (batch, stop) = match first {
@@ -196,7 +237,7 @@ pub(crate) async fn write_loop(
             if sink.send(frame(protocol, batch)).await.is_err() {
                 return true;
             }
-            next_ping = Instant::now() + keep_alive;
+            core.lock().unwrap_or_else(|e| e.into_inner()).note_sent(now());
         }
         if stop {
             let close = encode(protocol, &HubMessage::Close(Close::default()));

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 
 use super::handshake::{self, HANDSHAKE_CANCELED, UNEXPECTED_HANDSHAKE_ERROR};
+use super::liveness::{self, Liveness};
 use super::replay_buffer::ReplayBuffer;
 use super::{Close, HubMessage, Protocol, ProtocolError, TransferFormat, framing};
 
@@ -150,10 +151,9 @@ pub(crate) struct ConnectionCore {
     /// What the shell has to do, oldest first (a handful at most: each input or timeout adds
     /// a few, and the shell drains them before feeding more).
     outputs: VecDeque<Output>,
-    last_received: Instant,
-    last_sent: Instant,
-    /// The client pinged, which arms the client timeout (old clients never ping).
-    client_pinged: bool,
+    /// Keep-alive and the client timeout, which the client's first ping arms (old clients
+    /// never ping).
+    liveness: Liveness,
     /// When the transport went away, while none is attached.
     transport_lost: Option<Instant>,
     /// Present when negotiate agreed on stateful reconnect.
@@ -164,15 +164,14 @@ impl ConnectionCore {
     /// A connection created at `now`; `stateful_limit` is its send buffer limit when
     /// negotiate agreed that it may reconnect statefully.
     pub fn new(now: Instant, stateful_limit: Option<usize>) -> Self {
+        let config = Config::default();
         Self {
             phase: Phase::Idle,
-            config: Config::default(),
+            liveness: Liveness::new(now, config.keep_alive_interval, config.client_timeout, false),
+            config,
             protocol: None,
             input: BytesMut::new(),
             outputs: VecDeque::new(),
-            last_received: now,
-            last_sent: now,
-            client_pinged: false,
             transport_lost: None,
             replay: stateful_limit.map(|limit| Box::new(ReplayBuffer::new(limit))),
         }
@@ -182,15 +181,21 @@ impl ConnectionCore {
     /// timeout.
     pub fn start_hub(&mut self, now: Instant, config: Config) {
         let deadline = now + config.handshake_timeout;
-        self.config = config;
+        self.configure(config);
         self.phase = Phase::Handshake { deadline };
         self.read_handshake(now);
     }
 
     /// Starts a raw connection: what arrives is passed on as it is.
     pub fn start_raw(&mut self, config: Config) {
-        self.config = config;
+        self.configure(config);
         self.phase = Phase::Raw;
+    }
+
+    fn configure(&mut self, config: Config) {
+        self.liveness
+            .configure(config.keep_alive_interval, config.client_timeout);
+        self.config = config;
     }
 
     /// Makes a raw connection that carries hub-protocol records of `protocol` reconnect
@@ -209,7 +214,7 @@ impl ConnectionCore {
 
     /// Bytes from the client, received at `now`.
     pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) {
-        self.last_received = now;
+        self.liveness.received(now);
         if self.phase == Phase::Closed {
             return;
         }
@@ -223,7 +228,7 @@ impl ConnectionCore {
     /// bytes on as they are hands them over without a copy.
     pub fn handle_input_bytes(&mut self, now: Instant, bytes: Bytes) {
         if self.phase == Phase::Raw && self.input.is_empty() && !self.filters_records() {
-            self.last_received = now;
+            self.liveness.received(now);
             self.outputs.push_back(Output::Received(bytes));
         } else {
             self.handle_input(now, &bytes);
@@ -246,12 +251,12 @@ impl ConnectionCore {
 
     /// The client was heard from at `now` (a frame arrived, before its bytes are handled).
     pub fn note_received(&mut self, now: Instant) {
-        self.last_received = now;
+        self.liveness.received(now);
     }
 
     /// Something was sent to the client at `now`.
     pub fn note_sent(&mut self, now: Instant) {
-        self.last_sent = now;
+        self.liveness.sent(now);
     }
 
     /// A transport is attached (a poll is waiting, a socket is open).
@@ -281,15 +286,13 @@ impl ConnectionCore {
                 if self.phase == Phase::Raw {
                     return;
                 }
-                if let (Some(interval), Some(protocol)) = (self.config.keep_alive_interval, self.protocol)
-                    && now.saturating_duration_since(self.last_sent) >= interval
+                let due = self.liveness.due(now);
+                if due.ping
+                    && let Some(protocol) = self.protocol
                 {
-                    let mut ping = Vec::new();
-                    let _ = protocol.write_message(&mut ping, &HubMessage::Ping);
-                    self.outputs.push_back(Output::KeepAlive(Bytes::from(ping)));
+                    self.outputs.push_back(Output::KeepAlive(liveness::ping(protocol)));
                 }
-                if self.client_pinged && now.saturating_duration_since(self.last_received) >= self.config.client_timeout
-                {
+                if due.timed_out {
                     self.close(Closing::Failed {
                         exception_type: "OperationCanceledException",
                         message: CLIENT_TIMEOUT.to_owned(),
@@ -309,16 +312,7 @@ impl ConnectionCore {
         match self.phase {
             Phase::Handshake { deadline } => Some(deadline),
             Phase::Raw => lost,
-            Phase::Hub => {
-                let keep_alive = self
-                    .config
-                    .keep_alive_interval
-                    .map(|interval| self.last_sent + interval);
-                let client = self
-                    .client_pinged
-                    .then(|| self.last_received + self.config.client_timeout);
-                [lost, keep_alive, client].into_iter().flatten().min()
-            }
+            Phase::Hub => [lost, self.liveness.next_due()].into_iter().flatten().min(),
             Phase::Idle | Phase::Closed => None,
         }
     }
@@ -444,7 +438,7 @@ impl ConnectionCore {
         }
         self.phase = Phase::Hub;
         self.protocol = Some(protocol);
-        self.last_received = now;
+        self.liveness.received(now);
         self.outputs.push_back(Output::Opened(protocol));
         self.outputs
             .push_back(Output::Transmit(handshake::write_response(None)));
@@ -470,14 +464,9 @@ impl ConnectionCore {
     fn next_message(&mut self) -> Option<Output> {
         let protocol = self.protocol?;
         loop {
-            let record = match protocol.split_record(&mut self.input, self.config.max_message_size) {
-                Ok(Some(record)) => record,
-                Ok(None) => return None,
-                Err(error) => return self.fail(error),
-            };
-            let message = match protocol.parse_record(record) {
+            let message = match read_message(protocol, &mut self.input, self.config.max_message_size) {
                 Ok(Some(message)) => message,
-                Ok(None) => continue,
+                Ok(None) => return None,
                 Err(error) => return self.fail(error),
             };
             if framing::is_tracked(message.type_id())
@@ -488,7 +477,7 @@ impl ConnectionCore {
                 continue;
             }
             match message {
-                HubMessage::Ping => self.client_pinged = true,
+                HubMessage::Ping => self.liveness.arm(),
                 HubMessage::Ack { sequence_id } => {
                     if let Some(replay) = &mut self.replay {
                         replay.on_ack(sequence_id);
@@ -589,6 +578,24 @@ impl ConnectionCore {
             }
         }
         Ok((kept.freeze(), acknowledged))
+    }
+}
+
+/// Splits the next whole record of `protocol` off `input` (within `max_size`) and parses it;
+/// records of message types this implementation does not know are skipped. `None` until a
+/// whole record has arrived.
+pub(crate) fn read_message(
+    protocol: Protocol,
+    input: &mut BytesMut,
+    max_size: Option<usize>,
+) -> Result<Option<HubMessage>, ProtocolError> {
+    loop {
+        let Some(record) = protocol.split_record(input, max_size)? else {
+            return Ok(None);
+        };
+        if let Some(message) = protocol.parse_record(record)? {
+            return Ok(Some(message));
+        }
     }
 }
 

@@ -12,10 +12,13 @@
 //!   any value).
 
 mod arguments;
+#[cfg_attr(not(feature = "client"), allow(dead_code))]
+pub(crate) mod client_core;
 pub(crate) mod connection_core;
 pub mod framing;
 pub mod handshake;
 mod json;
+pub(crate) mod liveness;
 pub mod membership;
 mod message;
 mod msgpack;
