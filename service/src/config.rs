@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::Error;
+use crate::error::Error;
 
 /// What `--help` prints.
 pub const HELP: &str = "\

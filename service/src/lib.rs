@@ -21,75 +21,33 @@
 //! relay.shutdown().await;
 //! # Ok(()) }
 //! ```
+//!
+//! # Modules
+//!
+//! From the top down; each imports only from those below it, so they form no circle:
+//!
+//! - `relay`: the running relay ([`Relay`]): the HTTP app assembled from both faces, bound to
+//!   a listener until shut down.
+//! - `client_face`: one task per client connection, tunnelling its bytes to the app server
+//!   it is pinned to.
+//! - `server_face`: the app servers' WebSockets at `/server` (the service link's shell), and
+//!   in `server_face::messages` what the relay does with each message an app server sends.
+//! - `state`: what both faces share: every hub, each hub's server connections, clients and
+//!   memberships, and the relay-wide settings, keys and shutdown signal. It imports neither
+//!   face.
+//! - `auth` (access tokens), `config` ([`Config`]), `metrics` (counters and `GET /metrics`)
+//!   and `error` ([`Error`]) at the bottom.
 #![deny(missing_docs)]
 
 mod auth;
-mod client;
+mod client_face;
 mod config;
-mod dispatch;
-mod hub;
-mod hubs;
-mod link;
+mod error;
 mod metrics;
 mod relay;
-mod server;
+mod server_face;
+mod state;
 
 pub use config::{Command, Config, HELP};
+pub use error::Error;
 pub use relay::{Relay, ShutdownHandle};
-
-/// Why the relay could not start.
-#[derive(Debug)]
-pub struct Error {
-    kind: ErrorKind,
-    message: String,
-    source: Option<std::io::Error>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ErrorKind {
-    Config,
-    Io,
-}
-
-impl Error {
-    pub(crate) fn config(message: impl Into<String>) -> Self {
-        Error {
-            kind: ErrorKind::Config,
-            message: message.into(),
-            source: None,
-        }
-    }
-
-    pub(crate) fn io(message: impl Into<String>, source: std::io::Error) -> Self {
-        Error {
-            kind: ErrorKind::Io,
-            message: message.into(),
-            source: Some(source),
-        }
-    }
-
-    /// Whether the settings are invalid (the command line, environment or config file).
-    pub fn is_config(&self) -> bool {
-        self.kind == ErrorKind::Config
-    }
-
-    /// Whether an I/O operation failed (such as binding the listen address).
-    pub fn is_io(&self) -> bool {
-        self.kind == ErrorKind::Io
-    }
-}
-
-impl std::fmt::Display for Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.source {
-            Some(source) => write!(f, "{}: {source}", self.message),
-            None => f.write_str(&self.message),
-        }
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_ref().map(|e| e as _)
-    }
-}

@@ -18,37 +18,15 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{ClientAuthenticator, Keys, transport_allowed};
-use crate::hub::Selection;
-use crate::hubs::Hubs;
+use crate::config::Config;
+use crate::error::Error;
 use crate::metrics::Metrics;
-use crate::{Config, Error, client, server};
+use crate::state::Shared;
+use crate::state::hubs::Hubs;
+use crate::{client_face, server_face};
 
 /// How long [`Relay::shutdown`] waits for connections to end before dropping them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
-/// What every connection of a relay shares.
-pub(crate) struct Shared {
-    pub(crate) config: Config,
-    pub(crate) keys: Arc<Keys>,
-    pub(crate) hubs: Hubs,
-    pub(crate) shutdown: CancellationToken,
-    /// This relay's name in `ServiceMapping` messages.
-    pub(crate) instance_id: String,
-}
-
-impl Shared {
-    pub(crate) fn metrics(&self) -> &Arc<Metrics> {
-        self.hubs.metrics()
-    }
-
-    /// Stops everything: the listener, every server connection, every client.
-    fn stop(&self) {
-        self.shutdown.cancel();
-        for hub in self.hubs.all() {
-            hub.close(Selection::All, &[]);
-        }
-    }
-}
 
 /// A relay serving on a local address, until [`Relay::shutdown`] (or until dropped).
 ///
@@ -249,12 +227,12 @@ fn app(shared: Arc<Shared>) -> Result<Router, Error> {
                 .and_then(|hub| for_negotiate.hubs.get(&hub.to_lowercase()))
                 .is_some_and(|hub| hub.allows_stateful_reconnects())
         })
-        .connection_handler("/client", move |raw| client::serve(for_clients.clone(), raw))
+        .connection_handler("/client", move |raw| client_face::serve(for_clients.clone(), raw))
         .build()
         .map_err(|e| Error::config(e.to_string()))?;
     Ok(Router::new()
-        .route("/server", get(server::accept))
-        .route("/server/", get(server::accept))
+        .route("/server", get(server_face::accept))
+        .route("/server/", get(server_face::accept))
         .route("/api/health", get(health))
         .route("/metrics", get(metrics))
         .with_state(shared)

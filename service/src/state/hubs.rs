@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::hub::{Attach, Hub, NewClient, Refusal};
-use crate::link::ServerLink;
 use crate::metrics::{HubSnapshot, Metrics};
+use crate::state::hub::{Attach, Hub, NewClient, Refusal};
+use crate::state::server_link::ServerLink;
 
 /// Every hub, by key.
 pub(crate) struct Hubs {

@@ -15,8 +15,8 @@ use switchboard::protocol::membership::{Excluded, Membership, Recipients};
 use switchboard::protocol::service::{GroupMember, GroupMemberQueryResponse, Payloads};
 use switchboard::transport::raw::RawSender;
 
-use crate::link::ServerLink;
 use crate::metrics::{HubSnapshot, Metrics};
+use crate::state::server_link::ServerLink;
 
 /// A client about to be pinned to a server connection.
 pub(crate) struct NewClient {
@@ -78,7 +78,7 @@ fn expiry(now: Instant, ttl: Option<i32>) -> Option<Instant> {
 
 #[derive(Default)]
 struct HubState {
-    /// Forgotten by [`Hubs`]; whoever wants to add to it must look the hub up again.
+    /// Forgotten by [`Hubs`](super::hubs::Hubs); whoever wants to add to it must look the hub up again.
     removed: bool,
     servers: Vec<Arc<ServerLink>>,
     next_server: usize,

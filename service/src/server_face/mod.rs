@@ -5,9 +5,11 @@
 //!
 //! Each connection is the service's end of a [`ServiceLink`] (handshake, keep-alive pings,
 //! timeouts, write batching) under a thin shell: a reader (this task: frames into the link,
-//! its messages handled by [`crate::dispatch`]) and a writer (what the link batches from the
+//! its messages handled by [`messages`]) and a writer (what the link batches from the
 //! connection's bounded queue). Bad input, a record over the size limit or silence past the
 //! timeout close that connection only, and with it the clients pinned to it.
+
+mod messages;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -26,9 +28,9 @@ use switchboard::transport::auth::bearer_header;
 use tokio::sync::{Notify, mpsc};
 
 use crate::auth::audiences;
-use crate::dispatch::{self, ServerContext};
-use crate::link::ServerLink;
-use crate::relay::Shared;
+use crate::state::Shared;
+use crate::state::server_link::ServerLink;
+use messages::ServerContext;
 
 type Sink = SplitSink<WebSocket, Message>;
 
@@ -173,7 +175,7 @@ async fn run(shared: Arc<Shared>, socket: WebSocket, hub_key: String, cid: Optio
                     server = Some((cx, cid));
                 }
                 Some(LinkEvent::Message(message)) => match &server {
-                    Some((cx, _)) => dispatch::handle(cx, message).await,
+                    Some((cx, _)) => messages::handle(cx, message).await,
                     None => break 'read,
                 },
                 Some(LinkEvent::Closed(_)) => break 'read,

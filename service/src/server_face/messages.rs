@@ -9,9 +9,9 @@ use switchboard::protocol::service::{
     ServiceStatus, ShutdownMode,
 };
 
-use crate::hub::{Closed, Hub, Selection};
-use crate::link::ServerLink;
-use crate::relay::Shared;
+use crate::state::Shared;
+use crate::state::hub::{Closed, Hub, Selection};
+use crate::state::server_link::ServerLink;
 
 /// One server connection, as its messages are handled.
 pub(crate) struct ServerContext {

@@ -5,7 +5,7 @@
 //! The task reads the client's SignalR handshake request to learn its hub protocol, pins the
 //! client to one of the hub's server connections, announces it there (`OpenConnection`) and
 //! then tunnels every byte from the client, the handshake first, as `ConnectionData`. What the
-//! app server sends back reaches the client through the hubs ([`crate::hubs`]).
+//! app server sends back reaches the client through the hubs ([`crate::state::hubs`]).
 
 use std::sync::Arc;
 
@@ -19,9 +19,9 @@ use switchboard::protocol::service::{
 use switchboard::transport::raw::RawConnection;
 
 use crate::auth::{claim_pairs, transport_allowed};
-use crate::hub::{Hub, NewClient, Refusal};
-use crate::link::ServerLink;
-use crate::relay::Shared;
+use crate::state::Shared;
+use crate::state::hub::{Hub, NewClient, Refusal};
+use crate::state::server_link::ServerLink;
 
 /// A client pinned to a server connection and announced there.
 struct Opened {
