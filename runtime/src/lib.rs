@@ -5,6 +5,7 @@
 //! hub protocols, negotiate and the transports are SignalR's own.
 #![deny(missing_docs)]
 
+mod app;
 #[cfg(feature = "client")]
 pub mod client;
 mod connection;
@@ -15,7 +16,6 @@ pub mod lifetime;
 mod options;
 pub mod protocol;
 mod queue;
-mod server;
 pub mod service;
 pub mod transport;
 
@@ -28,6 +28,7 @@ pub use switchboard_macros::client;
 #[doc = include_str!("docs/hub.md")]
 pub use switchboard_macros::hub;
 
+pub use app::{AppHandle, Switchboard, SwitchboardBuilder};
 pub use connection::claims::Claims;
 pub use connection::request::RequestInfo;
 pub use error::{BuildError, HubError};
@@ -38,6 +39,5 @@ pub use hub::{
 pub use lifetime::{OutboundMessage, Target};
 pub use options::{HubOptions, TransportType};
 pub use protocol::values;
-pub use server::{AppHandle, Switchboard, SwitchboardBuilder};
-pub use transport::SwitchboardService;
+pub use transport::HttpHandler;
 pub use transport::auth::{Authenticator, JwtBearer};

@@ -48,7 +48,7 @@ async fn call(
         request = request.header(*name, *value);
     }
     let response = app
-        .service()
+        .http_handler()
         .oneshot(request.body(Body::empty()).unwrap())
         .await
         .unwrap();

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{Method, Request, StatusCode};
 use serde_json::Value;
-use switchboard::{Hub, HubError, Methods, Switchboard, SwitchboardService};
+use switchboard::{HttpHandler, Hub, HubError, Methods, Switchboard};
 use tower::ServiceExt;
 
 struct Echo;
@@ -22,16 +22,16 @@ impl Hub for Echo {
     }
 }
 
-fn app(configure: impl FnOnce(&mut switchboard::HubOptions) + 'static) -> SwitchboardService {
+fn app(configure: impl FnOnce(&mut switchboard::HubOptions) + 'static) -> HttpHandler {
     Switchboard::builder()
         .hub_with("/hub", Echo, configure)
         .build()
         .unwrap()
-        .service()
+        .http_handler()
 }
 
 async fn request(
-    service: &SwitchboardService,
+    service: &HttpHandler,
     method: Method,
     uri: &str,
     headers: &[(&str, &str)],
@@ -58,7 +58,7 @@ async fn read(response: http::Response<Body>) -> (StatusCode, http::HeaderMap, B
     )
 }
 
-async fn negotiate(service: &SwitchboardService) -> String {
+async fn negotiate(service: &HttpHandler) -> String {
     let (_, _, body) = read(request(service, Method::POST, "/hub/negotiate?negotiateVersion=1", &[], b"").await).await;
     serde_json::from_slice::<Value>(&body).unwrap()["connectionToken"]
         .as_str()
@@ -66,11 +66,11 @@ async fn negotiate(service: &SwitchboardService) -> String {
         .to_owned()
 }
 
-async fn poll(service: &SwitchboardService, token: &str) -> (StatusCode, http::HeaderMap, Bytes) {
+async fn poll(service: &HttpHandler, token: &str) -> (StatusCode, http::HeaderMap, Bytes) {
     read(request(service, Method::GET, &format!("/hub?id={token}"), &[], b"").await).await
 }
 
-async fn post(service: &SwitchboardService, token: &str, body: &[u8]) -> StatusCode {
+async fn post(service: &HttpHandler, token: &str, body: &[u8]) -> StatusCode {
     request(service, Method::POST, &format!("/hub?id={token}"), &[], body)
         .await
         .status()

@@ -236,7 +236,7 @@ fn app(shared: Arc<Shared>) -> Result<Router, Error> {
         .route("/api/health", get(health))
         .route("/metrics", get(metrics))
         .with_state(shared)
-        .fallback_service(switchboard.service())
+        .fallback_service(switchboard.http_handler())
         .layer(axum::middleware::from_fn(cors)))
 }
 

@@ -1,5 +1,5 @@
 //! The HTTP face of hubs: negotiate, the transports, and routing, as a tower `Service`
-//! ([`SwitchboardService`]) that also serves as an axum fallback.
+//! ([`HttpHandler`]) that also serves as an axum fallback.
 //!
 //! For a hub mapped at `/chat`:
 //!
@@ -115,30 +115,31 @@ impl AppState {
     }
 }
 
-/// Serves every mapped hub; a tower `Service` for `Request<axum::body::Body>`.
+/// Answers the HTTP requests of every mapped hub (negotiate and the transports): a tower
+/// `Service` for `Request<axum::body::Body>`.
 ///
-/// Requests for paths that are not hubs get 404, so the service can be an axum router's
+/// Requests for paths that are not hubs get 404, so the handler can be an axum router's
 /// fallback (which is what [`Switchboard::router`](crate::Switchboard::router) does).
 #[derive(Clone)]
-pub struct SwitchboardService {
+pub struct HttpHandler {
     state: Arc<AppState>,
 }
 
-impl std::fmt::Debug for SwitchboardService {
+impl std::fmt::Debug for HttpHandler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SwitchboardService")
+        f.debug_struct("HttpHandler")
             .field("hubs", &self.state.endpoints.keys().collect::<Vec<_>>())
             .finish()
     }
 }
 
-impl SwitchboardService {
+impl HttpHandler {
     pub(crate) fn new(state: Arc<AppState>) -> Self {
         Self { state }
     }
 }
 
-impl tower::Service<Request<Body>> for SwitchboardService {
+impl tower::Service<Request<Body>> for HttpHandler {
     type Response = Response;
     type Error = Infallible;
     type Future = BoxFuture<'static, Result<Response, Infallible>>;

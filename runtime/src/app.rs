@@ -22,7 +22,7 @@ use crate::transport::auth::{self, Authenticator, UserContext, UserIdProvider};
 use crate::transport::raw::{RawConnection, RawHandler};
 use crate::transport::registry::Registry;
 use crate::transport::{
-    AppState, Endpoint, EndpointKind, NegotiateRedirect, StatefulFilter, SwitchboardService, TransportFilter,
+    AppState, Endpoint, EndpointKind, HttpHandler, NegotiateRedirect, StatefulFilter, TransportFilter,
 };
 
 type EndpointFactory = Box<dyn FnOnce(&mut Hubs, HubOptions) -> Result<Endpoint, BuildError>>;
@@ -77,12 +77,12 @@ impl Switchboard {
 
     /// An axum router serving the hubs; add the app's own routes (with any state) to it.
     pub fn router<S: Clone + Send + Sync + 'static>(&self) -> axum::Router<S> {
-        axum::Router::new().fallback_service(self.service())
+        axum::Router::new().fallback_service(self.http_handler())
     }
 
-    /// The hubs as a tower service.
-    pub fn service(&self) -> SwitchboardService {
-        SwitchboardService::new(self.state.clone())
+    /// The hubs as one tower `Service` answering HTTP requests (see [`HttpHandler`]).
+    pub fn http_handler(&self) -> HttpHandler {
+        HttpHandler::new(self.state.clone())
     }
 
     /// Starts what the app runs besides answering requests, and returns the handle that shuts
