@@ -412,6 +412,16 @@ impl std::fmt::Debug for AppHandle {
 }
 
 impl AppHandle {
+    /// Resolves once every hub in service mode has a server connection up (at once when the
+    /// app is self-hosted): from then on negotiate sends clients to the service instead of
+    /// answering that it is not connected yet. Put a timeout around it: while the service
+    /// cannot be reached it does not resolve.
+    pub async fn connected(&self) {
+        for hub in &self.hubs {
+            hub.until_connected().await;
+        }
+    }
+
     /// Stops the app's background work and waits for it to end: in service mode every server
     /// connection closes (the service then ends the clients tunnelled through it) and none is
     /// reopened. Connections the app holds itself (self-hosted) end with the HTTP server that

@@ -472,6 +472,19 @@ fn service_mode_build_has_no_side_effects_and_start_needs_a_runtime() {
         app.start().unwrap_err().to_string(),
         "start the app inside a Tokio runtime"
     );
+    // Self-hosted, there is nothing to wait for.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let self_hosted = Switchboard::builder().mount(Room::default()).build().unwrap();
+    runtime.block_on(async {
+        let running = self_hosted.start().expect("starts");
+        tokio::time::timeout(Duration::from_millis(100), running.connected())
+            .await
+            .expect("connected at once when self-hosted");
+        running.shutdown().await;
+    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -494,6 +507,10 @@ async fn service_mode_server_connections_open_on_start_and_close_on_shutdown() {
     );
     let running = app.start().expect("app starts");
     assert_eq!(app.start().unwrap_err().to_string(), "the app is started already");
+    tokio::time::timeout(WAIT, running.connected())
+        .await
+        .expect("a server connection is up in time");
+    assert!(relay.server_connection_count("room") >= 1);
     until("the server connections are up", || {
         relay.server_connection_count("room") == 2
     })

@@ -110,7 +110,8 @@ async fn main() {
 
     // Service mode unless asked otherwise: the configured relay, or one embedded here.
     let mut builder = Switchboard::builder().mount(Chat);
-    let mut embedded = None;
+    // The embedded relay, if any, runs until main returns.
+    let mut _embedded = None;
     if !args.self_hosted {
         let mut options = ServiceOptions::from_env();
         if options.connection_string.is_none() {
@@ -123,7 +124,7 @@ async fn main() {
             };
             tracing::info!(relay = %relay.url(), "clients connect through an embedded relay");
             options.connection_string = Some(relay.connection_string());
-            embedded = Some(relay);
+            _embedded = Some(relay);
         }
         builder = builder.with_service(options);
     }
@@ -155,15 +156,8 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    // With an embedded relay, wait for the app's server connections so the first page works.
-    if let Some(relay) = &embedded {
-        for _ in 0..200 {
-            if relay.server_connection_count("chat") > 0 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-        }
-    }
+    // In service mode, wait for the app's server connections so the first page works.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), running.connected()).await;
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(args.port);
     println!("Now listening on: http://127.0.0.1:{port}");
     use std::io::Write as _;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::{Map, Value};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::connection_string::ConnectionString;
@@ -71,6 +71,8 @@ pub(crate) struct ServiceHub {
     pub clients: RwLock<HashMap<Arc<str>, VirtualClient>>,
     pub acks: Acks,
     pub stopping: CancellationToken,
+    /// Woken each time a server connection comes up.
+    attached: Notify,
     next_slot: AtomicUsize,
     pub received: AtomicU64,
     /// The initial (fixed) connections: slots `0..fixed`, kept open and reconnected.
@@ -97,6 +99,7 @@ impl ServiceHub {
             clients: RwLock::new(HashMap::new()),
             acks: Acks::default(),
             stopping: CancellationToken::new(),
+            attached: Notify::new(),
             next_slot: AtomicUsize::new(0),
             received: AtomicU64::new(0),
             fixed: count,
@@ -172,6 +175,20 @@ impl ServiceHub {
     pub fn attach(&self, slot: usize, sender: mpsc::Sender<Bytes>) {
         if let Some(entry) = self.slots.write().unwrap_or_else(|e| e.into_inner()).get_mut(slot) {
             *entry = Some(sender);
+        }
+        self.attached.notify_waiters();
+    }
+
+    /// Resolves once a server connection is up.
+    pub async fn until_connected(&self) {
+        loop {
+            let attached = self.attached.notified();
+            tokio::pin!(attached);
+            attached.as_mut().enable();
+            if self.is_connected() {
+                return;
+            }
+            attached.await;
         }
     }
 

@@ -80,6 +80,8 @@ async fn main() {
             std::process::exit(1);
         }
     };
+    // In service mode, announce the port once negotiate can send clients to the service.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), running.connected()).await;
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(args.port);
     println!("Now listening on: http://127.0.0.1:{port}");
     use std::io::Write as _;
