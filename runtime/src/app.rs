@@ -13,7 +13,7 @@ use crate::connection::dispatcher::Dispatcher;
 use crate::error::BuildError;
 use crate::hub::endpoint::HubEndpoint;
 use crate::hub::{Hub, HubHandle, HubShared, Methods};
-use crate::lifetime::LocalLifetimeManager;
+use crate::lifetime::{LifetimeManager, LocalLifetimeManager};
 use crate::options::{HubOptions, TransportType};
 use crate::service::hub::ServiceHub;
 use crate::service::lifetime::ServiceLifetimeManager;
@@ -36,7 +36,12 @@ struct Hubs {
     service: Option<ServiceContext>,
     service_hubs: HashMap<TypeId, Arc<ServiceHub>>,
     tunnelled: Vec<(Arc<ServiceHub>, Arc<dyn Dispatcher>)>,
+    /// Makes the lifetime manager of each self-hosted hub type, by the hub's name.
+    lifetime_manager: Option<ManagerFactory>,
 }
+
+type ManagerFactory = Arc<dyn Fn(&str) -> Arc<dyn LifetimeManager> + Send + Sync>;
+
 /// A built app: every mapped hub, ready to serve.
 ///
 /// ```no_run
@@ -149,6 +154,7 @@ pub struct SwitchboardBuilder {
     transport_filter: Option<TransportFilter>,
     stateful_filter: Option<StatefulFilter>,
     service: Option<ServiceOptions>,
+    lifetime_manager: Option<ManagerFactory>,
 }
 
 impl Default for SwitchboardBuilder {
@@ -162,6 +168,7 @@ impl Default for SwitchboardBuilder {
             transport_filter: None,
             stateful_filter: None,
             service: None,
+            lifetime_manager: None,
         }
     }
 }
@@ -216,6 +223,7 @@ impl SwitchboardBuilder {
                 service,
                 service_hubs,
                 tunnelled,
+                lifetime_manager,
             } = hubs;
             let service_hub = service.as_ref().map(|context| {
                 service_hubs
@@ -226,9 +234,10 @@ impl SwitchboardBuilder {
             let shared = shared
                 .entry(type_id)
                 .or_insert_with(|| {
-                    let manager: Arc<dyn crate::lifetime::LifetimeManager> = match &service_hub {
-                        None => Arc::new(LocalLifetimeManager::default()),
-                        Some(hub) => Arc::new(ServiceLifetimeManager::new(hub.clone())),
+                    let manager: Arc<dyn LifetimeManager> = match (&service_hub, &*lifetime_manager) {
+                        (None, Some(make)) => make(&service_hub_name::<H>()),
+                        (None, None) => Arc::new(LocalLifetimeManager::default()),
+                        (Some(hub), _) => Arc::new(ServiceLifetimeManager::new(hub.clone())),
                     };
                     Arc::new(HubShared {
                         manager,
@@ -282,11 +291,28 @@ impl SwitchboardBuilder {
         self
     }
 
+    /// Puts each hub type's sends, groups and users behind a lifetime manager of the app's own
+    /// (a backplane, for instance) instead of the in-process one: `make` is called once per
+    /// hub type with the hub's name (its type's name, as `Chat`). Hub code does not change.
+    /// Not with service mode, whose manager is the service's.
+    pub fn lifetime_manager(mut self, make: impl Fn(&str) -> Arc<dyn LifetimeManager> + Send + Sync + 'static) -> Self {
+        if self.service.is_some() {
+            self.errors
+                .push("service mode and a lifetime manager of the app's own exclude each other".into());
+        }
+        self.lifetime_manager = Some(Arc::new(make));
+        self
+    }
+
     /// Runs every hub in service mode: a SignalR service (`switchboard-service`, or any
     /// service speaking the Azure SignalR server protocol) holds the clients; this app keeps
     /// server connections to it and only runs hub code. Hub code does not change. The server
     /// connections open when the app is started ([`Switchboard::start`]).
     pub fn with_service(mut self, options: ServiceOptions) -> Self {
+        if self.lifetime_manager.is_some() {
+            self.errors
+                .push("service mode and a lifetime manager of the app's own exclude each other".into());
+        }
         self.service = Some(options);
         self
     }
@@ -358,6 +384,7 @@ impl SwitchboardBuilder {
             service,
             service_hubs: HashMap::new(),
             tunnelled: Vec::new(),
+            lifetime_manager: self.lifetime_manager,
         };
         for (path, factory, configure) in self.endpoints {
             validate_path(&path)?;

@@ -125,3 +125,51 @@ fn targets_resolve_to_the_index_recipients() {
     let (recipients, excluded) = users.recipients();
     assert_eq!((recipients, excluded), (Recipients::Users(&ids), Excluded::NONE));
 }
+
+struct Room;
+
+impl switchboard::Hub for Room {
+    type Client = switchboard::Untyped;
+    fn methods(_: &mut switchboard::Methods<Self>) {}
+}
+
+#[tokio::test]
+async fn lifetime_manager_the_app_installs_carries_its_hubs_sends() {
+    let recording = Arc::new(Recording::default());
+    let names = Arc::new(Mutex::new(Vec::new()));
+    let app = {
+        let (recording, names) = (recording.clone(), names.clone());
+        switchboard::Switchboard::builder()
+            .hub("/room", Room)
+            .hub("/room-again", Room)
+            .lifetime_manager(move |hub| {
+                names.lock().unwrap().push(hub.to_owned());
+                recording.clone() as Arc<dyn LifetimeManager>
+            })
+            .build()
+            .unwrap()
+    };
+    // One manager per hub type, however many paths it is mapped at.
+    assert_eq!(*names.lock().unwrap(), ["Room"]);
+    let handle = app.hub_handle::<Room>().unwrap();
+    handle.clients().all().send("Notify", ("hi",)).await.unwrap();
+    handle.clients().group("fans").send("Notify", ("hi",)).await.unwrap();
+    assert_eq!(
+        *recording.sent.lock().unwrap(),
+        [Target::All, Target::Group("fans".into())]
+    );
+}
+
+#[test]
+fn lifetime_manager_and_service_mode_exclude_each_other() {
+    let error = switchboard::Switchboard::builder()
+        .hub("/room", Room)
+        .lifetime_manager(|_| Arc::new(LocalLifetimeManager::new()) as Arc<dyn LifetimeManager>)
+        .with_service(switchboard::service::ServiceOptions::default())
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "service mode and a lifetime manager of the app's own exclude each other"
+    );
+}

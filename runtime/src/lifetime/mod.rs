@@ -7,7 +7,8 @@
 //! - Service mode's manager (in [`crate::service`]): sends become service messages that the
 //!   service fans out to the clients it holds.
 //! - A backplane (one of a later release, or your own) implements the same trait over the
-//!   public [`ConnectionHandle`], [`Target`] and [`OutboundMessage`]; the
+//!   public [`ConnectionHandle`], [`Target`] and [`OutboundMessage`], and is installed with
+//!   [`SwitchboardBuilder::lifetime_manager`](crate::SwitchboardBuilder::lifetime_manager); the
 //!   [membership index](crate::protocol::membership) does the bookkeeping of connections,
 //!   groups and users for it.
 //!
