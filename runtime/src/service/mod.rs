@@ -8,6 +8,11 @@
 mod connection_string;
 pub(crate) mod hub;
 pub(crate) mod lifetime;
+// The relay writes its server connections with the same writer (feature `relay`).
+#[cfg(feature = "relay")]
+pub mod link_writer;
+#[cfg(not(feature = "relay"))]
+pub(crate) mod link_writer;
 pub(crate) mod negotiate;
 mod options;
 pub(crate) mod server_connection;

@@ -13,24 +13,20 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
-use futures_util::stream::SplitSink;
-use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
 use tokio::sync::{Notify, mpsc};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
 
 use super::hub::ServiceHub;
+use super::link_writer::LinkWriter;
 use super::options::GracefulShutdownMode;
 use super::virtual_connection;
 use crate::connection::dispatcher::Dispatcher;
 use crate::protocol::service::link::{self, LinkConfig, LinkEvent, ServiceLink};
 use crate::protocol::service::{HandshakeRequest, PingKind, ServiceMessage};
-
-type Sink = SplitSink<WebSocketStream<MaybeTlsStream<TcpStream>>, Message>;
 
 /// The delay before reconnect attempt `attempt` (0-based): 1, 2, 4 … 60 s, plus jitter.
 pub(crate) fn backoff(attempt: u32) -> Duration {
@@ -133,7 +129,14 @@ async fn connect_once(
     let (sender, outgoing) = mpsc::channel::<Bytes>(link::QUEUE_CAPACITY);
     let wake = Arc::new(Notify::new());
     let ended = CancellationToken::new();
-    let writer = tokio::spawn(write(sink, outgoing, link.clone(), wake.clone(), ended.clone()));
+    let writer = LinkWriter {
+        outgoing,
+        link: link.clone(),
+        wake: wake.clone(),
+        ended: ended.clone(),
+    };
+    // tungstenite sends the Close frame itself when the sink closes.
+    let writer = tokio::spawn(writer.run(sink, Message::binary, None, |_| {}));
     let mut attached = false;
     let mut read_error = None;
     'read: loop {
@@ -191,70 +194,6 @@ async fn connect_once(
         None | Some(link::LinkError::Closed) => Ok(()),
         Some(error) => Err(error.to_string()),
     }
-}
-
-/// Writes what the link batches from the connection's queue and its own pings, until the
-/// link ends; then what is still to write, and a Close frame.
-async fn write(
-    mut sink: Sink,
-    mut outgoing: mpsc::Receiver<Bytes>,
-    link: Arc<Mutex<ServiceLink>>,
-    wake: Arc<Notify>,
-    ended: CancellationToken,
-) {
-    loop {
-        let (batch, deadline, wants) = {
-            let mut link = lock(&link);
-            let now = Instant::now();
-            link.handle_timeout(now);
-            while link.wants_records() {
-                match outgoing.try_recv() {
-                    Ok(record) => link.queue_record(record),
-                    Err(_) => break,
-                }
-            }
-            (link.poll_transmit(now), link.poll_timeout(), link.wants_records())
-        };
-        if let Some(batch) = batch {
-            if !send(&mut sink, batch).await {
-                lock(&link).close();
-                break;
-            }
-            continue;
-        }
-        let Some(deadline) = deadline else { break };
-        tokio::select! {
-            biased;
-            _ = ended.cancelled() => break,
-            _ = wake.notified() => {}
-            record = outgoing.recv(), if wants => match record {
-                Some(record) => lock(&link).queue_record(record),
-                None => lock(&link).close(),
-            },
-            _ = tokio::time::sleep_until(deadline.into()) => {}
-        }
-    }
-    ended.cancel();
-    // What the link still holds (its records and a refusal), within the write timeout.
-    let rest: Vec<Bytes> = {
-        let mut link = lock(&link);
-        let now = Instant::now();
-        std::iter::from_fn(|| link.poll_transmit(now)).collect()
-    };
-    let _ = tokio::time::timeout(link::WRITE_TIMEOUT, async {
-        for batch in rest {
-            sink.send(Message::binary(batch)).await?;
-        }
-        sink.close().await
-    })
-    .await;
-}
-
-async fn send(sink: &mut Sink, batch: Bytes) -> bool {
-    matches!(
-        tokio::time::timeout(link::WRITE_TIMEOUT, sink.send(Message::binary(batch))).await,
-        Ok(Ok(()))
-    )
 }
 
 async fn handle(hub: &Arc<ServiceHub>, dispatcher: &Arc<dyn Dispatcher>, slot: usize, message: ServiceMessage) {

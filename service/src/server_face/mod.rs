@@ -19,11 +19,11 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::{FromRequestParts, Query, Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures_util::stream::SplitSink;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use http::StatusCode;
 use switchboard::protocol::service::HandshakeRequest;
 use switchboard::protocol::service::link::{self, LinkConfig, LinkEvent, ServiceLink};
+use switchboard::service::link_writer::LinkWriter;
 use switchboard::transport::auth::bearer_header;
 use tokio::sync::{Notify, mpsc};
 
@@ -31,8 +31,6 @@ use crate::auth::audiences;
 use crate::state::Shared;
 use crate::state::server_link::ServerLink;
 use messages::ServerContext;
-
-type Sink = SplitSink<WebSocket, Message>;
 
 fn lock(link: &Mutex<ServiceLink>) -> MutexGuard<'_, ServiceLink> {
     link.lock().unwrap_or_else(|e| e.into_inner())
@@ -98,14 +96,20 @@ async fn run(shared: Arc<Shared>, socket: WebSocket, hub_key: String, cid: Optio
     let (sender, outgoing) = mpsc::channel::<Bytes>(link::QUEUE_CAPACITY);
     let wake = Arc::new(Notify::new());
     let ended = tokio_util::sync::CancellationToken::new();
-    let writer = tokio::spawn(write(
-        sink,
+    let writer = LinkWriter {
         outgoing,
-        core.clone(),
-        wake.clone(),
-        ended.clone(),
-        shared.clone(),
-    ));
+        link: core.clone(),
+        wake: wake.clone(),
+        ended: ended.clone(),
+    };
+    let close = Message::Close(Some(CloseFrame {
+        code: 1000,
+        reason: Utf8Bytes::from_static(""),
+    }));
+    let metrics = shared.clone();
+    let writer = tokio::spawn(writer.run(sink, Message::Binary, Some(close), move |bytes| {
+        metrics.metrics().server_sent(bytes)
+    }));
     let mut sender = Some(sender);
     // Set once the handshake is accepted.
     let mut server: Option<(ServerContext, String)> = None;
@@ -200,90 +204,4 @@ async fn run(shared: Arc<Shared>, socket: WebSocket, hub_key: String, cid: Optio
         drop(sender);
         let _ = writer.await;
     }
-}
-
-/// Writes what the link batches from the connection's queue and its own pings, until the
-/// link ends; then what is still to write (queued records, a refusal), and a Close frame.
-async fn write(
-    mut sink: Sink,
-    mut outgoing: mpsc::Receiver<Bytes>,
-    core: Arc<Mutex<ServiceLink>>,
-    wake: Arc<Notify>,
-    ended: tokio_util::sync::CancellationToken,
-    shared: Arc<Shared>,
-) {
-    loop {
-        let (batch, deadline, wants) = {
-            let mut core = lock(&core);
-            let now = Instant::now();
-            core.handle_timeout(now);
-            while core.wants_records() {
-                match outgoing.try_recv() {
-                    Ok(record) => core.queue_record(record),
-                    Err(_) => break,
-                }
-            }
-            (core.poll_transmit(now), core.poll_timeout(), core.wants_records())
-        };
-        if let Some(batch) = batch {
-            shared.metrics().server_sent(batch.len());
-            if !send(&mut sink, batch).await {
-                lock(&core).close();
-                ended.cancel();
-                return;
-            }
-            continue;
-        }
-        let Some(deadline) = deadline else { break };
-        tokio::select! {
-            biased;
-            _ = ended.cancelled() => break,
-            _ = wake.notified() => {}
-            record = outgoing.recv(), if wants => match record {
-                Some(record) => lock(&core).queue_record(record),
-                None => lock(&core).close(),
-            },
-            _ = tokio::time::sleep_until(deadline.into()) => {}
-        }
-    }
-    ended.cancel();
-    // What is still queued goes out before the Close frame.
-    outgoing.close();
-    let mut rest = Vec::new();
-    {
-        let mut core = lock(&core);
-        let now = Instant::now();
-        while let Some(batch) = core.poll_transmit(now) {
-            rest.push(batch);
-        }
-    }
-    while let Ok(record) = outgoing.try_recv() {
-        rest.push(record);
-    }
-    for batch in rest {
-        shared.metrics().server_sent(batch.len());
-        if !send(&mut sink, batch).await {
-            return;
-        }
-    }
-    close_socket(&mut sink).await;
-}
-
-async fn send(sink: &mut Sink, batch: Bytes) -> bool {
-    matches!(
-        tokio::time::timeout(link::WRITE_TIMEOUT, sink.send(Message::Binary(batch))).await,
-        Ok(Ok(()))
-    )
-}
-
-async fn close_socket(sink: &mut Sink) {
-    let close = Message::Close(Some(CloseFrame {
-        code: 1000,
-        reason: Utf8Bytes::from_static(""),
-    }));
-    let _ = tokio::time::timeout(link::WRITE_TIMEOUT, async {
-        let _ = sink.send(close).await;
-        sink.close().await
-    })
-    .await;
 }
