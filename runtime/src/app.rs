@@ -250,6 +250,7 @@ impl SwitchboardBuilder {
                 methods: Arc::new(methods),
                 shared,
                 options: options.clone(),
+                configs: Default::default(),
             });
             // The service tunnels a hub type's clients to the first path it is mapped at.
             if let Some(hub) = &service_hub
@@ -262,6 +263,7 @@ impl SwitchboardBuilder {
                 kind: EndpointKind::Hub(dispatcher),
                 options,
                 registry: Registry::default(),
+                configs: Default::default(),
                 redirect: service_hub.map(|hub| hub as Arc<dyn NegotiateRedirect>),
             })
         });
@@ -284,6 +286,7 @@ impl SwitchboardBuilder {
                 kind: EndpointKind::Raw(handler),
                 options,
                 registry: Registry::default(),
+                configs: Default::default(),
                 redirect: None,
             })
         });

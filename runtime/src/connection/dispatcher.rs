@@ -41,6 +41,13 @@ pub(crate) enum Prepared {
 /// What the connection driver needs from a hub, without knowing its type.
 pub(crate) trait Dispatcher: Send + Sync + 'static {
     fn options(&self) -> &HubOptions;
+    /// The connection core's settings for a connection over `transport` (made once and
+    /// shared).
+    fn core_config(
+        &self,
+        transport: crate::options::TransportType,
+        format_supported: fn(crate::protocol::TransferFormat) -> bool,
+    ) -> Arc<crate::protocol::connection_core::Config>;
     /// Registers the connection and runs the hub's `on_connected`.
     fn connected(&self, conn: &Arc<Connection>) -> BoxFuture<'static, Result<(), HubError>>;
     /// Unregisters the connection and runs the hub's `on_disconnected`.

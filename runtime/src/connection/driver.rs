@@ -39,7 +39,7 @@ pub(crate) async fn run(
     dispatcher: Arc<dyn Dispatcher>,
 ) {
     let options = dispatcher.options();
-    let config = super::core_config(options, conn.transport(), format_supported);
+    let config = dispatcher.core_config(conn.transport(), format_supported);
     conn.core().start_hub(Instant::now(), config);
     // The handshake and message handling run in boxed futures: a connection's task then holds
     // only what an idle connection needs between messages, not the largest state of either.
@@ -126,7 +126,7 @@ fn apply(conn: &Connection, output: Output, detailed: bool) -> bool {
 
 /// Keep-alive, client timeout and transport loss, checked once a second.
 fn tick(conn: &Connection, detailed: bool) {
-    conn.core().handle_timeout(Instant::now());
+    conn.check_timers(Instant::now());
     loop {
         let output = conn.core().poll_queued();
         match output {
@@ -171,7 +171,7 @@ async fn handshake(conn: &Connection, input: &mut Inbound) -> Option<Protocol> {
                 Some(chunk) => conn.core().handle_input(Instant::now(), &chunk),
                 None => return None,
             },
-            () = timeout => conn.core().handle_timeout(Instant::now()),
+            () = timeout => conn.check_timers(Instant::now()),
         }
     }
 }

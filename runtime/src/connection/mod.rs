@@ -11,9 +11,9 @@ pub(crate) mod inbound;
 pub(crate) mod invocations;
 pub(crate) mod request;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::queue;
 use bytes::Bytes;
@@ -95,8 +95,35 @@ impl CloseReason {
     }
 }
 
+/// The core's settings of one endpoint's connections, made once per transport and shared by
+/// every connection over it (a connection holds a pointer, not a copy).
+#[derive(Default)]
+pub(crate) struct CoreConfigs {
+    made: Mutex<Vec<(TransportType, usize, Arc<connection_core::Config>)>>,
+}
+
+impl CoreConfigs {
+    /// The settings for a connection of `options` over `transport`, which carries the
+    /// formats `format_supported` accepts.
+    pub(crate) fn get(
+        &self,
+        options: &HubOptions,
+        transport: TransportType,
+        format_supported: fn(TransferFormat) -> bool,
+    ) -> Arc<connection_core::Config> {
+        let formats = format_supported as usize;
+        let mut made = self.made.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, _, config)) = made.iter().find(|(t, f, _)| *t == transport && *f == formats) {
+            return config.clone();
+        }
+        let config = Arc::new(core_config(options, transport, format_supported));
+        made.push((transport, formats, config.clone()));
+        config
+    }
+}
+
 /// The core's settings for a connection of `options` over `transport`.
-pub(crate) fn core_config(
+fn core_config(
     options: &HubOptions,
     transport: TransportType,
     format_supported: fn(TransferFormat) -> bool,
@@ -112,6 +139,42 @@ pub(crate) fn core_config(
     config.detailed_errors = options.enable_detailed_errors;
     config.set_supported_protocols(&options.supported_protocols);
     config
+}
+
+/// When a connection's transport last sent and received.
+struct Activity {
+    /// What the stamps count from.
+    epoch: Instant,
+    sent: Stamp,
+    received: Stamp,
+}
+
+impl Activity {
+    fn new(epoch: Instant) -> Self {
+        Self {
+            epoch,
+            sent: Stamp::default(),
+            received: Stamp::default(),
+        }
+    }
+}
+
+/// An instant as nanoseconds after an epoch, plus one (zero: never stamped).
+#[derive(Default)]
+struct Stamp(AtomicU64);
+
+impl Stamp {
+    fn stamp(&self, epoch: Instant) {
+        let nanos = u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
+        self.0.store(nanos + 1, Ordering::Relaxed);
+    }
+
+    fn get(&self, epoch: Instant) -> Option<Instant> {
+        match self.0.load(Ordering::Relaxed) {
+            0 => None,
+            nanos => Some(epoch + Duration::from_nanos(nanos - 1)),
+        }
+    }
 }
 
 /// What wakes the tasks of a connection that may reconnect statefully.
@@ -142,6 +205,10 @@ pub(crate) struct Connection {
     items: Mutex<http::Extensions>,
     /// The protocol state: handshake, timers, stateful reconnect's numbering and buffer.
     core: Mutex<ConnectionCore>,
+    /// When the transport last sent and received, kept outside the core's lock: the
+    /// transport's tasks stamp them on every frame, the core reads them when its timers are
+    /// checked.
+    activity: Activity,
     invocations: invocations::Invocations,
     /// Present when the client negotiated stateful reconnect and the hub allows it.
     stateful: Option<StatefulSignals>,
@@ -174,6 +241,7 @@ impl Connection {
     /// transport drains.
     pub fn new(parts: ConnectionParts) -> (Arc<Self>, queue::Receiver<Bytes>) {
         let (outbound, receiver) = queue::channel(parts.queue_capacity);
+        let created = Instant::now();
         let (request, claims, handed_over) = if parts.hand_over_request {
             (
                 RequestInfo::default(),
@@ -196,7 +264,8 @@ impl Connection {
             closing: CancellationToken::new(),
             close_reason: Mutex::new(None),
             items: Mutex::new(http::Extensions::new()),
-            core: Mutex::new(ConnectionCore::new(Instant::now(), parts.stateful_buffer)),
+            core: Mutex::new(ConnectionCore::new(created, parts.stateful_buffer)),
+            activity: Activity::new(created),
             invocations: invocations::Invocations::default(),
             stateful: parts.stateful_buffer.map(|_| StatefulSignals::default()),
             interrupt: Mutex::new(None),
@@ -266,12 +335,28 @@ impl Connection {
         self.core.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The transport received a frame from the client.
     pub(crate) fn mark_received(&self) {
-        self.core().note_received(Instant::now());
+        self.activity.received.stamp(self.activity.epoch);
     }
 
+    /// The transport sent a frame to the client.
     pub(crate) fn mark_sent(&self) {
-        self.core().note_sent(Instant::now());
+        self.activity.sent.stamp(self.activity.epoch);
+    }
+
+    /// Checks the core's timers at `now`, after telling it when the transport last sent and
+    /// received. What they decide comes out of the core's outputs.
+    pub(crate) fn check_timers(&self, now: Instant) {
+        let epoch = self.activity.epoch;
+        let mut core = self.core();
+        if let Some(at) = self.activity.sent.get(epoch) {
+            core.note_sent(at);
+        }
+        if let Some(at) = self.activity.received.get(epoch) {
+            core.note_received(at);
+        }
+        core.handle_timeout(now);
     }
 
     /// A transport is attached (a poll is waiting, a socket is open).

@@ -22,6 +22,8 @@ pub(crate) struct HubEndpoint<H> {
     pub methods: Arc<Methods<H>>,
     pub shared: Arc<HubShared>,
     pub options: HubOptions,
+    /// The connection core's settings, by transport.
+    pub configs: crate::connection::CoreConfigs,
 }
 
 impl<H: Hub> HubEndpoint<H> {
@@ -33,6 +35,14 @@ impl<H: Hub> HubEndpoint<H> {
 impl<H: Hub> Dispatcher for HubEndpoint<H> {
     fn options(&self) -> &HubOptions {
         &self.options
+    }
+
+    fn core_config(
+        &self,
+        transport: crate::options::TransportType,
+        format_supported: fn(crate::protocol::TransferFormat) -> bool,
+    ) -> Arc<crate::protocol::connection_core::Config> {
+        self.configs.get(&self.options, transport, format_supported)
     }
 
     fn connected(&self, conn: &Arc<Connection>) -> BoxFuture<'static, Result<(), HubError>> {

@@ -14,6 +14,7 @@
 //! one (bytes passed through; records filtered only when it reconnects statefully).
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -142,15 +143,19 @@ enum Phase {
 #[derive(Debug)]
 pub(crate) struct ConnectionCore {
     phase: Phase,
-    config: Config,
+    /// Shared by the connections of one endpoint and transport.
+    config: Arc<Config>,
     /// The protocol of the records: chosen by the handshake, or declared by a raw
     /// connection that reconnects statefully.
     protocol: Option<Protocol>,
     /// Bytes received and not handled yet.
     input: BytesMut,
     /// What the shell has to do, oldest first (a handful at most: each input or timeout adds
-    /// a few, and the shell drains them before feeding more).
+    /// a few, and the shell drains them before feeding more). Rare (the handshake, pings,
+    /// acknowledgements, the end), so its allocation is let go once it is drained.
     outputs: VecDeque<Output>,
+    /// Bytes of a raw connection passed on as they arrived, not yet taken.
+    passed: Option<Bytes>,
     /// Keep-alive and the client timeout, which the client's first ping arms (old clients
     /// never ping).
     liveness: Liveness,
@@ -164,7 +169,9 @@ impl ConnectionCore {
     /// A connection created at `now`; `stateful_limit` is its send buffer limit when
     /// negotiate agreed that it may reconnect statefully.
     pub fn new(now: Instant, stateful_limit: Option<usize>) -> Self {
-        let config = Config::default();
+        // Until a start gives the connection its own settings.
+        static DEFAULT: std::sync::OnceLock<Arc<Config>> = std::sync::OnceLock::new();
+        let config = DEFAULT.get_or_init(|| Arc::new(Config::default())).clone();
         Self {
             phase: Phase::Idle,
             liveness: Liveness::new(now, config.keep_alive_interval, config.client_timeout, false),
@@ -172,6 +179,7 @@ impl ConnectionCore {
             protocol: None,
             input: BytesMut::new(),
             outputs: VecDeque::new(),
+            passed: None,
             transport_lost: None,
             replay: stateful_limit.map(|limit| Box::new(ReplayBuffer::new(limit))),
         }
@@ -179,7 +187,8 @@ impl ConnectionCore {
 
     /// Starts a hub connection: the handshake request is due by `now` plus the handshake
     /// timeout.
-    pub fn start_hub(&mut self, now: Instant, config: Config) {
+    pub fn start_hub(&mut self, now: Instant, config: impl Into<Arc<Config>>) {
+        let config = config.into();
         let deadline = now + config.handshake_timeout;
         self.configure(config);
         self.phase = Phase::Handshake { deadline };
@@ -187,12 +196,13 @@ impl ConnectionCore {
     }
 
     /// Starts a raw connection: what arrives is passed on as it is.
-    pub fn start_raw(&mut self, config: Config) {
+    pub fn start_raw(&mut self, config: impl Into<Arc<Config>>) {
+        let config = config.into();
         self.configure(config);
         self.phase = Phase::Raw;
     }
 
-    fn configure(&mut self, config: Config) {
+    fn configure(&mut self, config: Arc<Config>) {
         self.liveness
             .configure(config.keep_alive_interval, config.client_timeout);
         self.config = config;
@@ -227,9 +237,9 @@ impl ConnectionCore {
     /// Bytes from the client as the transport delivered them: a raw connection that passes
     /// bytes on as they are hands them over without a copy.
     pub fn handle_input_bytes(&mut self, now: Instant, bytes: Bytes) {
-        if self.phase == Phase::Raw && self.input.is_empty() && !self.filters_records() {
+        if self.phase == Phase::Raw && self.input.is_empty() && self.passed.is_none() && !self.filters_records() {
             self.liveness.received(now);
-            self.outputs.push_back(Output::Received(bytes));
+            self.passed = Some(bytes);
         } else {
             self.handle_input(now, &bytes);
         }
@@ -319,8 +329,11 @@ impl ConnectionCore {
 
     /// The next thing for the shell to do, or `None` until more input or a timeout.
     pub fn poll_output(&mut self) -> Option<Output> {
-        if let Some(output) = self.outputs.pop_front() {
+        if let Some(output) = self.pop_queued() {
             return Some(output);
+        }
+        if let Some(bytes) = self.passed.take() {
+            return Some(Output::Received(bytes));
         }
         match self.phase {
             Phase::Hub => self.next_message(),
@@ -332,7 +345,16 @@ impl ConnectionCore {
     /// The next thing for the shell to do that is already decided (by the handshake or the
     /// timers), without reading further input.
     pub fn poll_queued(&mut self) -> Option<Output> {
-        self.outputs.pop_front()
+        self.pop_queued()
+    }
+
+    /// The oldest decided output; the queue's allocation goes with its last entry.
+    fn pop_queued(&mut self) -> Option<Output> {
+        let output = self.outputs.pop_front()?;
+        if self.outputs.is_empty() {
+            self.outputs = VecDeque::new();
+        }
+        Some(output)
     }
 
     /// Whether the connection has closed (a Close output was given).
@@ -456,7 +478,7 @@ impl ConnectionCore {
             message: error.to_string(),
             allow_reconnect: true,
         });
-        self.outputs.pop_front()
+        self.pop_queued()
     }
 
     /// The next hub message to dispatch; pings, Ack, Sequence, duplicates and the client's
@@ -493,12 +515,12 @@ impl ConnectionCore {
                             message: text.to_owned(),
                             allow_reconnect: false,
                         });
-                        return self.outputs.pop_front();
+                        return self.pop_queued();
                     }
                 }
                 HubMessage::Close(Close { error, .. }) => {
                     self.close(Closing::Graceful { error });
-                    return self.outputs.pop_front();
+                    return self.pop_queued();
                 }
                 message => return Some(Output::Message(message)),
             }
@@ -531,7 +553,7 @@ impl ConnectionCore {
                 let _ = protocol.write_message(&mut close, &message);
                 self.outputs.push_back(Output::Transmit(Bytes::from(close)));
                 self.close(Closing::Graceful { error: None });
-                self.outputs.pop_front()
+                self.pop_queued()
             }
         }
     }

@@ -182,6 +182,30 @@ fn keep_alive_due_after_the_interval_without_sending() {
 }
 
 #[test]
+fn a_drained_connection_holds_no_output_queue() {
+    let t0 = Instant::now();
+    let mut core = opened(t0, 1, None);
+    assert_eq!(core.outputs.capacity(), 0, "the handshake's outputs are let go");
+    core.handle_timeout(t0 + 15 * SEC);
+    assert_eq!(outputs(&mut core).len(), 1, "a ping");
+    assert_eq!(core.outputs.capacity(), 0);
+}
+
+#[test]
+fn stale_activity_stamps_change_nothing() {
+    let t0 = Instant::now();
+    let mut core = opened(t0, 1, None);
+    core.handle_input(t0 + 20 * SEC, b"{\"type\":6}\x1e");
+    core.note_sent(t0 + 20 * SEC);
+    // A transport's stamps read later may be older than what the core saw itself.
+    core.note_received(t0 + 5 * SEC);
+    core.note_sent(t0 + 5 * SEC);
+    assert_eq!(core.poll_timeout(), Some(t0 + 35 * SEC), "the ping after the latest send");
+    core.handle_timeout(t0 + 34 * SEC);
+    assert_eq!(core.poll_output(), None, "nor a timeout counted from the stale receive");
+}
+
+#[test]
 fn client_timeout_armed_by_the_first_ping() {
     let t0 = Instant::now();
     let mut core = opened(t0, 1, None);
@@ -405,7 +429,14 @@ fn raw_bytes_pass_through() {
     assert_eq!(outputs(&mut core), vec![Output::Received(Bytes::from_static(b"12abc"))]);
     let frame = Bytes::from_static(b"frame");
     core.handle_input_bytes(t0, frame.clone());
-    assert_eq!(core.poll_queued(), Some(Output::Received(frame)));
+    assert_eq!(core.poll_output(), Some(Output::Received(frame.clone())));
+    // What arrives before the last bytes were taken follows them, in order.
+    core.handle_input_bytes(t0, frame.clone());
+    core.handle_input_bytes(t0, Bytes::from_static(b"next"));
+    assert_eq!(
+        outputs(&mut core),
+        vec![Output::Received(frame), Output::Received(Bytes::from_static(b"next"))]
+    );
     assert!(!core.accept_stateful_raw(Protocol::Json) || core.reconnects());
     let mut plain = ConnectionCore::new(t0, None);
     plain.start_raw(config());

@@ -59,15 +59,19 @@ impl Liveness {
         self.armed = true;
     }
 
-    /// The peer was heard from at `now`.
+    /// The peer was heard from at `now` (an instant before the latest one known changes
+    /// nothing).
     pub fn received(&mut self, now: Instant) {
-        self.last_received = now;
+        self.last_received = self.last_received.max(now);
     }
 
-    /// Something was sent to the peer at `now` (which also does for an early ping).
+    /// Something was sent to the peer at `now` (which also does for an early ping; an
+    /// instant before the latest send known changes nothing).
     pub fn sent(&mut self, now: Instant) {
-        self.last_sent = now;
-        self.ping_early = None;
+        if now >= self.last_sent {
+            self.last_sent = now;
+            self.ping_early = None;
+        }
     }
 
     /// Makes a ping due at `at` (the client's first, at once), unless something is sent

@@ -58,6 +58,8 @@ pub(crate) struct Endpoint {
     pub kind: EndpointKind,
     pub options: HubOptions,
     pub registry: Registry,
+    /// The connection core's settings of its raw connections, by transport.
+    pub configs: crate::connection::CoreConfigs,
     /// Set when the endpoint's clients connect elsewhere (service mode): negotiate answers
     /// with where to go instead of a connection of this app.
     pub redirect: Option<Arc<dyn NegotiateRedirect>>,
@@ -475,7 +477,7 @@ pub(crate) async fn run_endpoint(endpoint: &Endpoint, conn: Arc<Connection>, inb
             Box::pin(driver::run(conn.clone(), inbound, formats, dispatcher.clone())).await;
         }
         EndpointKind::Raw(handler) => {
-            handler(raw::RawConnection::new(conn.clone(), inbound, endpoint.options())).await;
+            handler(raw::RawConnection::new(conn.clone(), inbound, endpoint)).await;
             conn.close(CloseReason::graceful());
         }
     }

@@ -37,12 +37,12 @@ impl std::fmt::Debug for RawConnection {
 }
 
 impl RawConnection {
-    pub(crate) fn new(conn: Arc<Connection>, inbound: Inbound, options: &crate::HubOptions) -> Self {
+    pub(crate) fn new(conn: Arc<Connection>, inbound: Inbound, endpoint: &super::Endpoint) -> Self {
         let (request, claims) = conn.take_request().unwrap_or_default();
         // The disconnect timeout (without a transport between polls, or between the sockets
         // of a connection that reconnects statefully), and the largest record such a
         // connection may send; the rest of the core's settings are a hub connection's.
-        let config = crate::connection::core_config(options, conn.transport(), |_| true);
+        let config = endpoint.configs.get(&endpoint.options, conn.transport(), |_| true);
         conn.core().start_raw(config);
         Self {
             conn,
@@ -130,7 +130,7 @@ impl RawConnection {
                     self.conn.core().handle_input_bytes(Instant::now(), bytes);
                 }
                 _ = tokio::time::sleep(Duration::from_secs(1)), if may_detach => {
-                    self.conn.core().handle_timeout(Instant::now());
+                    self.conn.check_timers(Instant::now());
                 }
             }
         }
