@@ -374,10 +374,23 @@ impl SwitchboardBuilder {
             None => None,
             Some(options) => {
                 let connection_string = options.validate().map_err(|e| BuildError::new(e.to_string()))?;
+                let server_id = match (&options.server_name, &options.server_name_provider) {
+                    (Some(name), _) => name.clone(),
+                    (None, Some(provider)) => {
+                        let name = provider();
+                        if !crate::service::is_server_name(&name) {
+                            return Err(BuildError::new(
+                                "the server name provider gave a name that is not 1 to 128 visible ASCII characters",
+                            ));
+                        }
+                        name
+                    }
+                    (None, None) => crate::service::default_server_name(),
+                };
                 Some(ServiceContext {
                     options,
                     connection_string,
-                    server_id: server_id(),
+                    server_id,
                 })
             }
         };
@@ -452,14 +465,17 @@ impl AppHandle {
         }
     }
 
-    /// Stops the app's background work and waits for it to end: in service mode every server
-    /// connection closes (the service then ends the clients tunnelled through it) and none is
-    /// reopened. Connections the app holds itself (self-hosted) end with the HTTP server that
-    /// serves them.
+    /// Stops the app's background work and waits for it to end. In service mode each hub
+    /// stops as [`ServiceOptions::graceful_shutdown`](crate::service::ServiceOptions::graceful_shutdown)
+    /// says: `Off` closes every server connection at once (the service then closes the
+    /// clients tunnelled through them, letting them reconnect); `WaitForClientsClose` and
+    /// `MigrateClients` first tell the service the app server goes offline (it sends no new
+    /// clients here; with `MigrateClients` it moves the current ones to another app server
+    /// when it can) and serve the clients still here until they have gone or the timeout
+    /// passes. No server connection is reopened. Connections the app holds itself
+    /// (self-hosted) end with the HTTP server that serves them.
     pub async fn shutdown(mut self) {
-        for hub in &self.hubs {
-            hub.stopping.cancel();
-        }
+        futures_util::future::join_all(self.hubs.iter().map(|hub| hub.shut_down())).await;
         while self.tasks.join_next().await.is_some() {}
     }
 }
@@ -504,12 +520,4 @@ fn service_hub_name<H>() -> String {
     let full = std::any::type_name::<H>();
     let base = full.split('<').next().unwrap_or(full);
     base.rsplit("::").next().unwrap_or(base).to_owned()
-}
-
-/// This process's id at the service: host name and a random part.
-fn server_id() -> String {
-    let host = std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "server".into());
-    format!("{host}_{}", crate::transport::new_id())
 }

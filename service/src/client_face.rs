@@ -20,8 +20,12 @@ use switchboard::transport::raw::RawConnection;
 
 use crate::auth::{claim_pairs, transport_allowed};
 use crate::state::Shared;
-use crate::state::hub::{Hub, NewClient, Refusal};
+use crate::state::hub::{Hub, NewClient, Refusal, Sticky};
 use crate::state::server_link::ServerLink;
+
+/// The handshake error of a client whose token requires an app server that has no server
+/// connection to the hub (the text Azure SignalR Service gives).
+pub(crate) const STICKY_SERVER_GONE: &str = "The server which the client is sticky to is not found.";
 
 /// A client pinned to a server connection and announced there.
 struct Opened {
@@ -90,6 +94,11 @@ async fn open(shared: &Shared, raw: &mut RawConnection) -> Option<Opened> {
         return None;
     }
     let user = claims.get(switchboard::jwt::claims::USER_ID).and_then(claim_as_text);
+    let text = |name: &str| claims.get(name).and_then(|v| v.as_str());
+    let sticky = Sticky::from_claims(
+        text(switchboard::jwt::claims::SERVER_NAME),
+        text(switchboard::jwt::claims::SERVER_STICKY),
+    );
     let claims = claim_pairs(&claims.0);
     let mut handshake = read_handshake(shared, raw).await?;
     let (protocol, version) = handshake_request(&handshake);
@@ -101,6 +110,7 @@ async fn open(shared: &Shared, raw: &mut RawConnection) -> Option<Opened> {
         protocol: protocol.clone(),
         user,
         transport: raw.transport(),
+        sticky,
     };
     let max_clients = shared.config.max_clients_per_hub;
     let (hub, link) = match shared.hubs.attach_client(&hub_key, &connection_id, client, max_clients) {
@@ -110,6 +120,7 @@ async fn open(shared: &Shared, raw: &mut RawConnection) -> Option<Opened> {
             raw.send(handshake_error(match refusal {
                 Refusal::NoServer => "No app server is connected to this hub; try again later.",
                 Refusal::Full => "The hub has reached its limit of client connections.",
+                Refusal::StickyServerGone => STICKY_SERVER_GONE,
             }));
             return None;
         }

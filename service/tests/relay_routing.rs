@@ -161,6 +161,11 @@ async fn routing_server_drop_closes_its_clients() {
     let (mut on_a, _) = connect_through(&relay, &mut a, "chat", "json", json!({})).await;
     let (mut on_b, on_b_id) = connect_through(&relay, &mut b, "chat", "json", json!({})).await;
     a.socket.close(None).await.unwrap();
+    // Its client hears why, in its protocol, and may reconnect (to another server).
+    assert_eq!(
+        on_a.next_text().await,
+        "{\"type\":7,\"error\":\"ServerOffline\",\"allowReconnect\":true}\u{1e}"
+    );
     on_a.closed().await;
     data_to(&mut b, &on_b_id, b"{\"type\":6}\x1e").await;
     assert_eq!(on_b.next_text().await, "{\"type\":6}\u{1e}");

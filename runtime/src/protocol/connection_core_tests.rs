@@ -200,7 +200,11 @@ fn stale_activity_stamps_change_nothing() {
     // A transport's stamps read later may be older than what the core saw itself.
     core.note_received(t0 + 5 * SEC);
     core.note_sent(t0 + 5 * SEC);
-    assert_eq!(core.poll_timeout(), Some(t0 + 35 * SEC), "the ping after the latest send");
+    assert_eq!(
+        core.poll_timeout(),
+        Some(t0 + 35 * SEC),
+        "the ping after the latest send"
+    );
     core.handle_timeout(t0 + 34 * SEC);
     assert_eq!(core.poll_output(), None, "nor a timeout counted from the stale receive");
 }

@@ -71,8 +71,15 @@ pub(crate) struct ServiceHub {
     pub clients: RwLock<HashMap<Arc<str>, VirtualClient>>,
     pub acks: Acks,
     pub stopping: CancellationToken,
+    /// Cancelled when a graceful shutdown starts: each server connection tells the service
+    /// it goes offline (`["shutdown","fin:N"]`) until the service acknowledges it.
+    pub going_offline: CancellationToken,
+    /// The slots whose server connection the service acknowledged going offline on.
+    offline_acked: Mutex<HashSet<usize>>,
     /// Woken each time a server connection comes up.
     attached: Notify,
+    /// Woken when a server connection goes, one is acknowledged offline, or a client leaves.
+    changed: Notify,
     next_slot: AtomicUsize,
     pub received: AtomicU64,
     /// The initial (fixed) connections: slots `0..fixed`, kept open and reconnected.
@@ -99,7 +106,10 @@ impl ServiceHub {
             clients: RwLock::new(HashMap::new()),
             acks: Acks::default(),
             stopping: CancellationToken::new(),
+            going_offline: CancellationToken::new(),
+            offline_acked: Mutex::new(HashSet::new()),
             attached: Notify::new(),
+            changed: Notify::new(),
             next_slot: AtomicUsize::new(0),
             received: AtomicU64::new(0),
             fixed: count,
@@ -196,6 +206,92 @@ impl ServiceHub {
         if let Some(entry) = self.slots.write().unwrap_or_else(|e| e.into_inner()).get_mut(slot) {
             *entry = None;
         }
+        self.changed.notify_waiters();
+    }
+
+    /// The service acknowledged that server connection `slot` goes offline.
+    pub fn offline_acknowledged(&self, slot: usize) {
+        if !self.going_offline.is_cancelled() {
+            // An acknowledgement of nothing this server said: nothing to do.
+            tracing::debug!(hub = %self.name, slot, "a shutdown acknowledgement while not shutting down; ignored");
+            return;
+        }
+        self.offline_acked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(slot);
+        self.changed.notify_waiters();
+    }
+
+    /// Whether the service acknowledged that server connection `slot` goes offline.
+    pub fn is_offline_acknowledged(&self, slot: usize) -> bool {
+        self.offline_acked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&slot)
+    }
+
+    /// Forgets a tunnelled client whose connection ended.
+    pub fn remove_client(&self, id: &str) {
+        self.clients.write().unwrap_or_else(|e| e.into_inner()).remove(id);
+        self.changed.notify_waiters();
+    }
+
+    /// Resolves once `done` holds, checked now and after each change.
+    async fn until(&self, done: impl Fn(&Self) -> bool) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if done(self) {
+                return;
+            }
+            changed.await;
+        }
+    }
+
+    /// Whether the service acknowledged going offline on every server connection that is up.
+    fn offline_everywhere(&self) -> bool {
+        let acked = self.offline_acked.lock().unwrap_or_else(|e| e.into_inner());
+        self.slots
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .enumerate()
+            .all(|(slot, sender)| sender.is_none() || acked.contains(&slot))
+    }
+
+    /// Stops the hub as its `GracefulShutdown` says. Off: at once. Otherwise, within the
+    /// timeout: every server connection tells the service it goes offline and waits for its
+    /// acknowledgement (the service sends no new clients here, and moves the current ones
+    /// elsewhere when the mode is MigrateClients and it can), then the clients still here
+    /// are served until they have all gone. Whatever is left at the timeout is dropped. Then
+    /// every server connection closes.
+    pub async fn shut_down(&self) {
+        let graceful = &self.options.graceful_shutdown;
+        if graceful.mode != super::GracefulShutdownMode::Off {
+            let deadline = tokio::time::Instant::now() + graceful.timeout;
+            self.going_offline.cancel();
+            tracing::info!(hub = %self.name, "setting the hub server offline");
+            let offline = tokio::time::timeout_at(deadline, self.until(Self::offline_everywhere)).await;
+            let gone = match offline {
+                Ok(()) => {
+                    tracing::info!(hub = %self.name, "waiting for client connections to close");
+                    let no_clients = |hub: &Self| hub.clients.read().unwrap_or_else(|e| e.into_inner()).is_empty();
+                    tokio::time::timeout_at(deadline, self.until(no_clients)).await.is_ok()
+                }
+                Err(_) => false,
+            };
+            if !gone {
+                tracing::warn!(
+                    hub = %self.name,
+                    "Timeout({}ms) reached, existing client connections will be dropped immediately.",
+                    graceful.timeout.as_millis()
+                );
+            }
+        }
+        tracing::info!(hub = %self.name, "stopping the hub server");
+        self.stopping.cancel();
     }
 
     /// Whether any server connection is up (negotiate redirects only then).

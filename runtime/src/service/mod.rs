@@ -15,12 +15,13 @@ pub mod link_writer;
 pub(crate) mod link_writer;
 pub(crate) mod negotiate;
 mod options;
+pub(crate) use options::is_server_name;
 pub(crate) mod server_connection;
 mod tokens;
 pub(crate) mod virtual_connection;
 
 pub use connection_string::{ConnectionString, ConnectionStringError, Url};
 pub use options::{
-    AccessTokenAlgorithm, ClaimsProvider, GracefulShutdown, GracefulShutdownMode, ServerStickyMode, ServiceOptions,
-    ServiceOptionsError, TransportTypeDetector,
+    AccessTokenAlgorithm, ClaimsProvider, GracefulShutdown, GracefulShutdownMode, ServerNameProvider, ServerStickyMode,
+    ServiceOptions, ServiceOptionsError, TransportTypeDetector, default_server_name,
 };

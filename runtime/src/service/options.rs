@@ -65,6 +65,10 @@ pub enum AccessTokenAlgorithm {
 /// own claims when set).
 pub type ClaimsProvider = Arc<dyn Fn(&RequestInfo) -> Vec<(String, String)> + Send + Sync>;
 
+/// This app server's name at the service, asked for once when the app is built (see
+/// [`ServiceOptions::server_name_provider`]).
+pub type ServerNameProvider = Arc<dyn Fn() -> String + Send + Sync>;
+
 /// The transports a client may use, from the negotiate request.
 pub type TransportTypeDetector = Arc<dyn Fn(&RequestInfo) -> Vec<TransportType> + Send + Sync>;
 
@@ -85,6 +89,7 @@ pub type TransportTypeDetector = Arc<dyn Fn(&RequestInfo) -> Vec<TransportType> 
 /// | `max_poll_interval_in_seconds` | none ([1, 300]) |
 /// | `transport_type_detector` | none |
 /// | `allow_stateful_reconnects` | false |
+/// | `server_name` / `server_name_provider` | none: `{hostname}_{random}` |
 #[derive(Clone)]
 pub struct ServiceOptions {
     /// The service's connection string.
@@ -117,6 +122,15 @@ pub struct ServiceOptions {
     /// across dropped WebSockets and reports each new one; this app server numbers, buffers
     /// and replays the messages, as it does self-hosted.
     pub allow_stateful_reconnects: bool,
+    /// This app server's name: the `nameid` of its server connections' tokens, their
+    /// `X-ASRS-Server-Id` header, and the `asrs.s.sn` claim of its clients' tokens when
+    /// [`server_sticky_mode`](Self::server_sticky_mode) is on. The service routes sticky
+    /// clients by it and names the servers of a migration with it, so each app server
+    /// needs its own. Default: `{hostname}_{random}`, made once per app.
+    pub server_name: Option<String>,
+    /// Makes the server name when [`server_name`](Self::server_name) is not set (as the
+    /// Azure SDK's `IServerNameProvider`).
+    pub server_name_provider: Option<ServerNameProvider>,
 }
 
 impl fmt::Debug for ServiceOptions {
@@ -139,6 +153,7 @@ impl fmt::Debug for ServiceOptions {
             .field("service_scale_timeout", &self.service_scale_timeout)
             .field("max_poll_interval_in_seconds", &self.max_poll_interval_in_seconds)
             .field("allow_stateful_reconnects", &self.allow_stateful_reconnects)
+            .field("server_name", &self.server_name)
             .finish_non_exhaustive()
     }
 }
@@ -159,8 +174,27 @@ impl Default for ServiceOptions {
             max_poll_interval_in_seconds: None,
             transport_type_detector: None,
             allow_stateful_reconnects: false,
+            server_name: None,
+            server_name_provider: None,
         }
     }
+}
+
+/// An app server's default name: `{hostname}_{random}` (the host name as `/etc/hostname`
+/// gives it, or `server`), different each time it is called.
+pub fn default_server_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty() && h.len() <= 64 && h.bytes().all(|b| b.is_ascii_graphic()))
+        .unwrap_or_else(|| "server".into());
+    format!("{host}_{}", crate::transport::new_id())
+}
+
+/// Whether `name` can be a server name: 1 to 128 visible ASCII characters (it travels in an
+/// HTTP header and in token claims).
+pub(crate) fn is_server_name(name: &str) -> bool {
+    (1..=128).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// Why service options were refused.
@@ -198,6 +232,15 @@ fn is_app_name(name: &str) -> bool {
     chars.next().is_some_and(|c| c.is_ascii_alphabetic()) && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// The value of configuration key `key` (sections separated by `:`) among environment
+/// variables, whose names separate sections by `__` or `:` and match ignoring case.
+pub(crate) fn config_lookup(vars: &[(String, String)], key: &str) -> Option<String> {
+    let wanted = key.to_ascii_lowercase();
+    vars.iter()
+        .find(|(name, _)| name.to_ascii_lowercase().replace("__", ":") == wanted)
+        .map(|(_, value)| value.clone())
+}
+
 impl ServiceOptions {
     /// Checks the options and parses the connection string.
     pub fn validate(&self) -> Result<ConnectionString, ServiceOptionsError> {
@@ -232,6 +275,14 @@ impl ServiceOptions {
                     .into(),
             });
         }
+        if let Some(name) = &self.server_name
+            && !is_server_name(name)
+        {
+            return Err(ServiceOptionsError::Invalid {
+                property: "ServerName",
+                scope: "1 to 128 visible ASCII characters".into(),
+            });
+        }
         let text = self
             .connection_string
             .as_deref()
@@ -249,13 +300,13 @@ impl ServiceOptions {
     }
 
     /// Reads the options from environment variables (`Azure__SignalR__ConnectionString`,
-    /// `Azure__SignalR__InitialHubServerConnectionCount`, …; `:` works in place of `__`).
+    /// `Azure__SignalR__InitialHubServerConnectionCount`, …; `:` works in place of `__`, and
+    /// names match ignoring case, as .NET configuration does).
     pub fn from_env() -> ServiceOptions {
-        Self::from_config(|key| {
-            std::env::var(key.replace(':', "__"))
-                .ok()
-                .or_else(|| std::env::var(key).ok())
-        })
+        let vars: Vec<(String, String)> = std::env::vars_os()
+            .filter_map(|(key, value)| Some((key.into_string().ok()?, value.into_string().ok()?)))
+            .collect();
+        Self::from_config(|key| config_lookup(&vars, key))
     }
 
     /// Reads the options from configuration keys as the Azure SDK binds them (section
@@ -318,6 +369,44 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+
+    #[test]
+    fn environment_names_match_ignoring_case_with_either_separator() {
+        let vars = vec![
+            ("AZURE__SIGNALR__SERVERSTICKYMODE".to_owned(), "Required".to_owned()),
+            (
+                "azure__signalr__gracefulshutdown__mode".to_owned(),
+                "MigrateClients".to_owned(),
+            ),
+            (
+                "Azure:SignalR:GracefulShutdown:TimeoutInSeconds".to_owned(),
+                "10".to_owned(),
+            ),
+            ("Azure__SignalR__Other".to_owned(), "x".to_owned()),
+        ];
+        let options = ServiceOptions::from_config(|key| config_lookup(&vars, key));
+        assert_eq!(options.server_sticky_mode, ServerStickyMode::Required);
+        assert_eq!(options.graceful_shutdown.mode, GracefulShutdownMode::MigrateClients);
+        assert_eq!(options.graceful_shutdown.timeout, Duration::from_secs(10));
+        assert_eq!(config_lookup(&vars, "Azure:SignalR:Missing"), None);
+    }
+
+    #[test]
+    fn server_names_are_visible_ascii() {
+        let with = |name: &str| ServiceOptions {
+            connection_string: Some("Endpoint=http://localhost;AccessKey=abc;Version=1.0;".into()),
+            server_name: Some(name.into()),
+            ..ServiceOptions::default()
+        };
+        assert!(with("host-1_abc").validate().is_ok());
+        for bad in ["", "two words", "tab\t", "é", &"x".repeat(129)] {
+            assert_eq!(
+                with(bad).validate().unwrap_err().to_string(),
+                "Property 'ServerName' value should be 1 to 128 visible ASCII characters.",
+                "{bad:?}"
+            );
+        }
+    }
 
     const CS: &str = "Endpoint=http://localhost;Port=8080;AccessKey=abcdefghijklmnopqrstuvwxyz0123456789;Version=1.0;";
 

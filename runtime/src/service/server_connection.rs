@@ -26,7 +26,7 @@ use super::options::GracefulShutdownMode;
 use super::virtual_connection;
 use crate::connection::dispatcher::Dispatcher;
 use crate::protocol::service::link::{self, LinkConfig, LinkEvent, ServiceLink};
-use crate::protocol::service::{HandshakeRequest, PingKind, ServiceMessage};
+use crate::protocol::service::{HandshakeRequest, Ping, PingKind, ServiceMessage, ShutdownMode};
 
 /// The delay before reconnect attempt `attempt` (0-based): 1, 2, 4 … 60 s, plus jitter.
 pub(crate) fn backoff(attempt: u32) -> Duration {
@@ -34,6 +34,49 @@ pub(crate) fn backoff(attempt: u32) -> Duration {
     let mut jitter = [0u8; 2];
     let _ = getrandom::fill(&mut jitter);
     Duration::from_secs(base.min(60)) + Duration::from_millis(u64::from(u16::from_le_bytes(jitter)) % 1000)
+}
+
+/// How often a server connection tells the service it goes offline before giving up, and how
+/// long it waits for the acknowledgement each time (as the Azure SDK does).
+const OFFLINE_TRIES: u32 = 24;
+const OFFLINE_RETRY: Duration = Duration::from_secs(5);
+
+/// The shutdown ping's mode for a graceful shutdown mode.
+fn shutdown_mode(mode: GracefulShutdownMode) -> ShutdownMode {
+    match mode {
+        GracefulShutdownMode::Off => ShutdownMode::DropClients,
+        GracefulShutdownMode::WaitForClientsClose => ShutdownMode::WaitForClientsClose,
+        GracefulShutdownMode::MigrateClients => ShutdownMode::MigrateClients,
+    }
+}
+
+/// One server connection's telling the service that the app server goes offline: the ping
+/// is sent when the shutdown starts and again every [`OFFLINE_RETRY`] until the service
+/// acknowledges it, at most [`OFFLINE_TRIES`] times.
+#[derive(Default)]
+struct OfflineNotice {
+    tries: u32,
+    next: Option<tokio::time::Instant>,
+}
+
+impl OfflineNotice {
+    /// Whether the ping is still to be sent (or sent again).
+    fn pending(&self, slot: usize, hub: &ServiceHub) -> bool {
+        self.tries < OFFLINE_TRIES && !hub.is_offline_acknowledged(slot)
+    }
+
+    /// Resolves when the ping is due: once the shutdown starts, then at each retry.
+    async fn due(&self, going_offline: &CancellationToken) {
+        going_offline.cancelled().await;
+        if let Some(next) = self.next {
+            tokio::time::sleep_until(next).await;
+        }
+    }
+
+    fn sent(&mut self) {
+        self.tries += 1;
+        self.next = Some(tokio::time::Instant::now() + OFFLINE_RETRY);
+    }
 }
 
 /// Keeps server connection `slot` of `hub` open until the app stops.
@@ -45,7 +88,9 @@ pub(crate) async fn run(hub: Arc<ServiceHub>, dispatcher: Arc<dyn Dispatcher>, s
             Ok(()) => tracing::debug!(hub = %hub.name, slot, "server connection ended"),
             Err(error) => tracing::warn!(hub = %hub.name, slot, %error, "server connection failed"),
         }
-        if hub.stopping.is_cancelled() {
+        // Going offline, a dropped connection is not reopened (the service would send it
+        // clients).
+        if hub.stopping.is_cancelled() || hub.going_offline.is_cancelled() {
             return;
         }
         // A connection that lived a while starts the backoff over.
@@ -97,6 +142,10 @@ async fn connect_once(
         .map_err(|e| format!("bad service URL: {e}"))?;
     let bearer = format!("Bearer {token}").parse().map_err(|_| "bad token".to_owned())?;
     request.headers_mut().insert("authorization", bearer);
+    // The server name travels as a header too (a token signed otherwise may not carry it).
+    if let Ok(name) = hub.server_id.parse() {
+        request.headers_mut().insert("x-asrs-server-id", name);
+    }
     let config =
         tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(link::READ_BUFFER_SIZE);
     let connect = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
@@ -139,6 +188,8 @@ async fn connect_once(
     let writer = tokio::spawn(writer.run(sink, Message::binary, None, |_| {}));
     let mut attached = false;
     let mut read_error = None;
+    // Telling the service this server goes offline: how often it was told, and when next.
+    let mut offline = OfflineNotice::default();
     'read: loop {
         let frame = tokio::select! {
             biased;
@@ -146,6 +197,13 @@ async fn connect_once(
             _ = hub.stopping.cancelled() => {
                 lock(&link).close();
                 break;
+            }
+            _ = offline.due(&hub.going_offline), if attached && offline.pending(slot, hub) => {
+                offline.sent();
+                let fin = Ping::shutdown(shutdown_mode(hub.options.graceful_shutdown.mode));
+                let _ = sender.try_send(link::frame(&ServiceMessage::Ping(fin)));
+                wake.notify_one();
+                continue;
             }
             frame = stream.next() => frame,
         };
@@ -223,6 +281,7 @@ async fn handle(hub: &Arc<ServiceHub>, dispatcher: &Arc<dyn Dispatcher>, slot: u
                     tracing::debug!(hub = %hub.name, %target, "at MaxHubServerConnectionCount; no on-demand connection")
                 }
             },
+            PingKind::FinAck => hub.offline_acknowledged(slot),
             _ => {}
         },
         ServiceMessage::ServiceError(error) => {

@@ -86,7 +86,7 @@ pub(crate) fn open(hub: &Arc<ServiceHub>, dispatcher: &Arc<dyn Dispatcher>, slot
         };
         driver::run(conn.clone(), Inbound::Channel(receiver), formats, dispatcher).await;
         conn.close(CloseReason::transport_closed());
-        hub.clients.write().unwrap_or_else(|e| e.into_inner()).remove(conn.id());
+        hub.remove_client(conn.id());
     });
 }
 

@@ -62,10 +62,13 @@ pub(crate) async fn accept(State(shared): State<Arc<Shared>>, request: Request) 
             return status(StatusCode::UNAUTHORIZED);
         }
     };
-    let server_id = claims
-        .get("nameid")
-        .and_then(|v| v.as_str())
-        .or_else(|| parts.headers.get("x-asrs-server-id").and_then(|v| v.to_str().ok()))
+    // The app server's name: its `X-ASRS-Server-Id` header, else its token's `nameid`.
+    let server_id = parts
+        .headers
+        .get("x-asrs-server-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .or_else(|| claims.get("nameid").and_then(|v| v.as_str()))
         .map(str::to_owned);
     let hub = hub.to_lowercase();
     let cid = query.get("cid").cloned().filter(|cid| !cid.is_empty());

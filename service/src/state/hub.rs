@@ -13,6 +13,7 @@ use bytes::Bytes;
 use switchboard::TransportType;
 use switchboard::protocol::membership::{Excluded, Membership, Recipients};
 use switchboard::protocol::service::{GroupMember, GroupMemberQueryResponse, Payloads};
+use switchboard::protocol::{Close, HubMessage, Protocol};
 use switchboard::transport::raw::RawSender;
 
 use crate::metrics::{HubSnapshot, Metrics};
@@ -25,9 +26,49 @@ pub(crate) struct NewClient {
     pub(crate) protocol: Option<String>,
     pub(crate) user: Option<String>,
     pub(crate) transport: TransportType,
+    /// The app server its token makes it stick to, and how strongly.
+    pub(crate) sticky: Sticky,
 }
 
-/// A client as the membership index holds it (its user and groups are the index's).
+/// A client's stickiness to the app server that negotiated it (the token's `asrs.s.sn` and
+/// `asrs.s.ssticky` claims).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Sticky {
+    /// Any app server of the hub.
+    None,
+    /// That server when it has a server connection to the hub, else any.
+    Preferred(String),
+    /// Only that server.
+    Required(String),
+}
+
+impl Sticky {
+    /// From the claims' values: a mode other than `Preferred` or `Required` (ignoring case),
+    /// or no server name, is no stickiness.
+    pub(crate) fn from_claims(server: Option<&str>, mode: Option<&str>) -> Sticky {
+        match (server.filter(|s| !s.is_empty()), mode) {
+            (Some(server), Some(mode)) if mode.eq_ignore_ascii_case("required") => Sticky::Required(server.to_owned()),
+            (Some(server), Some(mode)) if mode.eq_ignore_ascii_case("preferred") => {
+                Sticky::Preferred(server.to_owned())
+            }
+            _ => Sticky::None,
+        }
+    }
+
+    fn server(&self) -> Option<&str> {
+        match self {
+            Sticky::None => None,
+            Sticky::Preferred(server) | Sticky::Required(server) => Some(server),
+        }
+    }
+}
+
+/// The error of the Close message a client gets when its app server goes away (as Azure
+/// SignalR Service sends it); the client may reconnect.
+pub(crate) const SERVER_OFFLINE: &str = "ServerOffline";
+
+/// A client as the membership index holds it (its user and groups are the index's). It
+/// counts as one of its server connection's clients while it exists.
 struct Client {
     sender: RawSender,
     protocol: Option<String>,
@@ -35,7 +76,29 @@ struct Client {
     server: Arc<ServerLink>,
 }
 
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.server.unpin();
+    }
+}
+
 impl Client {
+    /// Closes the client because its app server went away: with a Close message (in its
+    /// protocol, when the relay knows it) that lets the client reconnect, to another server.
+    fn close_server_offline(&self) {
+        if let Some(protocol) = self.protocol.as_deref().and_then(Protocol::from_name) {
+            let close = HubMessage::Close(Close {
+                error: Some(SERVER_OFFLINE.to_owned()),
+                allow_reconnect: true,
+            });
+            let mut out = Vec::new();
+            if protocol.write_message(&mut out, &close).is_ok() {
+                self.sender.send(Bytes::from(out));
+            }
+        }
+        self.sender.close();
+    }
+
     /// Sends the payload for this client's protocol, if there is one.
     fn deliver(&self, payloads: &Payloads, metrics: &Metrics) {
         let Some(protocol) = &self.protocol else { return };
@@ -53,6 +116,8 @@ pub(crate) enum Refusal {
     NoServer,
     /// The hub has `max_clients_per_hub` clients.
     Full,
+    /// The client must stay with an app server that has no server connection to the hub.
+    StickyServerGone,
 }
 
 /// A client closed by an app server's request, whose own server connection should hear of it.
@@ -102,7 +167,7 @@ impl HubState {
             .collect();
         for id in pinned {
             if let Some(client) = self.members.remove_connection(&id) {
-                client.sender.close();
+                client.close_server_offline();
             }
         }
     }
@@ -121,6 +186,25 @@ pub(crate) enum Attach {
     Refused(Refusal),
     /// The hub was forgotten meanwhile: look it up again.
     Forgotten(NewClient),
+}
+
+/// Of `candidates`, a connection of the app server with the fewest clients, and of its
+/// connections the one with the fewest; among equals, the first from position `turn` on.
+fn least_loaded(candidates: &[&Arc<ServerLink>], turn: usize) -> Arc<ServerLink> {
+    let load = |link: &ServerLink| {
+        let server: usize = candidates
+            .iter()
+            .filter(|other| other.same_server(link))
+            .map(|other| other.pinned())
+            .sum();
+        (server, link.pinned())
+    };
+    let count = candidates.len();
+    (0..count)
+        .map(|i| candidates[(turn + i) % count])
+        .min_by_key(|link| load(link))
+        .map(|link| (*link).clone())
+        .unwrap_or_else(|| candidates[0].clone())
 }
 
 /// One hub.
@@ -171,8 +255,10 @@ impl Hub {
         picked
     }
 
-    /// Pins a new client to one of the server connections that take clients, in turn, and
-    /// adds it to its user's groups.
+    /// Pins a new client to a server connection that takes clients and adds it to its user's
+    /// groups. The server is the sticky one when the client has one (and it is here); else the
+    /// app server with the fewest clients, and of its connections the one with the fewest
+    /// (ties in turn).
     pub(crate) fn attach_client(&self, connection_id: &str, client: NewClient, max_clients: Option<usize>) -> Attach {
         let mut state = self.state();
         if state.removed {
@@ -181,12 +267,26 @@ impl Hub {
         if max_clients.is_some_and(|max| state.members.len() >= max) {
             return Attach::Refused(Refusal::Full);
         }
-        let candidates: Vec<&Arc<ServerLink>> = state.servers.iter().filter(|s| s.accepts_clients()).collect();
+        let open: Vec<&Arc<ServerLink>> = state.servers.iter().filter(|s| s.accepts_clients()).collect();
+        let sticky: Vec<&Arc<ServerLink>> = match client.sticky.server() {
+            Some(name) => open
+                .iter()
+                .copied()
+                .filter(|link| link.server_id.as_deref() == Some(name))
+                .collect(),
+            None => Vec::new(),
+        };
+        let candidates = match (&client.sticky, sticky.is_empty()) {
+            (Sticky::Required(_), true) => return Attach::Refused(Refusal::StickyServerGone),
+            (Sticky::None, _) | (Sticky::Preferred(_), true) => open,
+            (_, false) => sticky,
+        };
         if candidates.is_empty() {
             return Attach::Refused(Refusal::NoServer);
         }
-        let server = candidates[state.next_server % candidates.len()].clone();
+        let server = least_loaded(&candidates, state.next_server).clone();
         state.next_server = state.next_server.wrapping_add(1);
+        server.pin();
         let member = Client {
             sender: client.sender,
             protocol: client.protocol,
@@ -238,7 +338,7 @@ impl Hub {
         self.state()
             .members
             .remove_connection(connection_id)
-            .map(|client| client.server)
+            .map(|client| client.server.clone())
     }
 
     /// Sends bytes to one client; `false` if it is not connected.
@@ -402,7 +502,7 @@ impl Hub {
                 client.sender.close();
                 closed.push(Closed {
                     connection_id: id,
-                    server: client.server,
+                    server: client.server.clone(),
                 });
             }
         }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::metrics::{HubSnapshot, Metrics};
-use crate::state::hub::{Attach, Hub, NewClient, Refusal};
+use crate::state::hub::{Attach, Hub, NewClient, Refusal, Sticky};
 use crate::state::server_link::ServerLink;
 
 /// Every hub, by key.
@@ -70,7 +70,11 @@ impl Hubs {
         max_clients: Option<usize>,
     ) -> Result<(Arc<Hub>, Arc<ServerLink>), Refusal> {
         loop {
-            let hub = self.get(key).ok_or(Refusal::NoServer)?;
+            let absent = match &client.sticky {
+                Sticky::Required(_) => Refusal::StickyServerGone,
+                _ => Refusal::NoServer,
+            };
+            let hub = self.get(key).ok_or(absent)?;
             match hub.attach_client(connection_id, client, max_clients) {
                 Attach::Pinned(server) => return Ok((hub, server)),
                 Attach::Refused(refusal) => return Err(refusal),

@@ -2,7 +2,7 @@
 //! may be pinned to it.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use switchboard::protocol::service::ServiceMessage;
@@ -22,6 +22,8 @@ pub(crate) struct ServerLink {
     /// `AllowStatefulReconnects`).
     pub(crate) stateful_reconnects: bool,
     offline: AtomicBool,
+    /// The clients pinned to it.
+    pinned: AtomicUsize,
     sender: mpsc::Sender<Bytes>,
     /// Cancelled once the connection ends.
     pub(crate) closed: CancellationToken,
@@ -42,6 +44,7 @@ impl ServerLink {
             carries_clients,
             stateful_reconnects,
             offline: AtomicBool::new(false),
+            pinned: AtomicUsize::new(0),
             sender,
             closed: CancellationToken::new(),
         };
@@ -56,6 +59,21 @@ impl ServerLink {
             _ = self.closed.cancelled() => false,
             sent = self.sender.send(record) => sent.is_ok(),
         }
+    }
+
+    /// One more client is pinned to it.
+    pub(crate) fn pin(&self) {
+        self.pinned.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A client pinned to it is gone.
+    pub(crate) fn unpin(&self) {
+        self.pinned.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// How many clients are pinned to it.
+    pub(crate) fn pinned(&self) -> usize {
+        self.pinned.load(Ordering::Relaxed)
     }
 
     /// The app server is going offline: no new clients are pinned to this connection.

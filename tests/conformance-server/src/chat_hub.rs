@@ -31,10 +31,16 @@ pub trait ChatClient {
 
 pub struct ChatHub {
     pub stats: Arc<Stats>,
+    /// This app server's name (`--server-name`).
+    pub server_name: Arc<str>,
 }
 
 #[switchboard::hub("/chathub", client = ChatClient, detailed_errors = true)]
 impl ChatHub {
+    async fn get_server_name(&self) -> String {
+        self.server_name.to_string()
+    }
+
     async fn broadcast(&self, cx: &HubContext<Self>, name: String, message: String) -> Result<(), HubError> {
         cx.clients().all().send(name, message).await
     }

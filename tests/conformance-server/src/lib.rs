@@ -29,6 +29,8 @@ pub struct AppState {
     stats: Arc<Stats>,
     redirects: Arc<AtomicU64>,
     test_hub: Arc<std::sync::OnceLock<HubHandle<TestHub>>>,
+    /// This app server's name: `--server-name`, else `{hostname}_{random}`.
+    server_name: Arc<str>,
 }
 
 fn token_for(state: &AppState, user: &str, lifetime: Duration) -> Response {
@@ -118,9 +120,13 @@ pub fn build_with(
     service: Option<switchboard::service::ServiceOptions>,
 ) -> Result<(axum::Router, AppHandle), switchboard::BuildError> {
     let mut builder = Switchboard::builder();
-    if let Some(options) = service {
+    if let Some(mut options) = service {
+        options.server_name.get_or_insert_with(|| state.server_name.to_string());
         builder = builder.with_service(options);
     }
+    let test_hub = || TestHub {
+        server_name: state.server_name.clone(),
+    };
     let app = builder
         .authenticator(JwtBearer::hs256(&state.secret))
         .user_id_provider(|user| {
@@ -129,8 +135,8 @@ pub fn build_with(
                 .map(str::to_owned)
                 .or_else(|| user.request.query("user").map(str::to_owned))
         })
-        .hub_with("/testhub", TestHub, |o| o.allow_stateful_reconnects = true)
-        .hub_with("/testhub-nowebsockets", TestHub, |o| {
+        .hub_with("/testhub", test_hub(), |o| o.allow_stateful_reconnects = true)
+        .hub_with("/testhub-nowebsockets", test_hub(), |o| {
             o.transports = vec![TransportType::ServerSentEvents, TransportType::LongPolling];
         })
         .hub_with("/authorizedhub", test_hub::AuthorizedHub, |o| {
@@ -140,6 +146,7 @@ pub fn build_with(
             "/chathub",
             ChatHub {
                 stats: state.stats.clone(),
+                server_name: state.server_name.clone(),
             },
         )
         .connection_handler("/echo", |mut conn| async move {
@@ -166,7 +173,16 @@ pub fn build_with(
 }
 
 impl AppState {
-    /// Fresh state with a random token-signing secret.
+    /// Fresh state with a random token-signing secret, for the app server named `name`.
+    pub fn with_server_name(name: &str) -> Self {
+        Self {
+            server_name: Arc::from(name),
+            ..Self::new()
+        }
+    }
+
+    /// Fresh state with a random token-signing secret, for an app server named
+    /// `{hostname}_{random}`.
     pub fn new() -> Self {
         let mut secret = vec![0u8; 32];
         if getrandom::fill(&mut secret).is_err() {
@@ -183,6 +199,7 @@ impl AppState {
             stats: Arc::new(Stats::default()),
             redirects: Arc::new(AtomicU64::new(0)),
             test_hub: Arc::new(std::sync::OnceLock::new()),
+            server_name: Arc::from(switchboard::service::default_server_name()),
         }
     }
 }

@@ -6,8 +6,11 @@
 //!
 //! ```text
 //! conformance-server [--port N] [--service "<connection string>"] [--app-name NAME]
-//!                    [--stop-when-stdin-closes]
+//!                    [--server-name NAME] [--stop-when-stdin-closes]
 //! ```
+//!
+//! In service mode the other `ServiceOptions` come from `Azure__SignalR__…` environment
+//! variables. SIGINT and SIGTERM shut it down as `GracefulShutdown` says; it then exits 0.
 
 use axum::serve::ListenerExt;
 use conformance_server::{AppState, build_with};
@@ -16,12 +19,13 @@ struct Args {
     port: u16,
     service: Option<String>,
     app_name: Option<String>,
+    server_name: Option<String>,
     stop_when_stdin_closes: bool,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: conformance-server [--port N] [--service \"<connection string>\"] [--app-name NAME] [--stop-when-stdin-closes]"
+        "usage: conformance-server [--port N] [--service \"<connection string>\"] [--app-name NAME] [--server-name NAME] [--stop-when-stdin-closes]"
     );
     std::process::exit(2);
 }
@@ -31,6 +35,7 @@ fn parse_args() -> Args {
         port: 0,
         service: None,
         app_name: None,
+        server_name: None,
         stop_when_stdin_closes: false,
     };
     let mut it = std::env::args().skip(1);
@@ -39,6 +44,7 @@ fn parse_args() -> Args {
             "--port" => args.port = it.next().and_then(|p| p.parse().ok()).unwrap_or_else(|| usage()),
             "--service" => args.service = Some(it.next().unwrap_or_else(|| usage())),
             "--app-name" => args.app_name = Some(it.next().unwrap_or_else(|| usage())),
+            "--server-name" => args.server_name = Some(it.next().unwrap_or_else(|| usage())),
             "--stop-when-stdin-closes" => args.stop_when_stdin_closes = true,
             "--help" | "-h" => usage(),
             other => {
@@ -57,15 +63,20 @@ async fn main() {
         .with_writer(std::io::stderr)
         .init();
     let args = parse_args();
-    let state = AppState::new();
-    let service = args
-        .service
-        .clone()
-        .map(|connection_string| switchboard::service::ServiceOptions {
-            connection_string: Some(connection_string),
-            application_name: args.app_name.clone(),
-            ..Default::default()
-        });
+    let state = match &args.server_name {
+        Some(name) => AppState::with_server_name(name),
+        None => AppState::new(),
+    };
+    // Service mode: the flags, and every other option from the environment.
+    let service = args.service.clone().map(|connection_string| {
+        let mut options = switchboard::service::ServiceOptions::from_env();
+        options.connection_string = Some(connection_string);
+        if let Some(app_name) = &args.app_name {
+            options.application_name = Some(app_name.clone());
+        }
+        options.server_name = args.server_name.clone();
+        options
+    });
     let (router, running) = match build_with(&state, service) {
         Ok(app) => app,
         Err(error) => {
@@ -86,22 +97,47 @@ async fn main() {
     println!("Now listening on: http://127.0.0.1:{port}");
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
+    let stop_when_stdin_closes = args.stop_when_stdin_closes;
     let shutdown = async move {
-        if args.stop_when_stdin_closes {
-            stdin_closed().await;
-        } else {
-            let _ = tokio::signal::ctrl_c().await;
+        tokio::select! {
+            () = signalled() => {}
+            () = stdin_closed(), if stop_when_stdin_closes => {}
         }
     };
     // Small messages go out at once rather than waiting for the previous one's ACK.
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    if let Err(error) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
-        eprintln!("server error: {error}");
-        std::process::exit(1);
+    let serving = tokio::spawn(async move { axum::serve(listener, router).await });
+    tokio::select! {
+        () = shutdown => {}
+        served = serving => {
+            match served {
+                Ok(Err(error)) => eprintln!("server error: {error}"),
+                _ => eprintln!("the server stopped"),
+            }
+            std::process::exit(1);
+        }
     }
+    // Negotiate goes on being answered while the hubs shut down (in service mode the
+    // relay sends this server no new clients once it is told); then the process ends,
+    // whatever connections are still open.
     running.shutdown().await;
+    std::process::exit(0);
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn signalled() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    else {
+        eprintln!("cannot listen for signals");
+        std::process::exit(1);
+    };
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
+    }
 }
 
 /// Resolves when standard input reaches its end (the parent process has gone).

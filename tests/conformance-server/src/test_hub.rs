@@ -19,7 +19,10 @@ pub trait TestClient {
 }
 
 /// The hub of the official client's functional tests.
-pub struct TestHub;
+pub struct TestHub {
+    /// This app server's name (`--server-name`).
+    pub server_name: std::sync::Arc<str>,
+}
 
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -35,6 +38,10 @@ pub struct ComplexObject {
 impl TestHub {
     async fn echo(&self, message: String) -> String {
         message
+    }
+
+    async fn get_server_name(&self) -> String {
+        self.server_name.to_string()
     }
 
     async fn get_caller_connection_id(&self, cx: &HubContext<Self>) -> String {
