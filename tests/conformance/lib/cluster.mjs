@@ -1,0 +1,146 @@
+// A relay and several app servers for one test file: real processes on loopback ports, each
+// read for its `Now listening on:` line, signalled with real SIGINT, SIGTERM and SIGKILL, and
+// all killed when the test process ends.
+//
+//   CONFORMANCE_SERVER_BIN  path of conformance-server (default <repo>/target/debug/conformance-server)
+//   RELAY_BIN               path of switchboard-service (default <repo>/target/debug/switchboard-service)
+//   DEBUG                   forward the processes' stderr
+
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { DEBUG } from "./server.mjs";
+
+const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
+const SERVER_BIN = process.env.CONFORMANCE_SERVER_BIN
+    || path.join(REPO_ROOT, "target", "debug", "conformance-server");
+const RELAY_BIN = process.env.RELAY_BIN || path.join(REPO_ROOT, "target", "debug", "switchboard-service");
+const START_TIMEOUT_MS = 20_000;
+const LISTENING_RE = /Now listening on: (http:\/\/127\.0\.0\.1:(\d+))/;
+
+const running = new Set();
+process.on("exit", () => {
+    for (const proc of running) {
+        try {
+            proc.kill("SIGKILL");
+        } catch {
+            // gone
+        }
+    }
+});
+
+/** A started process: its base URL, its exit (a promise of {code, signal}), and its stderr. */
+class Started {
+    constructor(name, proc, url) {
+        this.name = name;
+        this.proc = proc;
+        this.url = url;
+        this.stderr = "";
+        this.exited = new Promise((resolve) => {
+            proc.once("exit", (code, signal) => {
+                running.delete(proc);
+                resolve({ code, signal });
+            });
+        });
+        this.hasExited = false;
+        this.exited.then(() => {
+            this.hasExited = true;
+        });
+    }
+
+    /** Sends `signal` (default SIGINT). */
+    signal(signal = "SIGINT") {
+        this.proc.kill(signal);
+    }
+
+    /** The exit within `ms`, or a failure naming the process. */
+    async exit(ms) {
+        let timer;
+        const timeout = new Promise((_, reject) => {
+            timer = setTimeout(() => reject(new Error(`${this.name} did not exit within ${ms} ms; stderr:\n${this.stderr}`)), ms);
+        });
+        try {
+            return await Promise.race([this.exited, timeout]);
+        } finally {
+            clearTimeout(timer);
+        }
+    }
+
+    /** Kills it (SIGKILL) and waits for the end. */
+    async kill() {
+        if (!this.hasExited) {
+            this.proc.kill("SIGKILL");
+        }
+        await this.exited;
+    }
+}
+
+async function start(name, bin, args, env = {}) {
+    if (!existsSync(bin)) {
+        throw new Error(`${bin} not found: build it first with \`cargo build -p conformance-server -p switchboard-service\``);
+    }
+    const proc = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
+    running.add(proc);
+    let stderr = "";
+    proc.stderr.on("data", (chunk) => {
+        if (DEBUG) {
+            process.stderr.write(`[${name}] ${chunk}`);
+        }
+        stderr = (stderr + chunk.toString("utf8")).slice(-64 * 1024);
+        if (started) {
+            started.stderr = stderr;
+        }
+    });
+    let started = null;
+    const url = await new Promise((resolve, reject) => {
+        let stdout = "";
+        const timer = setTimeout(() => reject(new Error(`${name} did not start within ${START_TIMEOUT_MS} ms; stderr:\n${stderr}`)), START_TIMEOUT_MS);
+        proc.stdout.on("data", (chunk) => {
+            stdout += chunk.toString("utf8");
+            const match = LISTENING_RE.exec(stdout);
+            if (match) {
+                clearTimeout(timer);
+                resolve(match[1]);
+            }
+        });
+        proc.once("exit", (code, signal) => {
+            clearTimeout(timer);
+            reject(new Error(`${name} exited during start-up (code ${code}, signal ${signal}); stderr:\n${stderr}`));
+        });
+    });
+    started = new Started(name, proc, url);
+    started.stderr = stderr;
+    return started;
+}
+
+/** A relay with a random access key; `relay.connectionString` points app servers at it. */
+export async function startRelay() {
+    const key = randomBytes(24).toString("hex");
+    const relay = await start("relay", RELAY_BIN, ["--listen", "127.0.0.1:0", "--access-key", key]);
+    const port = new URL(relay.url).port;
+    relay.connectionString = `Endpoint=http://127.0.0.1;Port=${port};AccessKey=${key};Version=1.0;`;
+    return relay;
+}
+
+/**
+ * An app server named `name` in service mode through `relay`, with `env` added to its
+ * environment (`Azure__SignalR__…` options).
+ */
+export async function startAppServer(relay, name, env = {}) {
+    return await start(name, SERVER_BIN, ["--port", "0", "--service", relay.connectionString, "--server-name", name], env);
+}
+
+/** The relay's client connections to `hub` (summed over transports), from its /metrics. */
+export async function relayClients(relay, hub) {
+    const text = await (await fetch(`${relay.url}/metrics`)).text();
+    let count = 0;
+    for (const line of text.split("\n")) {
+        const match = /^switchboard_client_connections\{hub="([^"]*)",transport="[^"]*"\} (\d+)$/.exec(line);
+        if (match && match[1] === hub) {
+            count += Number(match[2]);
+        }
+    }
+    return count;
+}
