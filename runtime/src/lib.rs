@@ -30,6 +30,7 @@ pub use switchboard_macros::hub;
 
 pub use app::{AppHandle, Switchboard, SwitchboardBuilder};
 pub use connection::claims::Claims;
+pub use connection::migration::Migration;
 pub use connection::request::RequestInfo;
 pub use error::{BuildError, HubError};
 pub use hub::{

@@ -19,8 +19,10 @@ use switchboard::protocol::service::{
 use switchboard::transport::raw::RawConnection;
 
 use crate::auth::{claim_pairs, transport_allowed};
+use crate::record_boundary::RecordBoundary;
 use crate::state::Shared;
 use crate::state::hub::{Hub, NewClient, Refusal, Sticky};
+use crate::state::mover::Mover;
 use crate::state::server_link::ServerLink;
 
 /// The handshake error of a client whose token requires an app server that has no server
@@ -33,7 +35,23 @@ struct Opened {
     link: Arc<ServerLink>,
     connection_id: String,
     stateful: bool,
+    /// Present when the client's app server may have it moved to another one.
+    movable: Option<Box<Movable>>,
 }
+
+/// What moving a client to another app server takes: the announcement and handshake to
+/// replay there, and where the records of its input end.
+struct Movable {
+    mover: Arc<Mover>,
+    open: OpenConnection,
+    handshake: Bytes,
+    records: RecordBoundary,
+}
+
+/// The header of the CloseConnection that tells the old app server where its client moves.
+const MIGRATE_TO: &str = "Asrs-Migrate-To";
+/// The header of the OpenConnection that tells the new app server where its client comes from.
+const MIGRATE_FROM: &str = "Asrs-Migrate-From";
 
 /// Serves one client connection until it ends.
 pub(crate) async fn serve(shared: Arc<Shared>, mut raw: RawConnection) {
@@ -45,12 +63,16 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut raw: RawConnection) {
     };
     let Opened {
         hub,
-        link,
+        mut link,
         connection_id,
         stateful,
+        mut movable,
     } = opened;
     let events = raw.sender();
     let mut alive = true;
+    // The server connection the client moves to, once asked, until its input is at a
+    // record boundary.
+    let mut moving: Option<Arc<ServerLink>> = None;
     while alive {
         let next = tokio::select! {
             biased;
@@ -63,22 +85,87 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut raw: RawConnection) {
                 alive = link.send(&ServiceMessage::ConnectionReconnect(reconnect)).await;
                 continue;
             }
+            target = requested(&movable), if moving.is_none() && movable.is_some() => {
+                match &movable {
+                    Some(m) if m.records.at_boundary() => link = switch(&hub, &connection_id, link, target, m).await,
+                    _ => moving = Some(target),
+                }
+                continue;
+            }
             next = raw.recv() => next,
         };
-        let Some(bytes) = next else { break };
+        let Some(mut bytes) = next else { break };
         shared.metrics().client_received(bytes.len());
+        if let Some(m) = &mut movable {
+            let end = m.records.first_end(&bytes);
+            if let (Some(end), Some(_)) = (end, &moving) {
+                // What completes the record under way goes to the old server; the rest, and
+                // everything after, to the new one.
+                let head = bytes.split_to(end);
+                alive = link.send(&data(&connection_id, head)).await;
+                if let Some(target) = moving.take() {
+                    link = switch(&hub, &connection_id, link, target, m).await;
+                }
+                if bytes.is_empty() {
+                    continue;
+                }
+            }
+        }
         alive = link.send(&data(&connection_id, bytes)).await;
     }
-    // Closed by the client (or the relay) rather than by the app: the app server is told.
-    if let Some(server) = hub.detach_client(&connection_id) {
+    // Closed by the client (or the relay) rather than by the app: the app server it was last
+    // announced to is told.
+    if hub.detach_client(&connection_id).is_some() {
         let close = CloseConnection {
             connection_id,
             ..CloseConnection::default()
         };
-        server.send(&ServiceMessage::CloseConnection(close)).await;
+        link.send(&ServiceMessage::CloseConnection(close)).await;
     }
     shared.hubs.release(&hub);
     raw.close();
+}
+
+/// The next move asked for the client (never, for a client that cannot move).
+async fn requested(movable: &Option<Box<Movable>>) -> Arc<ServerLink> {
+    match movable {
+        Some(movable) => movable.mover.requested().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Moves a client, at a record boundary of its input, from `old` to `target`: the new server
+/// hears of it first (the announcement with `Asrs-Migrate-From`, then its handshake), then
+/// the old one (a CloseConnection with `Asrs-Migrate-To`: it finishes what the client asked,
+/// then says it is done). Returns the server connection the client's input goes to from
+/// now on: the old one again when the new one went away meanwhile.
+async fn switch(
+    hub: &Hub,
+    connection_id: &str,
+    old: Arc<ServerLink>,
+    target: Arc<ServerLink>,
+    movable: &Movable,
+) -> Arc<ServerLink> {
+    let mut open = movable.open.clone();
+    open.headers
+        .push((MIGRATE_FROM.to_owned(), vec![old.server_id.clone().unwrap_or_default()]));
+    let announced = target.send(&ServiceMessage::OpenConnection(open)).await
+        && target.send(&data(connection_id, movable.handshake.clone())).await;
+    if !announced {
+        tracing::debug!(connection = %connection_id, "the server a client was moving to went away; it stays");
+        hub.repin(connection_id, &old);
+        return old;
+    }
+    let close = CloseConnection {
+        connection_id: connection_id.to_owned(),
+        headers: vec![(
+            MIGRATE_TO.to_owned(),
+            vec![target.server_id.clone().unwrap_or_default()],
+        )],
+        ..CloseConnection::default()
+    };
+    old.send(&ServiceMessage::CloseConnection(close)).await;
+    target
 }
 
 /// Reads the client's handshake request, pins the client to one of its hub's server
@@ -113,7 +200,7 @@ async fn open(shared: &Shared, raw: &mut RawConnection) -> Option<Opened> {
         sticky,
     };
     let max_clients = shared.config.max_clients_per_hub;
-    let (hub, link) = match shared.hubs.attach_client(&hub_key, &connection_id, client, max_clients) {
+    let (hub, link, mover) = match shared.hubs.attach_client(&hub_key, &connection_id, client, max_clients) {
         Ok(pinned) => pinned,
         Err(refusal) => {
             tracing::debug!(hub = %hub_key, ?refusal, "client refused");
@@ -151,6 +238,24 @@ async fn open(shared: &Shared, raw: &mut RawConnection) -> Option<Opened> {
         raw.unread(&handshake[end..]);
         handshake = handshake.slice(..end);
     }
+    // A client that may move keeps what announcing it elsewhere takes, and follows its records.
+    let request_end = handshake
+        .iter()
+        .position(|b| *b == RECORD_SEPARATOR)
+        .map_or(handshake.len(), |end| end + 1);
+    let movable = match (mover, hub_protocol) {
+        (Some(mover), Some(protocol)) => {
+            let mut records = RecordBoundary::new(protocol);
+            records.first_end(&handshake[request_end..]);
+            Some(Box::new(Movable {
+                mover,
+                open: open.clone(),
+                handshake: handshake.slice(..request_end),
+                records,
+            }))
+        }
+        _ => None,
+    };
     let announced =
         link.send(&ServiceMessage::OpenConnection(open)).await && link.send(&data(&connection_id, handshake)).await;
     if !announced {
@@ -164,6 +269,7 @@ async fn open(shared: &Shared, raw: &mut RawConnection) -> Option<Opened> {
         link,
         connection_id,
         stateful,
+        movable,
     })
 }
 

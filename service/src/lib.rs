@@ -44,6 +44,7 @@ mod client_face;
 mod config;
 mod error;
 mod metrics;
+mod record_boundary;
 mod relay;
 mod server_face;
 mod state;

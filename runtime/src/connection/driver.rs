@@ -88,6 +88,9 @@ pub(crate) async fn run(
             _ = ticker.tick() => tick(&conn, detailed),
             chunk = input.next() => {
                 let Some(chunk) = chunk else {
+                    if conn.is_draining() {
+                        Box::pin(drain(&conn, &permits, options)).await;
+                    }
                     conn.close(CloseReason::transport_closed());
                     break;
                 };
@@ -101,6 +104,34 @@ pub(crate) async fn run(
     dispatcher
         .disconnected(&conn, reason.and_then(|r| r.disconnect_error))
         .await;
+}
+
+/// The most a connection moving to another app server waits for its invocations under way.
+const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+
+/// What a client result awaited on a connection that moves away fails with.
+pub(crate) const MOVED_RESULT: &str =
+    "The connection moved to another server before the client answered; the client result is lost.";
+
+/// What a stream of a connection that moves away ends with.
+const MOVED_STREAM: &str = "The connection moved to another server; the stream ended.";
+
+/// A connection that moves to another app server (its input ended here, at a message
+/// boundary): client results awaited fail, streams end with an error, and the unary
+/// invocations under way finish and send their results, within [`DRAIN_LIMIT`].
+async fn drain(conn: &Arc<Connection>, permits: &Arc<Semaphore>, options: &crate::HubOptions) {
+    conn.invocations().fail_results(MOVED_RESULT);
+    conn.invocations().cancel_streams();
+    let all = u32::try_from(options.maximum_parallel_invocations_per_client).unwrap_or(u32::MAX);
+    let finished = async {
+        let _unary = permits.acquire_many(all).await;
+        while conn.invocations().has_outgoing_streams() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    if tokio::time::timeout(DRAIN_LIMIT, finished).await.is_err() {
+        tracing::warn!(connection = %conn.id(), "invocations still under way when the connection moved away");
+    }
 }
 
 /// Carries out one of the core's decisions (not a message to dispatch). Returns false when
@@ -270,10 +301,10 @@ async fn invoke(
             let conn = conn.clone();
             tokio::spawn(async move {
                 let error = stream_items(&conn, &id, &target, future, &cancellation, detailed).await;
-                conn.invocations().end_outgoing(&id);
                 forget_streams(&conn, &stream_ids);
                 let result = error.map_or(CompletionResult::Void, CompletionResult::Error);
                 send_completion(&conn, &id, result).await;
+                conn.invocations().end_outgoing(&id);
             });
             return true;
         }
@@ -299,8 +330,9 @@ async fn invoke(
     let conn = conn.clone();
     let mut body = Box::pin(async move {
         let outcome = AssertUnwindSafe(future).catch_unwind().await;
-        drop(permit);
         forget_streams(&conn, &stream_ids);
+        // The slot is given back once the result is queued (a connection that moves away
+        // waits for every slot: every result is then on its way).
         let Some(id) = id else { return };
         let prefix = || format!("An unexpected error occurred invoking '{target}' on the server.");
         let result = match outcome {
@@ -312,6 +344,7 @@ async fn invoke(
             }
         };
         send_completion(&conn, &id, result).await;
+        drop(permit);
     });
     // Most methods finish without waiting for anything: run them here, once, and hand only
     // those that wait over to a task of their own (so reading goes on meanwhile).
@@ -356,7 +389,7 @@ async fn stream_items(
     loop {
         let next = tokio::select! {
             biased;
-            _ = cancellation.cancelled() => return None,
+            _ = cancellation.cancelled() => return conn.is_draining().then(|| MOVED_STREAM.to_owned()),
             next = AssertUnwindSafe(items.next()).catch_unwind() => next,
         };
         let item = match next {

@@ -89,6 +89,27 @@ impl Invocations {
         }
     }
 
+    /// Fails every client result awaited with `text`.
+    pub fn fail_results(&self, text: &str) {
+        for (_, sender) in lock(&self.results).drain() {
+            let _ = sender.send(CompletionResult::Error(text.to_owned()));
+        }
+    }
+
+    /// Stops every streaming method (their tokens are cancelled; each is forgotten once it
+    /// has sent its completion) and ends the client streams feeding methods.
+    pub fn cancel_streams(&self) {
+        lock(&self.incoming_streams).clear();
+        for token in lock(&self.outgoing_streams).values() {
+            token.cancel();
+        }
+    }
+
+    /// Whether a streaming method is still under way.
+    pub fn has_outgoing_streams(&self) -> bool {
+        !lock(&self.outgoing_streams).is_empty()
+    }
+
     /// The connection ended: streams stop and pending results fail (their senders drop).
     pub fn close(&self) {
         for (_, token) in lock(&self.outgoing_streams).drain() {

@@ -9,6 +9,7 @@ pub(crate) mod dispatcher;
 pub(crate) mod driver;
 pub(crate) mod inbound;
 pub(crate) mod invocations;
+pub(crate) mod migration;
 pub(crate) mod request;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -216,6 +217,11 @@ pub(crate) struct Connection {
     interrupt: Mutex<Option<CancellationToken>>,
     /// The request and claims, until taken (see [`ConnectionParts::hand_over_request`]).
     handed_over: Mutex<Option<Box<RequestAndClaims>>>,
+    /// Set when the connection moved here from another app server, or is moving away.
+    migration: Mutex<Option<Box<migration::Migration>>>,
+    /// Moving away: the client's input has ended here, and the connection finishes what it
+    /// was asked before it closes (without a Close message: the client lives on elsewhere).
+    draining: AtomicBool,
 }
 
 /// The request that opened a connection and its token's claims.
@@ -269,6 +275,8 @@ impl Connection {
             invocations: invocations::Invocations::default(),
             stateful: parts.stateful_buffer.map(|_| StatefulSignals::default()),
             interrupt: Mutex::new(None),
+            migration: Mutex::new(None),
+            draining: AtomicBool::new(false),
         });
         (connection, receiver)
     }
@@ -451,6 +459,31 @@ impl Connection {
             Some(token) => token.cancel(),
             None => self.close(CloseReason::transport_closed()),
         }
+    }
+
+    /// Where the connection moved from and to, if it moved or is moving.
+    pub fn migration(&self) -> Option<migration::Migration> {
+        self.migration
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_deref()
+            .cloned()
+    }
+
+    /// Records that the connection moved here (or is moving away).
+    pub(crate) fn set_migration(&self, moved: migration::Migration) {
+        *self.migration.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(moved));
+    }
+
+    /// The connection moves to another app server: once its input ends, it finishes the
+    /// invocations under way and closes without telling the client.
+    pub(crate) fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the connection is moving away (see [`Connection::start_draining`]).
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
     }
 
     /// Streams and client results in flight.

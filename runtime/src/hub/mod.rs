@@ -156,6 +156,14 @@ impl<H> HubContext<H> {
         self.conn.id()
     }
 
+    /// Whether and from where the connection moved between app servers (service mode, when
+    /// an app server shut down with `GracefulShutdownMode::MigrateClients`): on the new
+    /// server from `on_connected` on, on the old one in `on_disconnected`. `None` for a
+    /// connection that stayed where it started.
+    pub fn migration(&self) -> Option<crate::Migration> {
+        self.conn.migration()
+    }
+
     /// The user id of the connection, from the user id provider.
     pub fn user_id(&self) -> Option<&str> {
         self.conn.user_id().map(|u| &**u)

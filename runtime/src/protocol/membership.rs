@@ -313,6 +313,11 @@ impl<M> Membership<M> {
         self.connections.get(id).map(|entry| &entry.member)
     }
 
+    /// The member of a connection, to change (its user and groups stay as they are).
+    pub fn get_mut(&mut self, id: &str) -> Option<&mut M> {
+        self.connections.get_mut(id).map(|entry| &mut entry.member)
+    }
+
     /// The user a connection belongs to.
     pub fn user_of(&self, id: &str) -> Option<&str> {
         self.connections.get(id).and_then(|entry| entry.user.as_deref())

@@ -24,8 +24,9 @@ pub(crate) const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 /// A client of the hub, tunnelled through one server connection.
 pub(crate) struct VirtualClient {
     pub conn: Arc<Connection>,
-    /// Bytes from the client, for the connection's driver.
-    pub inbound: crate::queue::Sender<Bytes>,
+    /// Bytes from the client, for the connection's driver; `None` once its input has ended
+    /// here (it moves to another app server).
+    pub inbound: Option<crate::queue::Sender<Bytes>>,
     /// The server connection the service opened it on.
     pub slot: usize,
 }

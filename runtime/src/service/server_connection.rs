@@ -258,7 +258,7 @@ async fn handle(hub: &Arc<ServiceHub>, dispatcher: &Arc<dyn Dispatcher>, slot: u
     match message {
         ServiceMessage::OpenConnection(open) => virtual_connection::open(hub, dispatcher, slot, open),
         ServiceMessage::ConnectionData(data) => virtual_connection::data(hub, &data.connection_id, data.payload).await,
-        ServiceMessage::CloseConnection(close) => virtual_connection::closed_by_service(hub, &close.connection_id),
+        ServiceMessage::CloseConnection(close) => virtual_connection::closed_by_service(hub, &close),
         // A client came back on a new socket after reconnecting statefully. The service numbers,
         // buffers and replays for it; only whole records ever reach the connection here, so no
         // partial record is left to drop.

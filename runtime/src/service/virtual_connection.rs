@@ -11,6 +11,7 @@ use super::tokens;
 use crate::connection::claims::Claims;
 use crate::connection::dispatcher::Dispatcher;
 use crate::connection::inbound::Inbound;
+use crate::connection::migration::Migration;
 use crate::connection::request::RequestInfo;
 use crate::connection::{CloseReason, Connection, ConnectionParts, driver};
 use crate::options::TransportType;
@@ -44,6 +45,21 @@ fn transport(open: &OpenConnection) -> TransportType {
     }
 }
 
+/// The header of an OpenConnection for a client that moves here from another app server
+/// (its value is that server's name).
+pub(crate) const MIGRATE_FROM: &str = "Asrs-Migrate-From";
+/// The header of a CloseConnection for a client that moves to another app server.
+pub(crate) const MIGRATE_TO: &str = "Asrs-Migrate-To";
+
+/// The first value of header `name` (ignoring case) among service message headers.
+fn header<'h>(headers: &'h [(String, Vec<String>)], name: &str) -> Option<&'h str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .and_then(|(_, values)| values.first())
+        .map(String::as_str)
+}
+
 /// The service opened a client on server connection `slot`.
 pub(crate) fn open(hub: &Arc<ServiceHub>, dispatcher: &Arc<dyn Dispatcher>, slot: usize, open: OpenConnection) {
     let dispatcher = dispatcher.clone();
@@ -65,16 +81,23 @@ pub(crate) fn open(hub: &Arc<ServiceHub>, dispatcher: &Arc<dyn Dispatcher>, slot
         queue_capacity: options.max_queued_messages,
         stateful_buffer: None,
     });
+    // A client moving here from another app server: the service replays its handshake
+    // request, and the handshake response must not reach the client a second time.
+    let migrated_in = header(&open.headers, MIGRATE_FROM).map(|from| Migration::new(from, &hub.server_id));
+    let skip_handshake_response = migrated_in.is_some();
+    if let Some(moved) = migrated_in {
+        conn.set_migration(moved);
+    }
     let (inbound, receiver) = queue::channel(64);
     hub.clients.write().unwrap_or_else(|e| e.into_inner()).insert(
         conn.id().clone(),
         VirtualClient {
             conn: conn.clone(),
-            inbound,
+            inbound: Some(inbound),
             slot,
         },
     );
-    tokio::spawn(pump(hub.clone(), conn.clone(), outbound, slot));
+    tokio::spawn(pump(hub.clone(), conn.clone(), outbound, slot, skip_handshake_response));
     let hub = hub.clone();
     tokio::spawn(async move {
         // Server-Sent Events carry text only: a binary protocol is refused at the handshake,
@@ -90,8 +113,17 @@ pub(crate) fn open(hub: &Arc<ServiceHub>, dispatcher: &Arc<dyn Dispatcher>, slot
     });
 }
 
-/// Sends what the connection queues to the service, then closes it at the service.
-async fn pump(hub: Arc<ServiceHub>, conn: Arc<Connection>, mut outbound: queue::Receiver<Bytes>, slot: usize) {
+/// Sends what the connection queues to the service, then closes it at the service (for a
+/// connection that moved away, that close tells the service everything it had to send has
+/// been sent). With `skip_handshake_response` the first record, the handshake response, is
+/// dropped (the client got one from the server it came from).
+async fn pump(
+    hub: Arc<ServiceHub>,
+    conn: Arc<Connection>,
+    mut outbound: queue::Receiver<Bytes>,
+    slot: usize,
+    mut skip_handshake_response: bool,
+) {
     let id = conn.id().to_string();
     let data = |payload: Bytes| {
         frame(&ServiceMessage::ConnectionData(ConnectionData {
@@ -100,7 +132,21 @@ async fn pump(hub: Arc<ServiceHub>, conn: Arc<Connection>, mut outbound: queue::
             ..ConnectionData::default()
         }))
     };
-    while let Some(batch) = outbound::next_batch(&mut outbound, &conn).await {
+    while let Some(mut batch) = outbound::next_batch(&mut outbound, &conn).await {
+        if skip_handshake_response {
+            // The response is one record of its own, the first queued.
+            let Some(end) = batch
+                .iter()
+                .position(|b| *b == crate::protocol::framing::RECORD_SEPARATOR)
+            else {
+                continue;
+            };
+            skip_handshake_response = false;
+            batch = batch.slice(end + 1..);
+            if batch.is_empty() {
+                continue;
+            }
+        }
         let Some(writer) = hub.slot_writer(slot) else { break };
         if writer.send(data(batch)).await.is_err() {
             break;
@@ -129,16 +175,29 @@ pub(crate) async fn data(hub: &ServiceHub, connection_id: &str, payload: Bytes) 
         .read()
         .unwrap_or_else(|e| e.into_inner())
         .get(connection_id)
-        .map(|c| c.inbound.clone());
+        .and_then(|c| c.inbound.clone());
     if let Some(inbound) = target {
         let _ = inbound.send(payload).await;
     }
 }
 
-/// The service closed a client (it left).
-pub(crate) fn closed_by_service(hub: &ServiceHub, connection_id: &str) {
-    if let Some(client) = hub.clients.read().unwrap_or_else(|e| e.into_inner()).get(connection_id) {
-        client.conn.close(CloseReason::transport_closed());
+/// The service closed a client: it left, or (with `Asrs-Migrate-To`) it moves to another app
+/// server. A moving client's input ends here at a message boundary; the connection finishes
+/// the invocations under way, sends their results, runs `on_disconnected` and closes without
+/// a Close message to the client.
+pub(crate) fn closed_by_service(hub: &ServiceHub, close: &CloseConnection) {
+    let mut clients = hub.clients.write().unwrap_or_else(|e| e.into_inner());
+    let Some(client) = clients.get_mut(&*close.connection_id) else {
+        return;
+    };
+    match header(&close.headers, MIGRATE_TO) {
+        Some(to) => {
+            client.conn.set_migration(Migration::new(&hub.server_id, to));
+            client.conn.start_draining();
+            // The driver sees the end of the input once it has read what came before.
+            client.inbound = None;
+        }
+        None => client.conn.close(CloseReason::transport_closed()),
     }
 }
 

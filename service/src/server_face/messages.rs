@@ -62,8 +62,12 @@ pub(crate) async fn handle(cx: &ServerContext, message: ServiceMessage) {
             hub.send_to_connection(&data.connection_id, data.payload);
         }
         M::CloseConnection(close) => {
-            let closed = hub.close(Selection::Connection(&close.connection_id), &[]);
-            cx.notify_closed(closed, close.error_message, true).await;
+            // From a server the client has moved away from, it only says that server has
+            // sent everything it had for the client.
+            if hub.served_by(&close.connection_id, &cx.link) {
+                let closed = hub.close(Selection::Connection(&close.connection_id), &[]);
+                cx.notify_closed(closed, close.error_message, true).await;
+            }
         }
         M::MultiConnectionData(m) => hub.connections_send(&m.connection_ids, &m.payloads),
         M::UserData(m) => hub.users_send(std::slice::from_ref(&m.user_id), &m.payloads),
@@ -188,8 +192,14 @@ async fn handle_ping(cx: &ServerContext, ping: Ping) {
         }
         PingKind::Shutdown(mode) => {
             cx.link.set_offline();
-            if mode == ShutdownMode::DropClients {
-                cx.hub.close_pinned_to(&cx.link);
+            match mode {
+                ShutdownMode::DropClients => cx.hub.close_pinned_to(&cx.link),
+                // Where no other server takes them, they stay until they leave.
+                ShutdownMode::MigrateClients => {
+                    let moving = cx.hub.migrate_clients_of(&cx.link);
+                    tracing::debug!(hub = %cx.hub.key(), moving, "moving the clients of a server that shuts down");
+                }
+                ShutdownMode::WaitForClientsClose => {}
             }
             Some(Ping::fin_ack())
         }

@@ -167,6 +167,7 @@ async fn run(shared: Arc<Shared>, socket: WebSocket, hub_key: String, cid: Optio
                         server_id.clone(),
                         request.connection_type != HandshakeRequest::WEAK_CONNECTION,
                         request.allow_stateful_reconnects,
+                        request.migration_level != HandshakeRequest::MIGRATION_OFF,
                         sender,
                     );
                     // The response goes out first, before any client can be pinned to the

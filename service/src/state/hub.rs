@@ -17,6 +17,7 @@ use switchboard::protocol::{Close, HubMessage, Protocol};
 use switchboard::transport::raw::RawSender;
 
 use crate::metrics::{HubSnapshot, Metrics};
+use crate::state::mover::Mover;
 use crate::state::server_link::ServerLink;
 
 /// A client about to be pinned to a server connection.
@@ -74,6 +75,8 @@ struct Client {
     protocol: Option<String>,
     transport: TransportType,
     server: Arc<ServerLink>,
+    /// Present when the client may be moved to another app server.
+    mover: Option<Arc<Mover>>,
 }
 
 impl Drop for Client {
@@ -181,8 +184,9 @@ impl HubState {
 
 /// What [`Hub::attach_client`] did.
 pub(crate) enum Attach {
-    /// The client is pinned to this server connection.
-    Pinned(Arc<ServerLink>),
+    /// The client is pinned to this server connection; its app server may have it moved
+    /// elsewhere when it shuts down (then it has a mover).
+    Pinned(Arc<ServerLink>, Option<Arc<Mover>>),
     Refused(Refusal),
     /// The hub was forgotten meanwhile: look it up again.
     Forgotten(NewClient),
@@ -287,16 +291,18 @@ impl Hub {
         let server = least_loaded(&candidates, state.next_server).clone();
         state.next_server = state.next_server.wrapping_add(1);
         server.pin();
+        let mover = server.migrates_clients.then(|| Arc::new(Mover::default()));
         let member = Client {
             sender: client.sender,
             protocol: client.protocol,
             transport: client.transport,
             server: server.clone(),
+            mover: mover.clone(),
         };
         state
             .members
             .add_connection(connection_id, client.user.as_deref(), member);
-        Attach::Pinned(server)
+        Attach::Pinned(server, mover)
     }
 
     /// Marks the hub forgotten if nothing is left in it; whether it did.
@@ -432,6 +438,61 @@ impl Hub {
             payloads,
             &self.metrics,
         );
+    }
+
+    /// Moves the clients of `link`'s app server that may move to the other app servers of
+    /// the hub that take clients, balanced as new clients are: each is pinned to its new
+    /// server connection at once (so what the old server still says about it does not close
+    /// it) and its task switches over at its next record boundary. Returns how many move;
+    /// none when no other server is there (the clients stay until they leave).
+    pub(crate) fn migrate_clients_of(&self, link: &ServerLink) -> usize {
+        let mut state = self.state();
+        let targets: Vec<Arc<ServerLink>> = state
+            .servers
+            .iter()
+            .filter(|s| s.accepts_clients() && !s.same_server(link))
+            .cloned()
+            .collect();
+        if targets.is_empty() {
+            return 0;
+        }
+        let targets: Vec<&Arc<ServerLink>> = targets.iter().collect();
+        let moving: Vec<Arc<str>> = state
+            .members
+            .iter()
+            .filter(|(_, client)| client.mover.is_some() && client.server.same_server(link))
+            .map(|(id, _)| Arc::from(id))
+            .collect();
+        for id in &moving {
+            let target = least_loaded(&targets, state.next_server);
+            state.next_server = state.next_server.wrapping_add(1);
+            if let Some(client) = state.members.get_mut(id) {
+                target.pin();
+                let old = std::mem::replace(&mut client.server, target.clone());
+                old.unpin();
+                if let Some(mover) = &client.mover {
+                    mover.request(target);
+                }
+            }
+        }
+        moving.len()
+    }
+
+    /// Pins a client back to `link` (a move to another server could not be made).
+    pub(crate) fn repin(&self, connection_id: &str, link: &Arc<ServerLink>) {
+        if let Some(client) = self.state().members.get_mut(connection_id) {
+            link.pin();
+            let old = std::mem::replace(&mut client.server, link.clone());
+            old.unpin();
+        }
+    }
+
+    /// Whether a client is pinned to a connection of `link`'s app server.
+    pub(crate) fn served_by(&self, connection_id: &str, link: &ServerLink) -> bool {
+        self.state()
+            .members
+            .get(connection_id)
+            .is_some_and(|client| client.server.same_server(link))
     }
 
     /// Adds a connection to a group; `false` if the connection is unknown.

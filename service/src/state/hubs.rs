@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::metrics::{HubSnapshot, Metrics};
 use crate::state::hub::{Attach, Hub, NewClient, Refusal, Sticky};
+use crate::state::mover::Mover;
 use crate::state::server_link::ServerLink;
 
 /// Every hub, by key.
@@ -68,7 +69,7 @@ impl Hubs {
         connection_id: &str,
         mut client: NewClient,
         max_clients: Option<usize>,
-    ) -> Result<(Arc<Hub>, Arc<ServerLink>), Refusal> {
+    ) -> Result<(Arc<Hub>, Arc<ServerLink>, Option<Arc<Mover>>), Refusal> {
         loop {
             let absent = match &client.sticky {
                 Sticky::Required(_) => Refusal::StickyServerGone,
@@ -76,7 +77,7 @@ impl Hubs {
             };
             let hub = self.get(key).ok_or(absent)?;
             match hub.attach_client(connection_id, client, max_clients) {
-                Attach::Pinned(server) => return Ok((hub, server)),
+                Attach::Pinned(server, mover) => return Ok((hub, server, mover)),
                 Attach::Refused(refusal) => return Err(refusal),
                 Attach::Forgotten(returned) => client = returned,
             }

@@ -1,12 +1,14 @@
 //! The state both faces share: every hub ([`hubs`]), one hub's server connections, clients
 //! and memberships ([`hub`]), one app-server connection as the hubs see it
-//! ([`server_link`]), and [`Shared`], what every connection of a relay holds.
+//! ([`server_link`]), a client's pending move to another app server ([`mover`]), and
+//! [`Shared`], what every connection of a relay holds.
 //!
 //! Neither face is imported here: the client face (`client_face`) and the server face
 //! (`server_face`) meet only through this state.
 
 pub(crate) mod hub;
 pub(crate) mod hubs;
+pub(crate) mod mover;
 pub(crate) mod server_link;
 
 use std::sync::Arc;

@@ -21,6 +21,9 @@ pub(crate) struct ServerLink {
     /// Whether the app server replays to clients that reconnect statefully (its handshake's
     /// `AllowStatefulReconnects`).
     pub(crate) stateful_reconnects: bool,
+    /// Whether the app server lets the relay move its clients to another server when it
+    /// shuts down (its handshake's migration level).
+    pub(crate) migrates_clients: bool,
     offline: AtomicBool,
     /// The clients pinned to it.
     pinned: AtomicUsize,
@@ -36,6 +39,7 @@ impl ServerLink {
         server_id: Option<String>,
         carries_clients: bool,
         stateful_reconnects: bool,
+        migrates_clients: bool,
         sender: mpsc::Sender<Bytes>,
     ) -> Arc<Self> {
         let link = ServerLink {
@@ -43,6 +47,7 @@ impl ServerLink {
             server_id,
             carries_clients,
             stateful_reconnects,
+            migrates_clients,
             offline: AtomicBool::new(false),
             pinned: AtomicUsize::new(0),
             sender,

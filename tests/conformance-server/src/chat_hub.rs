@@ -12,6 +12,18 @@ use switchboard::{HubContext, HubError};
 pub struct Stats {
     pub connected: AtomicU64,
     pub disconnected: AtomicU64,
+    /// Connections that moved here from another app server (counted in `connected` too).
+    pub migrated_in: AtomicU64,
+    /// Connections that moved from here to another app server (counted in `disconnected` too).
+    pub migrated_out: AtomicU64,
+}
+
+/// A connection's move between app servers, as `GetMigration` answers it.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MigrationInfo {
+    from: String,
+    to: String,
 }
 
 /// What ChatHub calls on its clients.
@@ -39,6 +51,16 @@ pub struct ChatHub {
 impl ChatHub {
     async fn get_server_name(&self) -> String {
         self.server_name.to_string()
+    }
+
+    /// Where the caller's connection moved here from, if it did.
+    async fn get_migration(&self, cx: &HubContext<Self>) -> Option<MigrationInfo> {
+        cx.migration()
+            .filter(|moved| moved.to() == &*self.server_name)
+            .map(|moved| MigrationInfo {
+                from: moved.from().to_owned(),
+                to: moved.to().to_owned(),
+            })
     }
 
     async fn broadcast(&self, cx: &HubContext<Self>, name: String, message: String) -> Result<(), HubError> {
@@ -152,12 +174,18 @@ impl ChatHub {
     }
 
     #[on_connected]
-    async fn count_connected(&self) {
+    async fn count_connected(&self, cx: &HubContext<Self>) {
         self.stats.connected.fetch_add(1, Ordering::Relaxed);
+        if cx.migration().is_some_and(|moved| moved.to() == &*self.server_name) {
+            self.stats.migrated_in.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     #[on_disconnected]
-    async fn count_disconnected(&self, _cx: &HubContext<Self>, _error: Option<HubError>) {
+    async fn count_disconnected(&self, cx: &HubContext<Self>, _error: Option<HubError>) {
         self.stats.disconnected.fetch_add(1, Ordering::Relaxed);
+        if cx.migration().is_some_and(|moved| moved.from() == &*self.server_name) {
+            self.stats.migrated_out.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }

@@ -75,6 +75,8 @@ async fn stats(State(state): State<AppState>) -> Response {
     axum::Json(json!({
         "connected": state.stats.connected.load(Ordering::Relaxed),
         "disconnected": state.stats.disconnected.load(Ordering::Relaxed),
+        "migratedIn": state.stats.migrated_in.load(Ordering::Relaxed),
+        "migratedOut": state.stats.migrated_out.load(Ordering::Relaxed),
     }))
     .into_response()
 }

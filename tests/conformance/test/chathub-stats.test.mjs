@@ -18,9 +18,11 @@ async function stats() {
     const text = await res.text();
     assert.equal(res.status, 200, `GET /stats answered ${res.status}: ${text}`);
     const body = JSON.parse(text);
-    assert.deepEqual(Object.keys(body).sort(), ["connected", "disconnected"], `unexpected /stats body ${text}`);
-    assert.ok(Number.isInteger(body.connected) && body.connected >= 0, text);
-    assert.ok(Number.isInteger(body.disconnected) && body.disconnected >= 0, text);
+    assert.deepEqual(Object.keys(body).sort(), ["connected", "disconnected", "migratedIn", "migratedOut"],
+        `unexpected /stats body ${text}`);
+    for (const key of ["connected", "disconnected", "migratedIn", "migratedOut"]) {
+        assert.ok(Number.isInteger(body[key]) && body[key] >= 0, text);
+    }
     return body;
 }
 
@@ -42,7 +44,7 @@ const exact = ownsServer();
 const matches = (actual, expected) => (exact ? actual === expected : actual >= expected);
 
 describe("GET /stats", () => {
-    it("answers {connected, disconnected} with integers", opts, async () => {
+    it("answers {connected, disconnected, migratedIn, migratedOut} with integers", opts, async () => {
         await stats();
     });
 

@@ -172,6 +172,102 @@ describe("service mode with several app servers", { timeout: 10 * TIMEOUT }, () 
         assert.match(String(await withTimeout(error, 10_000, "the client to close")), /ServerOffline/);
     });
 
+    test("shutdown MigrateClients (SIGINT): every client moves, nothing lost, nothing twice, order kept", { timeout: 2 * TIMEOUT }, async () => {
+        const a = await server("migrate-a", {
+            ...STICKY("Preferred"),
+            Azure__SignalR__GracefulShutdown__Mode: "MigrateClients",
+        });
+        const b = await server("migrate-b");
+        const kinds = [
+            { transport: "WebSockets", protocol: "json" },
+            { transport: "WebSockets", protocol: "messagepack" },
+            { transport: "LongPolling", protocol: "json" },
+            { transport: "LongPolling", protocol: "messagepack" },
+        ];
+        const PER_KIND = Number(process.env.MIGRATE_CLIENTS_PER_KIND ?? 50);
+        const connections = [];
+        for (const kind of kinds) {
+            connections.push(...await clients(a, PER_KIND, kind));
+        }
+        const total = connections.length;
+        assert.deepEqual(await spread(connections), { "migrate-a": total });
+        // Every client is in a group and records the broadcasts it gets, in order.
+        const received = connections.map(() => []);
+        connections.forEach((connection, i) => {
+            connection.on("Send", (name, message) => {
+                if (name === "seq") {
+                    received[i].push(Number(message));
+                }
+            });
+        });
+        await Promise.all(connections.map((connection) => connection.invoke("JoinGroup", "movers")));
+        const before = await stats(b);
+
+        // Load through the move: each client invokes in a loop; one broadcasts numbered messages.
+        let running = true;
+        const answered = connections.map(() => 0);
+        const loops = connections.map(async (connection, i) => {
+            while (running) {
+                const name = await connection.invoke("GetServerName");
+                assert.ok(name === "migrate-a" || name === "migrate-b", name);
+                answered[i]++;
+            }
+        });
+        const BROADCASTS = 200;
+        const broadcaster = (async () => {
+            for (let k = 1; k <= BROADCASTS; k++) {
+                await connections[0].invoke("Broadcast", "seq", String(k));
+                if (k === 50) {
+                    a.signal("SIGINT");
+                }
+            }
+        })();
+        await broadcaster;
+        const { code } = await a.exit(30_000);
+        assert.equal(code, 0, "the old server exits once its clients have moved");
+        running = false;
+        await Promise.all(loops);
+
+        // Everyone is on B now, with the same connection, told where it came from.
+        assert.deepEqual(await spread(connections), { "migrate-b": total });
+        const migration = await connections[1].invoke("GetMigration");
+        assert.deepEqual(migration, { From: "migrate-a", To: "migrate-b" });
+        const after = await stats(b);
+        assert.equal(after.migratedIn - before.migratedIn, total, JSON.stringify(after));
+        assert.equal(after.connected - before.connected, total, JSON.stringify(after));
+        assert.equal(await relayClients(relay, "chathub"), total, "the relay still holds every client");
+        for (const count of answered) {
+            assert.ok(count > 0, "every client was answered during the run");
+        }
+        // Every broadcast reached every client exactly once, in order.
+        await eventually(() => received.every((r) => r.length >= BROADCASTS), 10_000, "the last broadcasts");
+        const expected = Array.from({ length: BROADCASTS }, (_, k) => k + 1);
+        received.forEach((r, i) => assert.deepEqual(r, expected, `client ${i} (${JSON.stringify(kinds[Math.floor(i / PER_KIND)])})`));
+        // The group and the connection ids moved with them: B reaches them by both.
+        const direct = new Promise((resolve) => connections[total - 1].on("Direct", resolve));
+        await connections[0].invoke("SendToConnection", connections[total - 1].connectionId, "to you");
+        assert.equal(await withTimeout(direct, 5_000, "a message to a moved connection"), "to you");
+        const grouped = new Promise((resolve) => connections[2].on("GroupMessage", (group, message) => resolve(message)));
+        await connections[3].invoke("SendToGroup", "movers", "still grouped");
+        assert.equal(await withTimeout(grouped, 5_000, "a group message after the move"), "still grouped");
+        await stopAll();
+        await b.kill();
+    });
+
+    test("shutdown MigrateClients without another server waits for the clients instead", { timeout: TIMEOUT }, async () => {
+        const a = await server("alone-a", {
+            Azure__SignalR__GracefulShutdown__Mode: "MigrateClients",
+            Azure__SignalR__GracefulShutdown__TimeoutInSeconds: "30",
+        });
+        const connections = await clients(a, 5);
+        a.signal("SIGINT");
+        await delay(1_500);
+        assert.equal(a.hasExited, false, "nowhere to move them: it waits");
+        assert.deepEqual(await spread(connections), { "alone-a": 5 });
+        await Promise.all(connections.map((connection) => connection.stop()));
+        assert.equal((await a.exit(10_000)).code, 0);
+    });
+
     test("the relay going away: OnDisconnected runs for every relayed client", { timeout: TIMEOUT }, async () => {
         const own = await startRelay();
         const a = await startAppServer(own, "orphan-a");
