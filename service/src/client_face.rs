@@ -21,7 +21,8 @@ use switchboard::transport::raw::RawConnection;
 use crate::auth::{claim_pairs, transport_allowed};
 use crate::record_boundary::RecordBoundary;
 use crate::state::Shared;
-use crate::state::hub::{Hub, NewClient, Refusal, Sticky};
+use crate::state::hub::{Hub, NewClient, Refusal, Sticky, close_server_offline};
+use crate::state::hubs::Pinned;
 use crate::state::mover::Mover;
 use crate::state::server_link::ServerLink;
 
@@ -35,6 +36,8 @@ struct Opened {
     link: Arc<ServerLink>,
     connection_id: String,
     stateful: bool,
+    /// The hub protocol its handshake named, when the relay knows it.
+    protocol: Option<Protocol>,
     /// Present when the client's app server may have it moved to another one.
     movable: Option<Box<Movable>>,
 }
@@ -66,6 +69,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut raw: RawConnection) {
         mut link,
         connection_id,
         stateful,
+        protocol,
         mut movable,
     } = opened;
     let events = raw.sender();
@@ -114,8 +118,11 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut raw: RawConnection) {
         alive = link.send(&data(&connection_id, bytes)).await;
     }
     // Closed by the client (or the relay) rather than by the app: the app server it was last
-    // announced to is told.
+    // announced to is told. When that server went away first, the client hears why.
     if hub.detach_client(&connection_id).is_some() {
+        if !alive {
+            close_server_offline(&events, protocol);
+        }
         let close = CloseConnection {
             connection_id,
             ..CloseConnection::default()
@@ -153,9 +160,10 @@ async fn switch(
         && target.send(&data(connection_id, movable.handshake.clone())).await;
     if !announced {
         tracing::debug!(connection = %connection_id, "the server a client was moving to went away; it stays");
-        hub.repin(connection_id, &old);
+        hub.moved(connection_id, &old);
         return old;
     }
+    hub.moved(connection_id, &target);
     let close = CloseConnection {
         connection_id: connection_id.to_owned(),
         headers: vec![(
@@ -200,7 +208,7 @@ async fn open(shared: &Shared, raw: &mut RawConnection) -> Option<Opened> {
         sticky,
     };
     let max_clients = shared.config.max_clients_per_hub;
-    let (hub, link, mover) = match shared.hubs.attach_client(&hub_key, &connection_id, client, max_clients) {
+    let Pinned { hub, link, mover } = match shared.hubs.attach_client(&hub_key, &connection_id, client, max_clients) {
         Ok(pinned) => pinned,
         Err(refusal) => {
             tracing::debug!(hub = %hub_key, ?refusal, "client refused");
@@ -269,6 +277,7 @@ async fn open(shared: &Shared, raw: &mut RawConnection) -> Option<Opened> {
         link,
         connection_id,
         stateful,
+        protocol: hub_protocol,
         movable,
     })
 }

@@ -329,3 +329,54 @@ impl ServiceHub {
         (0..count).filter_map(|i| slots[(start + i) % count].clone()).next()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hub(mode: super::super::GracefulShutdownMode, timeout: Duration) -> Arc<ServiceHub> {
+        let mut options = ServiceOptions::default();
+        options.graceful_shutdown.mode = mode;
+        options.graceful_shutdown.timeout = timeout;
+        let connection_string =
+            ConnectionString::parse("Endpoint=http://127.0.0.1;AccessKey=abc;Version=1.0;").unwrap();
+        ServiceHub::new("chat".into(), connection_string, options, "server-a".into())
+    }
+
+    #[test]
+    fn a_shutdown_acknowledgement_outside_a_shutdown_is_ignored() {
+        let hub = hub(
+            super::super::GracefulShutdownMode::WaitForClientsClose,
+            Duration::from_secs(1),
+        );
+        hub.offline_acknowledged(0);
+        assert!(!hub.is_offline_acknowledged(0), "nothing was asked");
+        hub.going_offline.cancel();
+        hub.offline_acknowledged(0);
+        assert!(hub.is_offline_acknowledged(0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_graceful_shutdown_waits_for_the_acknowledgement_then_gives_up_at_the_timeout() {
+        let hub = hub(
+            super::super::GracefulShutdownMode::WaitForClientsClose,
+            Duration::from_secs(30),
+        );
+        let (sender, _receiver) = mpsc::channel(1);
+        hub.attach(0, sender);
+        let started = tokio::time::Instant::now();
+        // The service never acknowledges: the hub stops at the timeout.
+        hub.shut_down().await;
+        assert_eq!(started.elapsed(), Duration::from_secs(30));
+        assert!(hub.stopping.is_cancelled() && hub.going_offline.is_cancelled());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn off_stops_at_once_and_says_nothing() {
+        let hub = hub(super::super::GracefulShutdownMode::Off, Duration::from_secs(30));
+        let started = tokio::time::Instant::now();
+        hub.shut_down().await;
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        assert!(hub.stopping.is_cancelled() && !hub.going_offline.is_cancelled());
+    }
+}

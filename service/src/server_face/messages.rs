@@ -61,14 +61,13 @@ pub(crate) async fn handle(cx: &ServerContext, message: ServiceMessage) {
         M::ConnectionData(data) => {
             hub.send_to_connection(&data.connection_id, data.payload);
         }
-        M::CloseConnection(close) => {
-            // From a server the client has moved away from, it only says that server has
-            // sent everything it had for the client.
-            if hub.served_by(&close.connection_id, &cx.link) {
-                let closed = hub.close(Selection::Connection(&close.connection_id), &[]);
-                cx.notify_closed(closed, close.error_message, true).await;
-            }
+        M::CloseConnection(close) if hub.served_by(&close.connection_id, &cx.link) => {
+            let closed = hub.close(Selection::Connection(&close.connection_id), &[]);
+            cx.notify_closed(closed, close.error_message, true).await;
         }
+        // From a server the client has moved away from (or an unknown client), it only says
+        // that server has sent everything it had for the client.
+        M::CloseConnection(_) => {}
         M::MultiConnectionData(m) => hub.connections_send(&m.connection_ids, &m.payloads),
         M::UserData(m) => hub.users_send(std::slice::from_ref(&m.user_id), &m.payloads),
         M::MultiUserData(m) => hub.users_send(&m.user_ids, &m.payloads),

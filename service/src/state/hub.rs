@@ -68,6 +68,22 @@ impl Sticky {
 /// SignalR Service sends it); the client may reconnect.
 pub(crate) const SERVER_OFFLINE: &str = "ServerOffline";
 
+/// Closes a client whose app server went away: with a Close message (in its protocol, when
+/// the relay knows it) that lets the client reconnect, to another server.
+pub(crate) fn close_server_offline(sender: &RawSender, protocol: Option<Protocol>) {
+    if let Some(protocol) = protocol {
+        let close = HubMessage::Close(Close {
+            error: Some(SERVER_OFFLINE.to_owned()),
+            allow_reconnect: true,
+        });
+        let mut out = Vec::new();
+        if protocol.write_message(&mut out, &close).is_ok() {
+            sender.send(Bytes::from(out));
+        }
+    }
+    sender.close();
+}
+
 /// A client as the membership index holds it (its user and groups are the index's). It
 /// counts as one of its server connection's clients while it exists.
 struct Client {
@@ -77,6 +93,9 @@ struct Client {
     server: Arc<ServerLink>,
     /// Present when the client may be moved to another app server.
     mover: Option<Arc<Mover>>,
+    /// While a move is asked for and not yet made: the server connection it comes from
+    /// (where it goes back to if the new one goes away first).
+    moving_from: Option<Arc<ServerLink>>,
 }
 
 impl Drop for Client {
@@ -89,17 +108,7 @@ impl Client {
     /// Closes the client because its app server went away: with a Close message (in its
     /// protocol, when the relay knows it) that lets the client reconnect, to another server.
     fn close_server_offline(&self) {
-        if let Some(protocol) = self.protocol.as_deref().and_then(Protocol::from_name) {
-            let close = HubMessage::Close(Close {
-                error: Some(SERVER_OFFLINE.to_owned()),
-                allow_reconnect: true,
-            });
-            let mut out = Vec::new();
-            if protocol.write_message(&mut out, &close).is_ok() {
-                self.sender.send(Bytes::from(out));
-            }
-        }
-        self.sender.close();
+        close_server_offline(&self.sender, self.protocol.as_deref().and_then(Protocol::from_name));
     }
 
     /// Sends the payload for this client's protocol, if there is one.
@@ -169,6 +178,15 @@ impl HubState {
             .map(|(id, _)| id.to_owned())
             .collect();
         for id in pinned {
+            // A client on its way here from a server that is still there goes back to it.
+            if let Some(client) = self.members.get_mut(&id)
+                && let Some(from) = client.moving_from.take()
+                && !from.closed.is_cancelled()
+            {
+                from.pin();
+                std::mem::replace(&mut client.server, from).unpin();
+                continue;
+            }
             if let Some(client) = self.members.remove_connection(&id) {
                 client.close_server_offline();
             }
@@ -298,6 +316,7 @@ impl Hub {
             transport: client.transport,
             server: server.clone(),
             mover: mover.clone(),
+            moving_from: None,
         };
         state
             .members
@@ -470,6 +489,7 @@ impl Hub {
                 target.pin();
                 let old = std::mem::replace(&mut client.server, target.clone());
                 old.unpin();
+                client.moving_from = Some(old);
                 if let Some(mover) = &client.mover {
                     mover.request(target);
                 }
@@ -478,12 +498,15 @@ impl Hub {
         moving.len()
     }
 
-    /// Pins a client back to `link` (a move to another server could not be made).
-    pub(crate) fn repin(&self, connection_id: &str, link: &Arc<ServerLink>) {
+    /// A client's move is over: it is served by `link` from now on (the server it moved to,
+    /// or the one it came from when the move could not be made).
+    pub(crate) fn moved(&self, connection_id: &str, link: &Arc<ServerLink>) {
         if let Some(client) = self.state().members.get_mut(connection_id) {
-            link.pin();
-            let old = std::mem::replace(&mut client.server, link.clone());
-            old.unpin();
+            client.moving_from = None;
+            if client.server.id != link.id {
+                link.pin();
+                std::mem::replace(&mut client.server, link.clone()).unpin();
+            }
         }
     }
 

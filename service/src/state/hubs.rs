@@ -10,6 +10,14 @@ use crate::state::hub::{Attach, Hub, NewClient, Refusal, Sticky};
 use crate::state::mover::Mover;
 use crate::state::server_link::ServerLink;
 
+/// A client pinned: its hub, its server connection, and its mover when its app server may
+/// have it moved elsewhere.
+pub(crate) struct Pinned {
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) link: Arc<ServerLink>,
+    pub(crate) mover: Option<Arc<Mover>>,
+}
+
 /// Every hub, by key.
 pub(crate) struct Hubs {
     map: Mutex<HashMap<String, Arc<Hub>>>,
@@ -69,7 +77,7 @@ impl Hubs {
         connection_id: &str,
         mut client: NewClient,
         max_clients: Option<usize>,
-    ) -> Result<(Arc<Hub>, Arc<ServerLink>, Option<Arc<Mover>>), Refusal> {
+    ) -> Result<Pinned, Refusal> {
         loop {
             let absent = match &client.sticky {
                 Sticky::Required(_) => Refusal::StickyServerGone,
@@ -77,7 +85,7 @@ impl Hubs {
             };
             let hub = self.get(key).ok_or(absent)?;
             match hub.attach_client(connection_id, client, max_clients) {
-                Attach::Pinned(server, mover) => return Ok((hub, server, mover)),
+                Attach::Pinned(link, mover) => return Ok(Pinned { hub, link, mover }),
                 Attach::Refused(refusal) => return Err(refusal),
                 Attach::Forgotten(returned) => client = returned,
             }

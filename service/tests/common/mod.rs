@@ -93,6 +93,11 @@ pub struct AppServer {
 impl AppServer {
     /// Connects to hub `hub` as app server `server_id`, completing the handshake.
     pub async fn connect(relay: &Relay, hub: &str, server_id: &str) -> AppServer {
+        Self::connect_with(relay, hub, server_id, HandshakeRequest::new()).await
+    }
+
+    /// Connects as [`AppServer::connect`] does, with this handshake request.
+    pub async fn connect_with(relay: &Relay, hub: &str, server_id: &str, handshake: HandshakeRequest) -> AppServer {
         let token = server_token(hub, server_id);
         let socket = ws_with_bearer(relay, &format!("/server/?hub={hub}&cid={server_id}-c"), &token)
             .await
@@ -101,9 +106,7 @@ impl AppServer {
             socket,
             buf: BytesMut::new(),
         };
-        server
-            .send(&ServiceMessage::HandshakeRequest(HandshakeRequest::new()))
-            .await;
+        server.send(&ServiceMessage::HandshakeRequest(handshake)).await;
         match server.recv().await {
             ServiceMessage::HandshakeResponse(response) => assert!(response.is_success(), "{response:?}"),
             other => panic!("expected a handshake response, got {other:?}"),

@@ -254,6 +254,33 @@ describe("service mode with several app servers", { timeout: 10 * TIMEOUT }, () 
         await b.kill();
     });
 
+    test("shutdown MigrateClients with stateful reconnect: every client moves and stays connected", { timeout: TIMEOUT }, async () => {
+        const options = {
+            ...STICKY("Preferred"),
+            Azure__SignalR__GracefulShutdown__Mode: "MigrateClients",
+            Azure__SignalR__AllowStatefulReconnects: "true",
+        };
+        const a = await server("stateful-a", options);
+        const b = await server("stateful-b", { Azure__SignalR__AllowStatefulReconnects: "true" });
+        const connections = [
+            ...await clients(a, 5, { statefulReconnect: true }),
+            ...await clients(a, 5, { statefulReconnect: true, protocol: "messagepack" }),
+        ];
+        assert.deepEqual(await spread(connections), { "stateful-a": 10 });
+        const received = connections.map(() => []);
+        connections.forEach((connection, i) => connection.on("Send", (name, message) => received[i].push(message)));
+        a.signal("SIGINT");
+        assert.equal((await a.exit(20_000)).code, 0);
+        assert.deepEqual(await spread(connections), { "stateful-b": 10 });
+        await connections[0].invoke("Broadcast", "x", "after the move");
+        await eventually(() => received.every((r) => r.includes("after the move")), 5_000, "the broadcast after the move");
+        for (const connection of connections) {
+            assert.equal(connection.state, HubConnectionState.Connected);
+        }
+        await stopAll();
+        await b.kill();
+    });
+
     test("shutdown MigrateClients without another server waits for the clients instead", { timeout: TIMEOUT }, async () => {
         const a = await server("alone-a", {
             Azure__SignalR__GracefulShutdown__Mode: "MigrateClients",
