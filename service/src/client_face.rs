@@ -10,13 +10,13 @@
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use switchboard::RequestInfo;
 use switchboard::protocol::Protocol;
 use switchboard::protocol::framing::RECORD_SEPARATOR;
 use switchboard::protocol::service::{
     CloseConnection, ConnectionData, ConnectionReconnect, OpenConnection, ServiceMessage,
 };
 use switchboard::transport::raw::RawConnection;
+use switchboard::{RequestInfo, TransportType};
 
 use crate::auth::{claim_pairs, transport_allowed};
 use crate::record_boundary::RecordBoundary;
@@ -38,6 +38,9 @@ struct Opened {
     stateful: bool,
     /// The hub protocol its handshake named, when the relay knows it.
     protocol: Option<Protocol>,
+    /// When its token expires, for a transport whose requests carry the token again and
+    /// again (Server-Sent Events, long polling): the connection ends then.
+    expires: Option<tokio::time::Instant>,
     /// Present when the client's app server may have it moved to another one.
     movable: Option<Box<Movable>>,
 }
@@ -70,6 +73,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut raw: RawConnection) {
         connection_id,
         stateful,
         protocol,
+        expires,
         mut movable,
     } = opened;
     let events = raw.sender();
@@ -77,6 +81,8 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut raw: RawConnection) {
     // The server connection the client moves to, once asked, until its input is at a
     // record boundary.
     let mut moving: Option<Arc<ServerLink>> = None;
+    let expired = expiry(expires);
+    tokio::pin!(expired);
     while alive {
         let next = tokio::select! {
             biased;
@@ -88,6 +94,13 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut raw: RawConnection) {
                 };
                 alive = link.send(&ServiceMessage::ConnectionReconnect(reconnect)).await;
                 continue;
+            }
+            () = &mut expired => {
+                tracing::debug!(connection = %connection_id, "the client's access token expired");
+                if let Some(protocol) = protocol {
+                    events.send(close_message(protocol, TOKEN_EXPIRED));
+                }
+                break;
             }
             target = requested(&movable), if moving.is_none() && movable.is_some() => {
                 match &movable {
@@ -131,6 +144,56 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut raw: RawConnection) {
     }
     shared.hubs.release(&hub);
     raw.close();
+}
+
+/// The Close message error of a Server-Sent Events or long-polling client whose access token
+/// expired (its next request would be refused with 401, as Azure SignalR Service does).
+pub(crate) const TOKEN_EXPIRED: &str = "Unauthorized: the access token expired. Negotiate again for a new one.";
+
+/// Resolves when `at` passes (never without one).
+async fn expiry(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A Close message in `protocol` with `error`, letting the client reconnect.
+fn close_message(protocol: Protocol, error: &str) -> Bytes {
+    let close = switchboard::protocol::HubMessage::Close(switchboard::protocol::Close {
+        error: Some(error.to_owned()),
+        allow_reconnect: true,
+    });
+    let mut out = Vec::new();
+    let _ = protocol.write_message(&mut out, &close);
+    Bytes::from(out)
+}
+
+/// When a client with these claims must go: at its token's `exp`, for the transports that
+/// present the token with every request.
+fn token_expiry(claims: &switchboard::Claims, transport: TransportType) -> Option<tokio::time::Instant> {
+    if transport == TransportType::WebSockets {
+        return None;
+    }
+    let exp = claims.get("exp").and_then(serde_json::Value::as_i64)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs();
+    let left = u64::try_from(exp).ok()?.saturating_sub(now);
+    Some(tokio::time::Instant::now() + std::time::Duration::from_secs(left))
+}
+
+/// The long-polling limit a token names (`asrs.s.ttl`, 1 to 300 seconds).
+fn max_poll_interval(claims: &switchboard::Claims) -> Option<std::time::Duration> {
+    let value = claims.get(switchboard::jwt::claims::MAX_POLL_INTERVAL)?;
+    let seconds = match value {
+        serde_json::Value::String(text) => text.trim().parse::<u64>().ok()?,
+        other => other.as_u64()?,
+    };
+    (1..=300)
+        .contains(&seconds)
+        .then(|| std::time::Duration::from_secs(seconds))
 }
 
 /// The next move asked for the client (never, for a client that cannot move).
@@ -189,6 +252,14 @@ async fn open(shared: &Shared, raw: &mut RawConnection) -> Option<Opened> {
         return None;
     }
     let user = claims.get(switchboard::jwt::claims::USER_ID).and_then(claim_as_text);
+    let expires = token_expiry(claims, raw.transport());
+    // Long polling: the connection ends when the next poll does not come within the token's
+    // limit (Azure's MaxPollIntervalInSeconds), else within the hub's disconnect timeout.
+    if raw.transport() == TransportType::LongPolling
+        && let Some(limit) = max_poll_interval(claims)
+    {
+        raw.set_disconnect_timeout(limit);
+    }
     let text = |name: &str| claims.get(name).and_then(|v| v.as_str());
     let sticky = Sticky::from_claims(
         text(switchboard::jwt::claims::SERVER_NAME),
@@ -278,6 +349,7 @@ async fn open(shared: &Shared, raw: &mut RawConnection) -> Option<Opened> {
         connection_id,
         stateful,
         protocol: hub_protocol,
+        expires,
         movable,
     })
 }

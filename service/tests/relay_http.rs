@@ -282,3 +282,136 @@ async fn http_cors_lets_pages_of_other_origins_negotiate() {
     let plain = http(&relay, "GET", "/api/health", &[], b"").await;
     assert_eq!(plain.header("access-control-allow-origin"), None);
 }
+
+/// A long-polling client of `hub` whose token has these claims and lasts `lifetime` seconds,
+/// handshake done: its poll path and headers.
+async fn long_polling_client(
+    relay: &switchboard_service::Relay,
+    server: &mut AppServer,
+    claims: serde_json::Value,
+    lifetime: i64,
+) -> (String, String, String) {
+    let audience = "http://127.0.0.1/client/?hub=chat";
+    let token = token_with(KEY, jsonwebtoken::Algorithm::HS256, audience, lifetime, claims);
+    let auth = format!("Bearer {token}");
+    let id = negotiate_id(relay, &token).await;
+    let path = format!("/client/?hub=chat&id={id}");
+    assert_eq!(
+        http(relay, "GET", &path, &[("Authorization", &auth)], b"").await.status,
+        200
+    );
+    let handshake = b"{\"protocol\":\"json\",\"version\":1}\x1e";
+    assert_eq!(
+        http(relay, "POST", &path, &[("Authorization", &auth)], handshake)
+            .await
+            .status,
+        200
+    );
+    expect_open(server).await;
+    data_to(server, &id, b"{}\x1e").await;
+    let poll = http(relay, "GET", &path, &[("Authorization", &auth)], b"").await;
+    assert_eq!((poll.status, poll.body.as_slice()), (200, &b"{}\x1e"[..]));
+    (path, auth, id)
+}
+
+#[tokio::test]
+async fn http_long_polling_ends_after_the_tokens_poll_interval() {
+    let relay = relay().await;
+    let mut server = AppServer::connect(&relay, "chat", "app1").await;
+    // asrs.s.ttl = 1: no poll for 1 s ends the connection (the hub's own limit is 5 s).
+    let (path, auth, id) = long_polling_client(&relay, &mut server, json!({"asrs.s.ttl": "1"}), 3600).await;
+    match tokio::time::timeout(Duration::from_secs(4), server.recv()).await {
+        Ok(ServiceMessage::CloseConnection(close)) => assert_eq!(close.connection_id, id),
+        other => panic!("expected CloseConnection within the poll interval, got {other:?}"),
+    }
+    let late = http(&relay, "GET", &path, &[("Authorization", &auth)], b"").await;
+    assert!(
+        matches!(late.status, 204 | 404) && late.body.is_empty(),
+        "the connection is gone: {}",
+        late.status
+    );
+    // An interval out of [1, 300] is ignored: the hub's limit stays.
+    let (path, auth, _) = long_polling_client(&relay, &mut server, json!({"asrs.s.ttl": "0"}), 3600).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let poll = tokio::time::timeout(
+        Duration::from_millis(300),
+        http(&relay, "GET", &path, &[("Authorization", &auth)], b""),
+    )
+    .await;
+    assert!(poll.is_err(), "still there: the poll waits for data");
+}
+
+#[tokio::test]
+async fn http_an_expired_token_ends_long_polling() {
+    let relay = relay().await;
+    let mut server = AppServer::connect(&relay, "chat", "app1").await;
+    // A token that expires in 2 s: the waiting poll gets a Close, and the connection ends
+    // (requests with the token are refused with 401 once its clock skew allowance passes).
+    let (path, auth, id) = long_polling_client(&relay, &mut server, json!({}), 2).await;
+    let poll = http(&relay, "GET", &path, &[("Authorization", &auth)], b"").await;
+    assert_eq!(poll.status, 200);
+    assert_eq!(
+        poll.text(),
+        "{\"type\":7,\"error\":\"Unauthorized: the access token expired. Negotiate again for a new one.\",\"allowReconnect\":true}\u{1e}"
+    );
+    match server.recv().await {
+        ServiceMessage::CloseConnection(close) => assert_eq!(close.connection_id, id),
+        other => panic!("expected CloseConnection, got {other:?}"),
+    }
+    let after = http(&relay, "GET", &path, &[("Authorization", &auth)], b"").await;
+    assert!(
+        matches!(after.status, 204 | 404) && after.body.is_empty(),
+        "the connection is gone: {}",
+        after.status
+    );
+}
+
+#[tokio::test]
+async fn http_an_expired_token_ends_an_event_stream() {
+    let relay = relay().await;
+    let mut server = AppServer::connect(&relay, "chat", "app1").await;
+    let audience = "http://127.0.0.1/client/?hub=chat";
+    let token = token_with(KEY, jsonwebtoken::Algorithm::HS256, audience, 2, json!({}));
+    let id = negotiate_id(&relay, &token).await;
+    let path = format!("/client/?hub=chat&id={id}");
+    let mut events = tokio::net::TcpStream::connect(relay.local_addr()).await.unwrap();
+    let request = format!(
+        "GET {path}&access_token={token} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n",
+        relay.local_addr()
+    );
+    events.write_all(request.as_bytes()).await.unwrap();
+    let auth = format!("Bearer {token}");
+    let handshake = b"{\"protocol\":\"json\",\"version\":1}\x1e";
+    assert_eq!(
+        http(&relay, "POST", &path, &[("Authorization", &auth)], handshake)
+            .await
+            .status,
+        200
+    );
+    let (_, _) = expect_open(&mut server).await;
+    data_to(&mut server, &id, b"{}\x1e").await;
+    // The stream carries the handshake response, then the Close at expiry, then its body ends.
+    let mut seen = Vec::new();
+    let mut chunk = [0u8; 1024];
+    loop {
+        let Ok(read) = tokio::time::timeout(WAIT, events.read(&mut chunk)).await else {
+            panic!("the event stream did not end: {}", String::from_utf8_lossy(&seen));
+        };
+        let n = read.unwrap();
+        seen.extend_from_slice(&chunk[..n]);
+        // The end of the chunked body (the socket may stay open for another request).
+        if n == 0 || seen.ends_with(b"\r\n0\r\n\r\n") {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&seen);
+    assert!(text.contains("data: {}\u{1e}"), "{text}");
+    assert!(
+        text.contains("data: {\"type\":7,\"error\":\"Unauthorized: the access token expired. Negotiate again for a new one.\",\"allowReconnect\":true}\u{1e}"),
+        "{text}"
+    );
+    match server.recv().await {
+        ServiceMessage::CloseConnection(close) => assert_eq!(close.connection_id, id),
+        other => panic!("expected CloseConnection, got {other:?}"),
+    }
+}

@@ -208,6 +208,16 @@ impl ConnectionCore {
         self.config = config;
     }
 
+    /// Changes this connection's disconnect timeout (its settings become its own).
+    #[cfg_attr(not(feature = "relay"), allow(dead_code))]
+    pub fn set_disconnect_timeout(&mut self, timeout: Duration) {
+        if self.config.disconnect_timeout != timeout {
+            let mut config = (*self.config).clone();
+            config.disconnect_timeout = timeout;
+            self.config = Arc::new(config);
+        }
+    }
+
     /// Makes a raw connection that carries hub-protocol records of `protocol` reconnect
     /// statefully. `false`, and nothing changes, when negotiate did not agree on it.
     #[cfg_attr(not(feature = "relay"), allow(dead_code))]

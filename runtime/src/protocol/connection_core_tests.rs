@@ -236,6 +236,20 @@ fn client_timeout_armed_by_the_first_ping() {
 }
 
 #[test]
+fn a_connection_may_have_its_own_disconnect_timeout() {
+    let t0 = Instant::now();
+    let shared = Arc::new(config());
+    let mut core = ConnectionCore::new(t0, None);
+    core.start_raw(shared.clone());
+    core.set_disconnect_timeout(SEC);
+    assert_eq!(shared.disconnect_timeout, 5 * SEC, "the shared settings stay");
+    core.transport_detached(t0);
+    assert_eq!(core.poll_timeout(), Some(t0 + SEC));
+    core.handle_timeout(t0 + SEC);
+    assert_eq!(outputs(&mut core), vec![Output::Close(Closing::TransportClosed)]);
+}
+
+#[test]
 fn disconnect_timeout_without_a_transport() {
     let t0 = Instant::now();
     let mut core = opened(t0, 1, None);

@@ -78,6 +78,15 @@ impl RawConnection {
         self.claims = None;
     }
 
+    /// Ends the connection after `timeout` without a transport (between two polls of long
+    /// polling, or between the sockets of a connection that reconnects statefully), instead
+    /// of the hub's `disconnect_timeout`: for a relay that applies the limit a client's token
+    /// names (`asrs.s.ttl`).
+    #[cfg(feature = "relay")]
+    pub fn set_disconnect_timeout(&self, timeout: std::time::Duration) {
+        self.conn.core().set_disconnect_timeout(timeout);
+    }
+
     /// The transport the client uses.
     pub fn transport(&self) -> crate::TransportType {
         self.conn.transport()

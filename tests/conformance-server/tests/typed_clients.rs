@@ -155,7 +155,8 @@ impl Server {
     /// Polls `GET /stats` until it reports `connected` and `disconnected` (the hooks run on
     /// the server's side of the connection, a moment after the client saw it open or close).
     async fn wait_for_stats(&self, connected: u64, disconnected: u64) {
-        let expected = json!({ "connected": connected, "disconnected": disconnected });
+        let expected =
+            json!({ "connected": connected, "disconnected": disconnected, "migratedIn": 0, "migratedOut": 0 });
         let mut last = Value::Null;
         let reached = tokio::time::timeout(WAIT, async {
             loop {
