@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 use switchboard::protocol::Protocol;
 use switchboard::protocol::framing::RECORD_SEPARATOR;
 use switchboard::protocol::service::{
-    CloseConnection, ConnectionData, ConnectionReconnect, OpenConnection, ServiceMessage,
+    CloseConnection, ConnectionData, ConnectionReconnect, OpenConnection, Ping, ServiceMessage,
 };
 use switchboard::transport::raw::RawConnection;
 use switchboard::{RequestInfo, TransportType};
@@ -291,6 +291,12 @@ async fn open(shared: &Shared, raw: &mut RawConnection) -> Option<Opened> {
             return None;
         }
     };
+    // A connection with many clients: its app server is asked for another one (to this relay).
+    if link.wants_company(shared.config.clients_per_server_connection) {
+        let ping = ServiceMessage::Ping(Ping::target(shared.instance_id.clone()));
+        tracing::debug!(hub = %hub_key, "asking an app server for another server connection");
+        link.send(&ping).await;
+    }
     let open = OpenConnection {
         connection_id: connection_id.clone(),
         claims,

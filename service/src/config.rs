@@ -39,6 +39,10 @@ CONFIG FILE (TOML; every key optional):
     listen = \"127.0.0.1:8080\"       # like --listen
     access_keys = [\"key1\", \"key2\"]  # like --access-key
     max_clients_per_hub = 10000     # refuse clients past this many per hub [default: no limit]
+    clients_per_server_connection = 1000
+                                    # past this many clients on one server connection, ask its
+                                    #   app server for one more (it opens an OnDemand connection
+                                    #   unless it has MaxHubServerConnectionCount) [default: 1000]
     max_message_size = 1048576      # bytes: largest client handshake, and the frame and POST
                                     #   limits of the client transports (4x this, 1 MiB at least)
                                     #   [default: 1048576]
@@ -73,6 +77,10 @@ pub struct Config {
     pub access_keys: Vec<String>,
     /// Clients refused past this many in one hub; `None` for no limit.
     pub max_clients_per_hub: Option<usize>,
+    /// Past this many clients pinned to one server connection, the relay asks that app server
+    /// for another connection to the hub (a `target` ping; the app opens an OnDemand
+    /// connection unless it holds its `MaxHubServerConnectionCount`), once per connection.
+    pub clients_per_server_connection: usize,
     /// The largest client handshake, in bytes; the client transports accept frames and POST
     /// bodies of four times this (1 MiB at least).
     pub max_message_size: usize,
@@ -93,6 +101,7 @@ impl Default for Config {
             listen: "127.0.0.1:8080".to_owned(),
             access_keys: Vec::new(),
             max_clients_per_hub: None,
+            clients_per_server_connection: 1000,
             max_message_size: 1 << 20,
             max_server_message_size: 16 << 20,
             handshake_timeout: Duration::from_secs(15),
@@ -109,6 +118,7 @@ impl std::fmt::Debug for Config {
             .field("listen", &self.listen)
             .field("access_keys", &format_args!("[{} redacted]", self.access_keys.len()))
             .field("max_clients_per_hub", &self.max_clients_per_hub)
+            .field("clients_per_server_connection", &self.clients_per_server_connection)
             .field("max_message_size", &self.max_message_size)
             .field("max_server_message_size", &self.max_server_message_size)
             .field("handshake_timeout", &self.handshake_timeout)
@@ -141,6 +151,7 @@ struct FileConfig {
     listen: Option<String>,
     access_keys: Option<Vec<String>>,
     max_clients_per_hub: Option<usize>,
+    clients_per_server_connection: Option<usize>,
     max_message_size: Option<usize>,
     max_server_message_size: Option<usize>,
     handshake_timeout_secs: Option<u64>,
@@ -179,6 +190,9 @@ impl Config {
         }
         if file.max_clients_per_hub.is_some() {
             self.max_clients_per_hub = file.max_clients_per_hub;
+        }
+        if let Some(count) = file.clients_per_server_connection {
+            self.clients_per_server_connection = count;
         }
         if let Some(size) = file.max_message_size {
             self.max_message_size = size;
@@ -270,6 +284,9 @@ impl Config {
         }
         if self.listen.trim().is_empty() {
             return Err(Error::config("the listen address is empty"));
+        }
+        if self.clients_per_server_connection == 0 {
+            return Err(Error::config("clients_per_server_connection must be at least 1"));
         }
         if self.max_clients_per_hub == Some(0) {
             return Err(Error::config("max_clients_per_hub must be at least 1"));

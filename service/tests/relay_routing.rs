@@ -250,3 +250,30 @@ async fn routing_server_pings_are_answered() {
         }
     }
 }
+
+#[tokio::test]
+async fn routing_a_crowded_server_connection_asks_for_another_once() {
+    use switchboard::protocol::service::PingKind;
+    let relay = relay_with(|c| c.clients_per_server_connection = 2).await;
+    let mut server = AppServer::connect(&relay, "chat", "app1").await;
+    let mut clients = Vec::new();
+    let mut targets = 0;
+    for _ in 0..5 {
+        clients.push(Client::connect(&relay, "chat", "json", json!({})).await);
+        // What the relay sends on the server connection, up to the client's handshake.
+        loop {
+            match server.recv_any().await {
+                ServiceMessage::Ping(ping) => {
+                    if let PingKind::Target(target) = ping.kind() {
+                        assert!(target.starts_with("switchboard-"), "names this relay: {target}");
+                        targets += 1;
+                    }
+                }
+                ServiceMessage::OpenConnection(_) => {}
+                ServiceMessage::ConnectionData(_) => break,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    assert_eq!(targets, 1, "asked once, when the third client came");
+}

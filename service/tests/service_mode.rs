@@ -526,3 +526,149 @@ async fn service_mode_server_connections_open_on_start_and_close_on_shutdown() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(relay.server_connection_count("room"), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_mode_service_events_reach_the_handler_and_a_service_error_stops_writes() {
+    use futures_util::{SinkExt, StreamExt};
+    use switchboard::protocol::service::{
+        HandshakeResponse, ServiceError, ServiceEvent, ServiceEventKind, ServiceEventObjectType, ServiceMessage,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let (events, mut seen) = mpsc::unbounded_channel();
+    let app = app_server(
+        &format!("Endpoint={endpoint};AccessKey={KEY};Version=1.0;"),
+        |o| {
+            o.initial_hub_server_connection_count = 1;
+            o.service_event_handler = Some(Arc::new(move |event: &switchboard::service::ServiceEvent| {
+                let _ = events.send(event.clone());
+            }));
+        },
+        Room::default(),
+    )
+    .await;
+    // This test is the service: it accepts the server connection and answers its handshake.
+    let (stream, _) = listener.accept().await.unwrap();
+    let mut socket = tokio_tungstenite::accept_async(stream).await.unwrap();
+    let _handshake = tokio::time::timeout(WAIT, socket.next()).await.unwrap();
+    let send = |message: ServiceMessage| {
+        let mut out = Vec::new();
+        switchboard::protocol::service::write(&message, &mut out);
+        tokio_tungstenite::tungstenite::Message::binary(out)
+    };
+    socket
+        .send(send(ServiceMessage::HandshakeResponse(HandshakeResponse::default())))
+        .await
+        .unwrap();
+    let negotiate = || async {
+        let response = reqwest_lite(&format!("{app}/room/negotiate?negotiateVersion=1")).await;
+        response.0
+    };
+    let mut status = 0;
+    for _ in 0..100 {
+        status = negotiate().await;
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, 200, "negotiate redirects once the server connection is up");
+    let event = ServiceEvent {
+        object_type: ServiceEventObjectType::Group,
+        id: Some("g1".into()),
+        kind: ServiceEventKind::NotExisted,
+        message: Some("no such group".into()),
+    };
+    socket
+        .send(send(ServiceMessage::ServiceEvent(event.clone())))
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(WAIT, seen.recv()).await.unwrap().unwrap();
+    assert_eq!(got, event);
+    // An empty ServiceError means nothing; one with a message stops writes on the connection.
+    socket
+        .send(send(ServiceMessage::ServiceError(ServiceError {
+            error_message: Some(String::new()),
+        })))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(negotiate().await, 200);
+    socket
+        .send(send(ServiceMessage::ServiceError(ServiceError {
+            error_message: Some("the service is reloading".into()),
+        })))
+        .await
+        .unwrap();
+    let mut status = 200;
+    for _ in 0..100 {
+        status = negotiate().await;
+        if status != 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        status, 500,
+        "no server connection to write to: negotiate says it is not connected"
+    );
+}
+
+/// `POST url` over a plain socket: the status and body.
+async fn reqwest_lite(url: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut socket = tokio::net::TcpStream::connect(host).await.unwrap();
+    let request = format!("POST /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    socket.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_mode_crowded_connections_grow_on_their_own_up_to_the_maximum() {
+    let relay = Relay::bind(
+        Config {
+            clients_per_server_connection: 2,
+            ..Config::new(KEY)
+        }
+        .listen("127.0.0.1:0"),
+    )
+    .await
+    .expect("relay starts");
+    let app = app_server(
+        &relay.connection_string(),
+        |o| {
+            o.initial_hub_server_connection_count = 1;
+            o.max_hub_server_connection_count = Some(3);
+        },
+        Room::default(),
+    )
+    .await;
+    until("one server connection", || relay.server_connection_count("room") == 1).await;
+    let mut clients = Vec::new();
+    for _ in 0..12 {
+        let (client, _) = listener(&format!("{app}/room")).await;
+        assert_eq!(client.invoke::<String>("Echo", ("hi",)).await.unwrap(), "hi");
+        clients.push(client);
+    }
+    // Each connection past two clients asked for another; the app stopped at its maximum.
+    until("three server connections", || {
+        relay.server_connection_count("room") == 3
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        relay.server_connection_count("room"),
+        3,
+        "never more than MaxHubServerConnectionCount"
+    );
+}

@@ -20,8 +20,10 @@ pub(crate) mod server_connection;
 mod tokens;
 pub(crate) mod virtual_connection;
 
+/// What the service reports in a `ServiceEvent` (see [`ServiceOptions::service_event_handler`]).
+pub use crate::protocol::service::{ServiceEvent, ServiceEventKind, ServiceEventObjectType};
 pub use connection_string::{ConnectionString, ConnectionStringError, Url};
 pub use options::{
     AccessTokenAlgorithm, ClaimsProvider, GracefulShutdown, GracefulShutdownMode, ServerNameProvider, ServerStickyMode,
-    ServiceOptions, ServiceOptionsError, TransportTypeDetector, default_server_name,
+    ServiceEventHandler, ServiceOptions, ServiceOptionsError, TransportTypeDetector, default_server_name,
 };

@@ -69,6 +69,10 @@ pub type ClaimsProvider = Arc<dyn Fn(&RequestInfo) -> Vec<(String, String)> + Se
 /// [`ServiceOptions::server_name_provider`]).
 pub type ServerNameProvider = Arc<dyn Fn() -> String + Send + Sync>;
 
+/// Called with each event the service reports about this app server's objects (as the Azure
+/// SDK's `IServiceEventHandler`; without one, events are logged).
+pub type ServiceEventHandler = Arc<dyn Fn(&crate::service::ServiceEvent) + Send + Sync>;
+
 /// The transports a client may use, from the negotiate request.
 pub type TransportTypeDetector = Arc<dyn Fn(&RequestInfo) -> Vec<TransportType> + Send + Sync>;
 
@@ -131,6 +135,8 @@ pub struct ServiceOptions {
     /// Makes the server name when [`server_name`](Self::server_name) is not set (as the
     /// Azure SDK's `IServerNameProvider`).
     pub server_name_provider: Option<ServerNameProvider>,
+    /// Receives the service's events (`ServiceEvent` messages).
+    pub service_event_handler: Option<ServiceEventHandler>,
 }
 
 impl fmt::Debug for ServiceOptions {
@@ -176,6 +182,7 @@ impl Default for ServiceOptions {
             allow_stateful_reconnects: false,
             server_name: None,
             server_name_provider: None,
+            service_event_handler: None,
         }
     }
 }

@@ -27,6 +27,9 @@ pub(crate) struct ServerLink {
     offline: AtomicBool,
     /// The clients pinned to it.
     pinned: AtomicUsize,
+    /// Whether its app server was asked for another connection because this one carries many
+    /// clients.
+    asked_for_more: AtomicBool,
     sender: mpsc::Sender<Bytes>,
     /// Cancelled once the connection ends.
     pub(crate) closed: CancellationToken,
@@ -50,6 +53,7 @@ impl ServerLink {
             migrates_clients,
             offline: AtomicBool::new(false),
             pinned: AtomicUsize::new(0),
+            asked_for_more: AtomicBool::new(false),
             sender,
             closed: CancellationToken::new(),
         };
@@ -74,6 +78,12 @@ impl ServerLink {
     /// A client pinned to it is gone.
     pub(crate) fn unpin(&self) {
         self.pinned.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Whether its app server should be asked for another connection: it carries more than
+    /// `bound` clients, and it was not asked already (`true` once).
+    pub(crate) fn wants_company(&self, bound: usize) -> bool {
+        self.pinned() > bound && !self.asked_for_more.swap(true, Ordering::Relaxed)
     }
 
     /// How many clients are pinned to it.
