@@ -44,6 +44,10 @@ impl Room {
         cx.clients().group(group).said(text).await
     }
 
+    async fn claim(&self, cx: &HubContext<Self>, name: String) -> Option<String> {
+        cx.claims().and_then(|c| c.get_str(&name)).map(str::to_owned)
+    }
+
     async fn whoami(&self, cx: &HubContext<Self>) -> Option<String> {
         cx.user_id().map(str::to_owned)
     }
@@ -671,4 +675,101 @@ async fn service_mode_crowded_connections_grow_on_their_own_up_to_the_maximum() 
         3,
         "never more than MaxHubServerConnectionCount"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_mode_hs512_claims_provider_transport_detector_and_stateful_reconnect_end_to_end() {
+    use switchboard::TransportType;
+    use switchboard::service::AccessTokenAlgorithm;
+    let relay = relay().await;
+    let app = app_server(
+        &relay.connection_string(),
+        |o| {
+            o.access_token_algorithm = AccessTokenAlgorithm::HS512;
+            o.allow_stateful_reconnects = true;
+            o.claims_provider = Some(Arc::new(|request: &switchboard::RequestInfo| {
+                vec![("tier".to_owned(), request.query("tier").unwrap_or("none").to_owned())]
+            }));
+        },
+        Room::default(),
+    )
+    .await;
+    until("the server connections", || relay.server_connection_count("room") == 5).await;
+    // HS512 tokens and the provider's claims, through the typed path a client takes.
+    let (client, _) = listener(&format!("{app}/room?tier=gold")).await;
+    assert_eq!(
+        client
+            .invoke::<Option<String>>("Claim", ("tier",))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("gold")
+    );
+    // The redirect's token offers stateful reconnect at the relay.
+    let (status, body) = reqwest_lite(&format!("{app}/room/negotiate?negotiateVersion=1")).await;
+    assert_eq!(status, 200, "{body}");
+    let redirect: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let token = redirect["accessToken"].as_str().unwrap();
+    assert_eq!(
+        jsonwebtoken::decode_header(token).unwrap().alg,
+        jsonwebtoken::Algorithm::HS512,
+        "signed with HS512"
+    );
+    let relay_negotiate = relay_post(
+        &relay,
+        "/client/negotiate?hub=room&negotiateVersion=1&useStatefulReconnect=true",
+        token,
+    )
+    .await;
+    assert_eq!(
+        relay_negotiate["useStatefulReconnect"],
+        serde_json::Value::Bool(true),
+        "{relay_negotiate}"
+    );
+
+    // A transport detector: only long polling is offered to these clients.
+    let relay = self::relay().await;
+    let app = app_server(
+        &relay.connection_string(),
+        |o| {
+            o.transport_type_detector = Some(Arc::new(|_: &switchboard::RequestInfo| {
+                vec![TransportType::LongPolling]
+            }));
+        },
+        Room::default(),
+    )
+    .await;
+    until("the server connections", || relay.server_connection_count("room") == 5).await;
+    let (_, body) = reqwest_lite(&format!("{app}/room/negotiate?negotiateVersion=1")).await;
+    let redirect: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let offered = relay_post(
+        &relay,
+        "/client/negotiate?hub=room&negotiateVersion=1",
+        redirect["accessToken"].as_str().unwrap(),
+    )
+    .await;
+    let transports: Vec<&str> = offered["availableTransports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["transport"].as_str().unwrap())
+        .collect();
+    assert_eq!(transports, ["LongPolling"]);
+}
+
+/// `POST path` at the relay with a bearer token: the JSON body.
+async fn relay_post(relay: &Relay, path: &str, token: &str) -> serde_json::Value {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = relay.local_addr();
+    let mut socket = tokio::net::TcpStream::connect(host).await.unwrap();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    socket.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}\n{body}");
+    serde_json::from_str(body.trim()).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
