@@ -6,19 +6,35 @@ use std::time::Duration;
 
 use switchboard::client::ClientOptions;
 use switchboard::service::{GracefulShutdownMode, ServerStickyMode, ServiceOptions};
-use switchboard::{AppHandle, HubContext, Switchboard};
+use switchboard::{AppHandle, HubContext, HubError, Switchboard};
 use switchboard_service::{Config, Relay};
 
 const KEY: &str = "a-relay-access-key-for-tests-0123456789";
 const WAIT: Duration = Duration::from_secs(20);
+
+/// What the hub asks its clients.
+#[switchboard::client]
+trait Asked {
+    /// A number, answered by the client.
+    async fn value(&self) -> i64;
+}
 
 /// A hub that says which app server it runs on.
 struct Moves {
     name: String,
 }
 
-#[switchboard::hub("/moves")]
+#[switchboard::hub("/moves", client = Asked)]
 impl Moves {
+    /// Asks the caller for a number (a client result).
+    async fn ask(&self, cx: &HubContext<Self>) -> Result<i64, HubError> {
+        cx.clients()
+            .caller()
+            .value()
+            .await
+            .map_err(|error| HubError::new(error.message().to_owned()))
+    }
+
     async fn server(&self) -> String {
         self.name.clone()
     }
@@ -57,6 +73,8 @@ async fn app_server(relay: &Relay, name: &str, configure: impl FnOnce(&mut Servi
     configure(&mut options);
     let app = Switchboard::builder()
         .with_service(options)
+        // A hub method may await a client result.
+        .hub_options(|o| o.maximum_parallel_invocations_per_client = 2)
         .mount(Moves { name: name.to_owned() })
         .build()
         .expect("app builds");
@@ -127,4 +145,50 @@ async fn migrate_clients_moves_typed_clients_with_their_invocations_in_flight() 
         assert_eq!(&client.id().await.unwrap(), id, "the connection id stays");
     }
     assert_eq!(relay.client_count("moves"), clients.len());
+}
+
+/// Answers `Value` slowly: after the connection has moved.
+struct SlowAnswer;
+
+impl Asked for SlowAnswer {
+    async fn value(&self) -> i64 {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        7
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_clients_fails_a_client_result_awaited_across_the_move_clearly() {
+    let relay = Relay::bind(Config::new(KEY).listen("127.0.0.1:0"))
+        .await
+        .expect("relay starts");
+    let (a_url, a) = app_server(&relay, "server-a", |o| {
+        o.server_sticky_mode = ServerStickyMode::Preferred;
+        o.graceful_shutdown.mode = GracefulShutdownMode::MigrateClients;
+    })
+    .await;
+    let (_b_url, _b) = app_server(&relay, "server-b", |_| {}).await;
+    let client = within(
+        "connect",
+        MovesHubClient::connect_with_handler(&format!("{a_url}/moves"), ClientOptions::default(), SlowAnswer),
+    )
+    .await
+    .expect("connects");
+    let shutdown = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        a.shutdown().await;
+    };
+    let (asked, ()) = within("the question and A's shutdown", async {
+        tokio::join!(client.ask(), shutdown)
+    })
+    .await;
+    let error = asked.expect_err("the answer cannot reach the server that asked");
+    assert!(
+        error
+            .to_string()
+            .contains("The connection moved to another server before the client answered"),
+        "{error}"
+    );
+    // The client goes on, on B.
+    assert_eq!(client.server().await.unwrap(), "server-b");
 }
