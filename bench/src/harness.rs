@@ -151,6 +151,34 @@ impl Running {
     }
 }
 
+/// Sends SIGINT to process `pid` and waits (up to `limit`) until it has exited: how long
+/// that took.
+fn signal_and_wait(pid: &str, limit: Duration) -> Result<Duration, String> {
+    let started = Instant::now();
+    let signalled = Command::new("kill")
+        .args(["-INT", pid])
+        .status()
+        .map_err(|e| format!("cannot run kill: {e}"))?;
+    if !signalled.success() {
+        return Err(format!("kill -INT {pid} failed"));
+    }
+    while started.elapsed() < limit {
+        // Gone, or a zombie waiting for the harness to reap it.
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let exited = state
+            .rsplit_once(')')
+            .is_none_or(|(_, rest)| rest.trim_start().starts_with('Z'));
+        if exited {
+            return Ok(started.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Err(format!(
+        "the old app server did not exit within {} s of SIGINT",
+        limit.as_secs()
+    ))
+}
+
 /// Everything `run` needs while running.
 struct Harness {
     opts: Options,
@@ -326,6 +354,16 @@ impl Harness {
                     }
                 }
             }
+            if self.wants("migrate") {
+                // fresh servers each time: the run shuts one of them down
+                for &conns in &plan.migrate_conns {
+                    for &t in &order {
+                        if t.supports("migrate") {
+                            self.migrate(t, conns, rep)?;
+                        }
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -419,17 +457,38 @@ impl Harness {
     }
 
     fn spawn_server(&mut self, name: &'static str, args: &[String]) -> Result<ServerProc, String> {
+        self.spawn_server_with(name, args, &[])
+    }
+
+    /// [`Harness::spawn_server`] with these environment variables added.
+    fn spawn_server_with(
+        &mut self,
+        name: &'static str,
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> Result<ServerProc, String> {
         let bin = self.opts.bin_dir.join(name);
-        self.spawn_program(name, &bin, args)
+        self.spawn_program_with(name, &bin, args, env)
     }
 
     /// Starts `bin args` pinned to the servers' CPU, its standard error in `logs/`, and waits for
     /// its `Now listening on: http://127.0.0.1:<port>` line.
     fn spawn_program(&mut self, name: &'static str, bin: &Path, args: &[String]) -> Result<ServerProc, String> {
+        self.spawn_program_with(name, bin, args, &[])
+    }
+
+    fn spawn_program_with(
+        &mut self,
+        name: &'static str,
+        bin: &Path,
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> Result<ServerProc, String> {
         let (log, log_path) = self.log_file(name)?;
         let mut cmd = self.pinned(self.server_cpu, bin);
         cmd.args(args)
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log));
@@ -795,6 +854,142 @@ impl Harness {
             ));
         }
         Ok(record)
+    }
+
+    /// Client migration: a relay and two app servers (`migrate-a` shuts down with
+    /// `MigrateClients`; its clients prefer it, so they all start there). `conns` clients send
+    /// open-loop `Echo`s through the move; once the warm-up is over, `migrate-a` gets SIGINT.
+    /// The record holds how long until it exited (every client moved, its invocations
+    /// finished) and the latency the clients saw meanwhile (the window spans the move).
+    fn migrate(&mut self, t: Target, conns: usize, rep: usize) -> Result<(), String> {
+        let plan = self.opts.plan.clone();
+        let relay = self.spawn_server(
+            "switchboard-service",
+            &[
+                "--listen".into(),
+                "127.0.0.1:0".into(),
+                "--access-key".into(),
+                ACCESS_KEY.into(),
+                "--stop-when-stdin-closes".into(),
+            ],
+        )?;
+        let service = format!(
+            "Endpoint=http://127.0.0.1;Port={};AccessKey={ACCESS_KEY};Version=1.0;",
+            relay.port
+        );
+        let args = |name: &str| -> Vec<String> {
+            [
+                "--port",
+                "0",
+                "--stop-when-stdin-closes",
+                "--service",
+                &service,
+                "--server-name",
+                name,
+            ]
+            .iter()
+            .map(|a| a.to_string())
+            .collect()
+        };
+        let old = self.spawn_server_with(
+            "conformance-server",
+            &args("migrate-a"),
+            &[
+                ("Azure__SignalR__GracefulShutdown__Mode", "MigrateClients"),
+                ("Azure__SignalR__GracefulShutdown__TimeoutInSeconds", "120"),
+                ("Azure__SignalR__ServerStickyMode", "Preferred"),
+            ],
+        );
+        let new = self.spawn_server("conformance-server", &args("migrate-b"));
+        let (mut old, new) = match (old, new) {
+            (Ok(old), Ok(new)) => (old, new),
+            (old, new) => {
+                let error = [old.as_ref().err(), new.as_ref().err()]
+                    .into_iter()
+                    .flatten()
+                    .next()
+                    .cloned();
+                for p in [old.ok(), new.ok()].into_iter().flatten() {
+                    p.stop();
+                }
+                relay.stop();
+                return Err(error.unwrap_or_default());
+            }
+        };
+        let spec = LoadSpec {
+            scenario: Scenario::OpenLoop,
+            mode: t.mode,
+            url: format!("http://127.0.0.1:{}/chathub", old.port),
+            conns,
+            payload: 64,
+            warmup_ms: plan.open_loop_warmup_ms,
+            duration_ms: plan.open_loop_duration_ms,
+            window: 1,
+            connect_concurrency: 64,
+            drain_ms: 10_000,
+            rate: plan.open_loop_rate,
+        };
+        let mut record = self.base_record(t, &spec, rep);
+        record.scenario = "migrate".into();
+        let pids = vec![
+            ("switchboard-service", relay.pid()),
+            ("conformance-server", old.pid()),
+            ("conformance-server", new.pid()),
+        ];
+        let old_pid = old.pid();
+        let moved: std::sync::Arc<std::sync::Mutex<Option<Result<Duration, String>>>> = Default::default();
+        let mut mover = None;
+        let warmup = Duration::from_millis(spec.warmup_ms);
+        let result = self.generator(&spec, &pids, |_| {
+            let moved = moved.clone();
+            let pid = old_pid.clone();
+            mover = Some(std::thread::spawn(move || {
+                std::thread::sleep(warmup);
+                let outcome = signal_and_wait(&pid, Duration::from_secs(150));
+                *moved.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
+            }));
+        });
+        if let Some(mover) = mover {
+            let _ = mover.join();
+        }
+        let moved = moved.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let mut problems = Vec::new();
+        match result {
+            Ok((res, _)) => {
+                fill_load(&mut record, &res);
+                record.offered_rate = Some(spec.conns as f64 * spec.rate);
+                record.answered_max_us = Some(res.answered_max_us);
+                if res.connected != conns {
+                    problems.push(format!("{} of {conns} connected", res.connected));
+                }
+                if res.errors > 0 {
+                    problems.push(format!(
+                        "{} errors (first: {})",
+                        res.errors,
+                        res.first_error.clone().unwrap_or_default()
+                    ));
+                }
+                if res.lost > 0 {
+                    problems.push(format!("{} messages lost", res.lost));
+                }
+            }
+            Err(e) => problems.push(e),
+        }
+        match moved {
+            Some(Ok(took)) => record.migrate_ms = Some(took.as_secs_f64() * 1000.0),
+            Some(Err(e)) => problems.push(e),
+            None => problems.push("the old app server was never signalled".into()),
+        }
+        if old.alive() {
+            problems.push("the old app server is still running".into());
+        }
+        record.ok = problems.is_empty();
+        record.error = (!problems.is_empty()).then(|| problems.join("; "));
+        old.stop();
+        new.stop();
+        relay.stop();
+        self.finish(record);
+        Ok(())
     }
 
     fn idle(&mut self, t: Target, conns: usize, rep: usize) -> Result<(), String> {

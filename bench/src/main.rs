@@ -4,11 +4,11 @@
 //! ```text
 //! switchboard-bench run [--smoke] [--out DIR] [--bin-dir DIR] [--node-dir DIR] [--node PATH]
 //!                       [--reps N] [--warmup-ms MS] [--duration-ms MS]
-//!                       [--scenarios echo,echo-measure,broadcast,group,open-loop,idle]
+//!                       [--scenarios echo,echo-measure,broadcast,group,open-loop,idle,migrate]
 //!                       [--targets floor,direct-json,direct-msgpack,relay-json,relay-msgpack,node-ws,socketio,socketioxide]
 //!                       [--echo-conns 1,10,…] [--echo-payloads 64,2048] [--echo-measure-conns …]
 //!                       [--echo-measure-payloads …] [--broadcast-receivers 1000,…] [--broadcast-payloads 64,…]
-//!                       [--group-receivers …] [--group-payloads …] [--window N] [--idle-conns 1000,…]
+//!                       [--group-receivers …] [--group-payloads …] [--window N] [--idle-conns 1000,…] [--migrate-conns 1000,…]
 //!                       [--open-loop-conns 1000,2000,…] [--open-loop-payload B] [--open-loop-rate R]
 //!                       [--open-loop-warmup-ms MS] [--open-loop-duration-ms MS] [--no-pin]
 //! switchboard-bench report DIR
@@ -25,11 +25,11 @@ use switchboard_bench::plan::{self, Plan};
 
 const USAGE: &str =
     "usage: switchboard-bench run [--smoke] [--out DIR] [--bin-dir DIR] [--node-dir DIR] [--node PATH] \
-[--reps N] [--warmup-ms MS] [--duration-ms MS] [--scenarios echo,echo-measure,broadcast,group,open-loop,idle] \
+[--reps N] [--warmup-ms MS] [--duration-ms MS] [--scenarios echo,echo-measure,broadcast,group,open-loop,idle,migrate] \
 [--targets floor,direct-json,direct-msgpack,relay-json,relay-msgpack,node-ws,socketio,socketioxide] \
 [--echo-conns LIST] [--echo-payloads LIST] [--echo-measure-conns LIST] [--echo-measure-payloads LIST] \
 [--broadcast-receivers LIST] [--broadcast-payloads LIST] [--group-receivers LIST] [--group-payloads LIST] \
-[--window N] [--idle-conns LIST] [--open-loop-conns LIST] [--open-loop-payload B] [--open-loop-rate R] \
+[--window N] [--idle-conns LIST] [--migrate-conns LIST] [--open-loop-conns LIST] [--open-loop-payload B] [--open-loop-rate R] \
 [--open-loop-warmup-ms MS] [--open-loop-duration-ms MS] [--no-pin]
        switchboard-bench report DIR      (rewrite DIR/summary.md and DIR/chart.svg from DIR/results.jsonl)
        switchboard-bench load '<spec JSON>'
@@ -140,6 +140,7 @@ fn parse_run(args: &[String]) -> Result<Options, String> {
             "--group-receivers" => plan.group_receivers = list(arg, it.next())?,
             "--group-payloads" => plan.group_payloads = list(arg, it.next())?,
             "--idle-conns" => plan.idle_conns = list(arg, it.next())?,
+            "--migrate-conns" => plan.migrate_conns = list(arg, it.next())?,
             "--open-loop-conns" => plan.open_loop_conns = list(arg, it.next())?,
             "--open-loop-payload" => plan.open_loop_payload = one(arg, it.next())?,
             "--open-loop-rate" => plan.open_loop_rate = one(arg, it.next())?,

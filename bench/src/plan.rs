@@ -146,13 +146,23 @@ impl Target {
                 self.deployment == Deployment::Floor || self.deployment.is_switchboard()
             }
             "idle" => self.mode != Mode::MsgPack,
+            // Client migration: the relay between app servers, one protocol.
+            "migrate" => self.deployment == Deployment::Relay && self.mode == Mode::Json,
             _ => false,
         }
     }
 }
 
 /// Scenario names `run` knows, in run order.
-pub const SCENARIOS: [&str; 6] = ["echo", "echo-measure", "broadcast", "group", "open-loop", "idle"];
+pub const SCENARIOS: [&str; 7] = [
+    "echo",
+    "echo-measure",
+    "broadcast",
+    "group",
+    "open-loop",
+    "idle",
+    "migrate",
+];
 
 /// What to run: the scenario points, repetitions and timings.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -178,6 +188,9 @@ pub struct Plan {
     pub window: usize,
     /// Connections for the idle-memory scenario.
     pub idle_conns: Vec<usize>,
+    /// Client migration: connections moved from one app server to another (open-loop `Echo`
+    /// at `open_loop_rate` per connection meanwhile).
+    pub migrate_conns: Vec<usize>,
     /// Open loop: the connection counts tried, in rising order, per target until p99 reaches
     /// [`OPEN_LOOP_BOUND_US`].
     pub open_loop_conns: Vec<usize>,
@@ -223,6 +236,7 @@ impl Plan {
             group_payloads: vec![64],
             window: 4,
             idle_conns: vec![1000, 5000, 10000, 18000],
+            migrate_conns: vec![1000, 10000],
             open_loop_conns: vec![1000, 2000, 5000, 10000, 18000],
             open_loop_payload: 2048,
             open_loop_rate: 1.0,
@@ -250,6 +264,7 @@ impl Plan {
             group_payloads: vec![64],
             window: 2,
             idle_conns: vec![50],
+            migrate_conns: vec![20],
             open_loop_conns: vec![20],
             open_loop_rate: 20.0,
             open_loop_warmup_ms: 50,
@@ -272,6 +287,7 @@ impl Plan {
             .chain(&self.echo_measure_conns)
             .chain(&self.group_receivers)
             .chain(&self.idle_conns)
+            .chain(&self.migrate_conns)
             .chain(&self.open_loop_conns)
             .copied()
             .max()
@@ -367,6 +383,9 @@ pub struct Record {
     pub relay_rss_after_kb: Option<u64>,
     /// Idle, relay deployment: the relay's KB per connection.
     pub relay_kb_per_conn: Option<f64>,
+    /// Migrate: milliseconds from the old app server's SIGINT until it exited (every client
+    /// moved and its invocations finished).
+    pub migrate_ms: Option<f64>,
     /// 1-minute load average when the run started.
     pub loadavg_1m: Option<f64>,
     /// TCP sockets in TIME_WAIT when the run started.

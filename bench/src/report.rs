@@ -156,6 +156,15 @@ pub fn progress_line(r: &Record) -> String {
                 .map_or(String::new(), |k| format!(" (relay {k:.2} KB/conn)")),
             r.connect_rate.map_or("?".into(), num)
         ),
+        "migrate" => format!(
+            "moved in {} ms; latency meanwhile p50 {} µs p99 {} µs max {} µs, {} lost, {} errors",
+            r.migrate_ms.map_or("?".into(), num),
+            num(r.p50_us),
+            num(r.p99_us),
+            num(r.max_us),
+            r.lost,
+            r.errors
+        ),
         "open-loop" => format!(
             "offered {}/s, answered {}/s, p50 {} µs p99 {} µs max {} µs, {} lost, server {} µs/msg, generator CPU {:.0}%{}",
             r.offered_rate.map_or("?".into(), num),
@@ -574,6 +583,7 @@ pub fn markdown(plan: &Plan, env: &Environment, records: &[Record], wall_secs: f
         }
     }
     open_loop_details(&mut s, &targets, records);
+    migration_table(&mut s, records);
     let failures: Vec<&Record> = records.iter().filter(|r| !r.ok).collect();
     if !failures.is_empty() {
         let _ = writeln!(s, "\n## Failed runs\n");
@@ -582,6 +592,44 @@ pub fn markdown(plan: &Plan, env: &Environment, records: &[Record], wall_secs: f
         }
     }
     s
+}
+
+/// Client migration: how long the old app server took to hand every client over, and what
+/// the clients' open-loop requests saw meanwhile.
+fn migration_table(s: &mut String, records: &[Record]) {
+    let runs: Vec<&Record> = records
+        .iter()
+        .filter(|r| r.scenario == "migrate" && !r.superseded)
+        .collect();
+    if runs.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "\n## Client migration: an app server shuts down with `MigrateClients`\n\n\
+         Every client starts on the old server and sends `Echo` at a fixed rate; once the warm-up \
+         is over the old server gets SIGINT. *Moved in* is from the signal until it exited (every \
+         client on the new server, its invocations finished); the latencies are of the window, \
+         which spans the move.\n\n\
+         | conns | target | rep | moved in (ms) | requests/s | p50 | p99 | max | lost | errors | ok |\n|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for r in runs {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.conns,
+            r.target,
+            r.rep,
+            r.migrate_ms.map_or("—".into(), num),
+            num(r.rate),
+            num(r.p50_us),
+            num(r.p99_us),
+            num(r.max_us),
+            r.lost,
+            r.errors,
+            if r.ok { "✅" } else { "❌" }
+        );
+    }
 }
 
 /// Open loop, one target: the most connections whose runs all succeeded below each latency

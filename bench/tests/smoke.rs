@@ -93,12 +93,17 @@ fn smoke_run_covers_every_scenario_and_target() {
         assert_eq!(r["saturated"], false, "{r}");
         assert!(r["offered_rate"].as_f64().unwrap() > 0.0, "{r}");
     }
+    assert!(ran("migrate", "relay-json"), "no successful migrate run");
+    for r in records.iter().filter(|r| r["scenario"] == "migrate") {
+        assert!(r["migrate_ms"].as_f64().unwrap() > 0.0, "{r}");
+    }
     for r in records.iter().filter(|r| r["scenario"] == "idle") {
         assert!(r["kb_per_conn"].as_f64().is_some(), "{r}");
         assert!(r["connect_rate"].as_f64().unwrap() > 0.0, "{r}");
     }
     let summary_md = std::fs::read_to_string(out.join("summary.md")).expect("summary.md");
     assert!(summary_md.contains("## Against the targets"));
+    assert!(summary_md.contains("## Client migration"), "{summary_md}");
     assert!(summary_md.contains("Comparators, echo msgs/s"), "{summary_md}");
     assert!(
         summary_md.contains("Comparators, broadcast deliveries/s"),

@@ -286,13 +286,12 @@ async fn handle(hub: &Arc<ServiceHub>, dispatcher: &Arc<dyn Dispatcher>, slot: u
         },
         // The service gives up on this connection: nothing more is written to it (its clients'
         // output stops; they are closed when it ends), but what it still sends is read.
-        ServiceMessage::ServiceError(error) => match error.error_message.as_deref().filter(|m| !m.is_empty()) {
-            Some(message) => {
+        ServiceMessage::ServiceError(error) => {
+            if let Some(message) = error.error_message.as_deref().filter(|m| !m.is_empty()) {
                 tracing::warn!(hub = %hub.name, slot, error = %message, "the service reported an error; no more writes on this connection");
                 hub.detach(slot);
             }
-            None => {}
-        },
+        }
         ServiceMessage::ServiceEvent(event) => match &hub.options.service_event_handler {
             Some(handler) => handler(&event),
             None => tracing::info!(hub = %hub.name, slot, ?event, "service event"),
