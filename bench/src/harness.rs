@@ -456,6 +456,25 @@ impl Harness {
         }
     }
 
+    /// Starts the relay: its process and the connection string app servers use to reach it.
+    fn spawn_relay(&mut self) -> Result<(ServerProc, String), String> {
+        let relay = self.spawn_server(
+            "switchboard-service",
+            &[
+                "--listen".into(),
+                "127.0.0.1:0".into(),
+                "--access-key".into(),
+                ACCESS_KEY.into(),
+                "--stop-when-stdin-closes".into(),
+            ],
+        )?;
+        let service = format!(
+            "Endpoint=http://127.0.0.1;Port={};AccessKey={ACCESS_KEY};Version=1.0;",
+            relay.port
+        );
+        Ok((relay, service))
+    }
+
     fn spawn_server(&mut self, name: &'static str, args: &[String]) -> Result<ServerProc, String> {
         self.spawn_server_with(name, args, &[])
     }
@@ -569,22 +588,10 @@ impl Harness {
                 }
             }
             Deployment::Relay => {
-                let relay = self.spawn_server(
-                    "switchboard-service",
-                    &[
-                        "--listen".into(),
-                        "127.0.0.1:0".into(),
-                        "--access-key".into(),
-                        ACCESS_KEY.into(),
-                        "--stop-when-stdin-closes".into(),
-                    ],
-                )?;
+                let (relay, service) = self.spawn_relay()?;
                 let mut args = port0.clone();
                 args.push("--service".into());
-                args.push(format!(
-                    "Endpoint=http://127.0.0.1;Port={};AccessKey={ACCESS_KEY};Version=1.0;",
-                    relay.port
-                ));
+                args.push(service);
                 let hub = match self.spawn_server("conformance-server", &args) {
                     Ok(hub) => hub,
                     Err(e) => {
@@ -863,20 +870,7 @@ impl Harness {
     /// finished) and the latency the clients saw meanwhile (the window spans the move).
     fn migrate(&mut self, t: Target, conns: usize, rep: usize) -> Result<(), String> {
         let plan = self.opts.plan.clone();
-        let relay = self.spawn_server(
-            "switchboard-service",
-            &[
-                "--listen".into(),
-                "127.0.0.1:0".into(),
-                "--access-key".into(),
-                ACCESS_KEY.into(),
-                "--stop-when-stdin-closes".into(),
-            ],
-        )?;
-        let service = format!(
-            "Endpoint=http://127.0.0.1;Port={};AccessKey={ACCESS_KEY};Version=1.0;",
-            relay.port
-        );
+        let (relay, service) = self.spawn_relay()?;
         let args = |name: &str| -> Vec<String> {
             [
                 "--port",

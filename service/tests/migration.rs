@@ -87,8 +87,9 @@ async fn app_server(relay: &Relay, name: &str, configure: impl FnOnce(&mut Servi
     (url, running)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn migrate_clients_moves_typed_clients_with_their_invocations_in_flight() {
+/// A relay, `server-a` (clients prefer it; it shuts down with `MigrateClients`) and
+/// `server-b`: the relay, A's URL, A's handle and B's.
+async fn two_servers() -> (Relay, String, AppHandle, AppHandle) {
     let relay = Relay::bind(Config::new(KEY).listen("127.0.0.1:0"))
         .await
         .expect("relay starts");
@@ -97,7 +98,13 @@ async fn migrate_clients_moves_typed_clients_with_their_invocations_in_flight() 
         o.graceful_shutdown.mode = GracefulShutdownMode::MigrateClients;
     })
     .await;
-    let (_b_url, _b) = app_server(&relay, "server-b", |_| {}).await;
+    let (_b_url, b) = app_server(&relay, "server-b", |_| {}).await;
+    (relay, a_url, a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_clients_moves_typed_clients_with_their_invocations_in_flight() {
+    let (relay, a_url, a, _b) = two_servers().await;
 
     let mut clients = Vec::new();
     for protocol in [
@@ -159,15 +166,7 @@ impl Asked for SlowAnswer {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrate_clients_fails_a_client_result_awaited_across_the_move_clearly() {
-    let relay = Relay::bind(Config::new(KEY).listen("127.0.0.1:0"))
-        .await
-        .expect("relay starts");
-    let (a_url, a) = app_server(&relay, "server-a", |o| {
-        o.server_sticky_mode = ServerStickyMode::Preferred;
-        o.graceful_shutdown.mode = GracefulShutdownMode::MigrateClients;
-    })
-    .await;
-    let (_b_url, _b) = app_server(&relay, "server-b", |_| {}).await;
+    let (_relay, a_url, a, _b) = two_servers().await;
     let client = within(
         "connect",
         MovesHubClient::connect_with_handler(&format!("{a_url}/moves"), ClientOptions::default(), SlowAnswer),

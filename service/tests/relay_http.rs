@@ -99,12 +99,10 @@ async fn http_long_polling_client() {
     }
 }
 
-#[tokio::test]
-async fn http_server_sent_events_client() {
-    let relay = relay().await;
-    let mut server = AppServer::connect(&relay, "chat", "app1").await;
-    let token = client_token("chat", json!({}));
-    let id = negotiate_id(&relay, &token).await;
+/// Negotiates with `token` and opens the event stream: the connection id, its path, and the
+/// socket the stream comes on.
+async fn open_event_stream(relay: &switchboard_service::Relay, token: &str) -> (String, String, tokio::net::TcpStream) {
+    let id = negotiate_id(relay, token).await;
     let path = format!("/client/?hub=chat&id={id}");
     let mut events = tokio::net::TcpStream::connect(relay.local_addr()).await.unwrap();
     let request = format!(
@@ -112,6 +110,15 @@ async fn http_server_sent_events_client() {
         relay.local_addr()
     );
     events.write_all(request.as_bytes()).await.unwrap();
+    (id, path, events)
+}
+
+#[tokio::test]
+async fn http_server_sent_events_client() {
+    let relay = relay().await;
+    let mut server = AppServer::connect(&relay, "chat", "app1").await;
+    let token = client_token("chat", json!({}));
+    let (id, path, mut events) = open_event_stream(&relay, &token).await;
     let mut seen = Vec::new();
     let mut read_until = async |needle: &[u8]| {
         while !seen.windows(needle.len()).any(|w| w == needle) {
@@ -372,14 +379,7 @@ async fn http_an_expired_token_ends_an_event_stream() {
     let mut server = AppServer::connect(&relay, "chat", "app1").await;
     let audience = "http://127.0.0.1/client/?hub=chat";
     let token = token_with(KEY, jsonwebtoken::Algorithm::HS256, audience, 2, json!({}));
-    let id = negotiate_id(&relay, &token).await;
-    let path = format!("/client/?hub=chat&id={id}");
-    let mut events = tokio::net::TcpStream::connect(relay.local_addr()).await.unwrap();
-    let request = format!(
-        "GET {path}&access_token={token} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n",
-        relay.local_addr()
-    );
-    events.write_all(request.as_bytes()).await.unwrap();
+    let (id, path, mut events) = open_event_stream(&relay, &token).await;
     let auth = format!("Bearer {token}");
     let handshake = b"{\"protocol\":\"json\",\"version\":1}\x1e";
     assert_eq!(

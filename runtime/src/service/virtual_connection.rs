@@ -98,7 +98,6 @@ pub(crate) fn open(hub: &Arc<ServiceHub>, dispatcher: &Arc<dyn Dispatcher>, slot
         },
     );
     tokio::spawn(pump(hub.clone(), conn.clone(), outbound, slot, skip_handshake_response));
-    let hub = hub.clone();
     tokio::spawn(async move {
         // Server-Sent Events carry text only: a binary protocol is refused at the handshake,
         // as a self-hosted server does.
@@ -108,14 +107,14 @@ pub(crate) fn open(hub: &Arc<ServiceHub>, dispatcher: &Arc<dyn Dispatcher>, slot
             |_| true
         };
         driver::run(conn.clone(), Inbound::Channel(receiver), formats, dispatcher).await;
+        // The pump sends what is still queued, then forgets the client.
         conn.close(CloseReason::transport_closed());
-        hub.remove_client(conn.id());
     });
 }
 
 /// Sends what the connection queues to the service, then closes it at the service (for a
 /// connection that moved away, that close tells the service everything it had to send has
-/// been sent). With `skip_handshake_response` the first record, the handshake response, is
+/// been sent), and forgets the client. With `skip_handshake_response` the first record, the handshake response, is
 /// dropped (the client got one from the server it came from).
 async fn pump(
     hub: Arc<ServiceHub>,
@@ -166,6 +165,10 @@ async fn pump(
         };
         let _ = writer.send(frame(&ServiceMessage::CloseConnection(close))).await;
     }
+    // Only now is the client gone: a shutdown waiting for its clients must not close the
+    // server connection before their last messages are on it.
+    conn.close(CloseReason::transport_closed());
+    hub.remove_client(conn.id());
 }
 
 /// Bytes from a tunnelled client.
