@@ -13,7 +13,8 @@ use bytes::{Bytes, BytesMut};
 use switchboard::protocol::Protocol;
 use switchboard::protocol::framing::RECORD_SEPARATOR;
 use switchboard::protocol::service::{
-    CloseConnection, ConnectionData, ConnectionReconnect, OpenConnection, Ping, ServiceMessage,
+    CloseConnection, ConnectionData, ConnectionReconnect, MIGRATE_FROM, MIGRATE_TO, OpenConnection, Ping,
+    ServiceMessage,
 };
 use switchboard::transport::raw::RawConnection;
 use switchboard::{RequestInfo, TransportType};
@@ -53,11 +54,6 @@ struct Movable {
     handshake: Bytes,
     records: RecordBoundary,
 }
-
-/// The header of the CloseConnection that tells the old app server where its client moves.
-const MIGRATE_TO: &str = "Asrs-Migrate-To";
-/// The header of the OpenConnection that tells the new app server where its client comes from.
-const MIGRATE_FROM: &str = "Asrs-Migrate-From";
 
 /// Serves one client connection until it ends.
 pub(crate) async fn serve(shared: Arc<Shared>, mut raw: RawConnection) {

@@ -17,7 +17,9 @@ use crate::connection::{CloseReason, Connection, ConnectionParts, driver};
 use crate::options::TransportType;
 use crate::protocol::TransferFormat;
 use crate::protocol::service::link::frame;
-use crate::protocol::service::{CloseConnection, ConnectionData, OpenConnection, ServiceMessage};
+use crate::protocol::service::{
+    CloseConnection, ConnectionData, MIGRATE_FROM, MIGRATE_TO, OpenConnection, ServiceMessage,
+};
 use crate::transport::outbound;
 
 /// The client's transport, from its forwarded request: a WebSocket upgrade, an event
@@ -44,12 +46,6 @@ fn transport(open: &OpenConnection) -> TransportType {
         TransportType::LongPolling
     }
 }
-
-/// The header of an OpenConnection for a client that moves here from another app server
-/// (its value is that server's name).
-pub(crate) const MIGRATE_FROM: &str = "Asrs-Migrate-From";
-/// The header of a CloseConnection for a client that moves to another app server.
-pub(crate) const MIGRATE_TO: &str = "Asrs-Migrate-To";
 
 /// The first value of header `name` (ignoring case) among service message headers.
 fn header<'h>(headers: &'h [(String, Vec<String>)], name: &str) -> Option<&'h str> {

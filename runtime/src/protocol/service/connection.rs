@@ -137,6 +137,14 @@ pub struct CloseConnection {
     pub tracing_id: Option<u64>,
 }
 
+/// The OpenConnection header of a client that moves here from another app server; its value
+/// is that server's name.
+pub const MIGRATE_FROM: &str = "Asrs-Migrate-From";
+
+/// The CloseConnection header of a client that moves to another app server; its value is
+/// that server's name.
+pub const MIGRATE_TO: &str = "Asrs-Migrate-To";
+
 /// `ConnectionData` (type 6): bytes to or from one client connection.
 ///
 /// Wire: `[6, connectionId, payload, {ext: tracing id, data type, is partial}]`.

@@ -61,7 +61,7 @@ pub use acks::{
 pub use connection::{
     AccessKeyRequest, AccessKeyResponse, CloseConnection, ConnectionData, ConnectionFlowControl, ConnectionReconnect,
     DataMessageType, FlowControlConnectionType, FlowControlOperation, HandshakeRequest, HandshakeResponse,
-    OpenConnection,
+    MIGRATE_FROM, MIGRATE_TO, OpenConnection,
 };
 pub use data::{
     BroadcastData, ClientCompletion, ClientInvocation, ErrorCompletion, GroupBroadcastData, MultiConnectionData,
