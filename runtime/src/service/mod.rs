@@ -6,6 +6,7 @@
 //! switches.
 
 mod connection_string;
+mod endpoint;
 pub(crate) mod hub;
 pub(crate) mod lifetime;
 // The relay writes its server connections with the same writer (feature `relay`).
@@ -23,6 +24,7 @@ pub(crate) mod virtual_connection;
 /// What the service reports in a `ServiceEvent` (see [`ServiceOptions::service_event_handler`]).
 pub use crate::protocol::service::{ServiceEvent, ServiceEventKind, ServiceEventObjectType};
 pub use connection_string::{ConnectionString, ConnectionStringError, Url};
+pub use endpoint::{EndpointType, ServiceEndpoint};
 pub use options::{
     AccessTokenAlgorithm, ClaimsProvider, GracefulShutdown, GracefulShutdownMode, ServerNameProvider, ServerStickyMode,
     ServiceEventHandler, ServiceOptions, ServiceOptionsError, TransportTypeDetector, default_server_name,

@@ -137,6 +137,12 @@ pub struct ServiceOptions {
     pub server_name_provider: Option<ServerNameProvider>,
     /// Receives the service's events (`ServiceEvent` messages).
     pub service_event_handler: Option<ServiceEventHandler>,
+    /// Endpoints besides [`connection_string`](Self::connection_string) (which is an unnamed
+    /// primary one), as `Azure:SignalR:ConnectionString:{Name}:{Type}` configures them.
+    /// Entries for the same service address are one endpoint; at least one must be primary.
+    /// This version serves one endpoint: more than one (after that) is refused by
+    /// [`validate`](Self::validate).
+    pub endpoints: Vec<super::ServiceEndpoint>,
 }
 
 impl fmt::Debug for ServiceOptions {
@@ -160,6 +166,7 @@ impl fmt::Debug for ServiceOptions {
             .field("max_poll_interval_in_seconds", &self.max_poll_interval_in_seconds)
             .field("allow_stateful_reconnects", &self.allow_stateful_reconnects)
             .field("server_name", &self.server_name)
+            .field("endpoints", &self.endpoints)
             .finish_non_exhaustive()
     }
 }
@@ -183,6 +190,7 @@ impl Default for ServiceOptions {
             server_name: None,
             server_name_provider: None,
             service_event_handler: None,
+            endpoints: Vec::new(),
         }
     }
 }
@@ -209,6 +217,13 @@ pub(crate) fn is_server_name(name: &str) -> bool {
 pub enum ServiceOptionsError {
     /// No connection string anywhere.
     NoEndpoint,
+    /// Endpoints, but none of them primary.
+    NoPrimaryEndpoint,
+    /// More endpoints than this version serves (one).
+    SeveralEndpoints {
+        /// How many distinct endpoints are configured.
+        count: usize,
+    },
     /// The connection string is malformed.
     ConnectionString(ConnectionStringError),
     /// An option is out of its range.
@@ -224,6 +239,11 @@ impl fmt::Display for ServiceOptionsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ServiceOptionsError::NoEndpoint => f.write_str("No connection string was specified."),
+            ServiceOptionsError::NoPrimaryEndpoint => f.write_str("No primary endpoint defined."),
+            ServiceOptionsError::SeveralEndpoints { count } => write!(
+                f,
+                "{count} service endpoints are configured; this version of Switchboard connects an app server to one."
+            ),
             ServiceOptionsError::ConnectionString(error) => error.fmt(f),
             ServiceOptionsError::Invalid { property, scope } => {
                 write!(f, "Property '{property}' value should be {scope}.")
@@ -246,6 +266,22 @@ pub(crate) fn config_lookup(vars: &[(String, String)], key: &str) -> Option<Stri
     vars.iter()
         .find(|(name, _)| name.to_ascii_lowercase().replace("__", ":") == wanted)
         .map(|(_, value)| value.clone())
+}
+
+/// The named endpoints among environment variables (`__` or `:` between sections, names
+/// matching ignoring case), sorted by key; the unnamed ones are `connection_string`.
+pub(crate) fn named_endpoints(vars: &[(String, String)]) -> Vec<super::ServiceEndpoint> {
+    let mut found: Vec<(String, super::ServiceEndpoint)> = vars
+        .iter()
+        .filter(|(_, value)| !value.trim().is_empty())
+        .filter_map(|(name, value)| {
+            let key = name.replace("__", ":");
+            let endpoint = super::ServiceEndpoint::from_config_key(&key, value)?;
+            (!endpoint.name().is_empty()).then_some((key, endpoint))
+        })
+        .collect();
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    found.into_iter().map(|(_, endpoint)| endpoint).collect()
 }
 
 impl ServiceOptions {
@@ -290,12 +326,17 @@ impl ServiceOptions {
                 scope: "1 to 128 visible ASCII characters".into(),
             });
         }
-        let text = self
+        let mut endpoints: Vec<super::ServiceEndpoint> = self
             .connection_string
-            .as_deref()
-            .filter(|s| !s.trim().is_empty())
-            .ok_or(ServiceOptionsError::NoEndpoint)?;
-        ConnectionString::parse(text).map_err(ServiceOptionsError::ConnectionString)
+            .iter()
+            .map(|text| super::ServiceEndpoint::new(text.clone(), super::EndpointType::Primary, ""))
+            .collect();
+        endpoints.extend(self.endpoints.iter().cloned());
+        let mut resolved = super::endpoint::resolve(&endpoints)?;
+        if resolved.len() > 1 {
+            return Err(ServiceOptionsError::SeveralEndpoints { count: resolved.len() });
+        }
+        Ok(resolved.remove(0).1)
     }
 
     /// The prefixed, lower-cased hub name the service knows a hub by.
@@ -309,11 +350,15 @@ impl ServiceOptions {
     /// Reads the options from environment variables (`Azure__SignalR__ConnectionString`,
     /// `Azure__SignalR__InitialHubServerConnectionCount`, …; `:` works in place of `__`, and
     /// names match ignoring case, as .NET configuration does).
+    /// Named endpoints come from `Azure__SignalR__ConnectionString__{Name}[__{Type}]` (and the
+    /// `ConnectionStrings__` form).
     pub fn from_env() -> ServiceOptions {
         let vars: Vec<(String, String)> = std::env::vars_os()
             .filter_map(|(key, value)| Some((key.into_string().ok()?, value.into_string().ok()?)))
             .collect();
-        Self::from_config(|key| config_lookup(&vars, key))
+        let mut options = Self::from_config(|key| config_lookup(&vars, key));
+        options.endpoints = named_endpoints(&vars);
+        options
     }
 
     /// Reads the options from configuration keys as the Azure SDK binds them (section
@@ -396,6 +441,66 @@ mod tests {
         assert_eq!(options.graceful_shutdown.mode, GracefulShutdownMode::MigrateClients);
         assert_eq!(options.graceful_shutdown.timeout, Duration::from_secs(10));
         assert_eq!(config_lookup(&vars, "Azure:SignalR:Missing"), None);
+    }
+
+    #[test]
+    fn named_endpoints_from_the_environment_and_their_errors() {
+        let a = "Endpoint=http://a.local;AccessKey=abc;Version=1.0;";
+        let b = "Endpoint=http://b.local;AccessKey=abc;Version=1.0;";
+        let vars = vec![
+            (
+                "Azure__SignalR__ConnectionString__east__primary".to_owned(),
+                a.to_owned(),
+            ),
+            (
+                "AZURE__SIGNALR__CONNECTIONSTRING__west__Secondary".to_owned(),
+                b.to_owned(),
+            ),
+            ("Azure__SignalR__ConnectionString".to_owned(), a.to_owned()),
+            ("Azure__SignalR__ConnectionString__empty".to_owned(), " ".to_owned()),
+        ];
+        let endpoints = named_endpoints(&vars);
+        let names: Vec<(&str, super::super::EndpointType)> =
+            endpoints.iter().map(|e| (e.name(), e.endpoint_type())).collect();
+        assert_eq!(
+            names,
+            [
+                ("west", super::super::EndpointType::Secondary),
+                ("east", super::super::EndpointType::Primary)
+            ]
+        );
+        let options = ServiceOptions {
+            connection_string: Some(a.into()),
+            endpoints,
+            ..ServiceOptions::default()
+        };
+        assert_eq!(
+            options.validate().unwrap_err().to_string(),
+            "2 service endpoints are configured; this version of Switchboard connects an app server to one."
+        );
+        let only_secondary = ServiceOptions {
+            endpoints: vec![super::super::ServiceEndpoint::new(
+                b,
+                super::super::EndpointType::Secondary,
+                "west",
+            )],
+            ..ServiceOptions::default()
+        };
+        assert_eq!(
+            only_secondary.validate().unwrap_err().to_string(),
+            "No primary endpoint defined."
+        );
+        // The same address twice is one endpoint.
+        let same = ServiceOptions {
+            connection_string: Some(a.into()),
+            endpoints: vec![super::super::ServiceEndpoint::new(
+                a,
+                super::super::EndpointType::Primary,
+                "east",
+            )],
+            ..ServiceOptions::default()
+        };
+        assert!(same.validate().is_ok());
     }
 
     #[test]
