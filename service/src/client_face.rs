@@ -77,8 +77,9 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut raw: RawConnection) {
     // The server connection the client moves to, once asked, until its input is at a
     // record boundary.
     let mut moving: Option<Arc<ServerLink>> = None;
-    let expired = expiry(expires);
-    tokio::pin!(expired);
+    // Only a client whose token expires holds a timer (boxed: most clients have none, and an
+    // idle client's task should stay small).
+    let mut expired = expires.map(|at| Box::pin(tokio::time::sleep_until(at)));
     while alive {
         let next = tokio::select! {
             biased;
@@ -91,16 +92,18 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut raw: RawConnection) {
                 alive = link.send(&ServiceMessage::ConnectionReconnect(reconnect)).await;
                 continue;
             }
-            () = &mut expired => {
+            () = expiry(&mut expired) => {
                 tracing::debug!(connection = %connection_id, "the client's access token expired");
                 if let Some(protocol) = protocol {
                     events.send(close_message(protocol, TOKEN_EXPIRED));
                 }
                 break;
             }
-            target = requested(&movable), if moving.is_none() && movable.is_some() => {
+            target = requested(&movable, moving.is_none()) => {
                 match &movable {
-                    Some(m) if m.records.at_boundary() => link = switch(&hub, &connection_id, link, target, m).await,
+                    Some(m) if m.records.at_boundary() => {
+                        link = Box::pin(switch(&hub, &connection_id, link, target, m)).await;
+                    }
                     _ => moving = Some(target),
                 }
                 continue;
@@ -117,7 +120,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut raw: RawConnection) {
                 let head = bytes.split_to(end);
                 alive = link.send(&data(&connection_id, head)).await;
                 if let Some(target) = moving.take() {
-                    link = switch(&hub, &connection_id, link, target, m).await;
+                    link = Box::pin(switch(&hub, &connection_id, link, target, m)).await;
                 }
                 if bytes.is_empty() {
                     continue;
@@ -146,10 +149,10 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut raw: RawConnection) {
 /// expired (its next request would be refused with 401, as Azure SignalR Service does).
 pub(crate) const TOKEN_EXPIRED: &str = "Unauthorized: the access token expired. Negotiate again for a new one.";
 
-/// Resolves when `at` passes (never without one).
-async fn expiry(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
+/// Resolves when the timer fires (never without one).
+async fn expiry(timer: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>>) {
+    match timer {
+        Some(timer) => timer.as_mut().await,
         None => std::future::pending().await,
     }
 }
@@ -192,11 +195,15 @@ fn max_poll_interval(claims: &switchboard::Claims) -> Option<std::time::Duration
         .then(|| std::time::Duration::from_secs(seconds))
 }
 
-/// The next move asked for the client (never, for a client that cannot move).
-async fn requested(movable: &Option<Box<Movable>>) -> Arc<ServerLink> {
+/// The next move asked for the client, while `waiting` (never for a client that cannot move).
+/// Boxed: only movable clients hold the wait.
+fn requested(
+    movable: &Option<Box<Movable>>,
+    waiting: bool,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Arc<ServerLink>> + Send + '_>> {
     match movable {
-        Some(movable) => movable.mover.requested().await,
-        None => std::future::pending().await,
+        Some(movable) if waiting => Box::pin(movable.mover.requested()),
+        _ => Box::pin(std::future::pending()),
     }
 }
 
