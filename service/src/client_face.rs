@@ -22,7 +22,7 @@ use switchboard::{RequestInfo, TransportType};
 use crate::auth::{claim_pairs, transport_allowed};
 use crate::record_boundary::RecordBoundary;
 use crate::state::Shared;
-use crate::state::hub::{Hub, NewClient, Refusal, Sticky, close_server_offline};
+use crate::state::hub::{Hub, NewClient, Refusal, SERVER_OFFLINE, Sticky, close_reconnectable};
 use crate::state::hubs::Pinned;
 use crate::state::mover::Mover;
 use crate::state::server_link::ServerLink;
@@ -94,9 +94,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut raw: RawConnection) {
             }
             () = expiry(&mut expired) => {
                 tracing::debug!(connection = %connection_id, "the client's access token expired");
-                if let Some(protocol) = protocol {
-                    events.send(close_message(protocol, TOKEN_EXPIRED));
-                }
+                close_reconnectable(&events, protocol, TOKEN_EXPIRED);
                 break;
             }
             target = requested(&movable, moving.is_none()) => {
@@ -133,7 +131,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut raw: RawConnection) {
     // announced to is told. When that server went away first, the client hears why.
     if hub.detach_client(&connection_id).is_some() {
         if !alive {
-            close_server_offline(&events, protocol);
+            close_reconnectable(&events, protocol, SERVER_OFFLINE);
         }
         let close = CloseConnection {
             connection_id,
@@ -155,17 +153,6 @@ async fn expiry(timer: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>>) {
         Some(timer) => timer.as_mut().await,
         None => std::future::pending().await,
     }
-}
-
-/// A Close message in `protocol` with `error`, letting the client reconnect.
-fn close_message(protocol: Protocol, error: &str) -> Bytes {
-    let close = switchboard::protocol::HubMessage::Close(switchboard::protocol::Close {
-        error: Some(error.to_owned()),
-        allow_reconnect: true,
-    });
-    let mut out = Vec::new();
-    let _ = protocol.write_message(&mut out, &close);
-    Bytes::from(out)
 }
 
 /// When a client with these claims must go: at its token's `exp`, for the transports that

@@ -68,12 +68,12 @@ impl Sticky {
 /// SignalR Service sends it); the client may reconnect.
 pub(crate) const SERVER_OFFLINE: &str = "ServerOffline";
 
-/// Closes a client whose app server went away: with a Close message (in its protocol, when
-/// the relay knows it) that lets the client reconnect, to another server.
-pub(crate) fn close_server_offline(sender: &RawSender, protocol: Option<Protocol>) {
+/// Closes a client with a Close message carrying `error` (in its protocol, when the relay
+/// knows it) that lets the client reconnect.
+pub(crate) fn close_reconnectable(sender: &RawSender, protocol: Option<Protocol>, error: &str) {
     if let Some(protocol) = protocol {
         let close = HubMessage::Close(Close {
-            error: Some(SERVER_OFFLINE.to_owned()),
+            error: Some(error.to_owned()),
             allow_reconnect: true,
         });
         let mut out = Vec::new();
@@ -108,7 +108,8 @@ impl Client {
     /// Closes the client because its app server went away: with a Close message (in its
     /// protocol, when the relay knows it) that lets the client reconnect, to another server.
     fn close_server_offline(&self) {
-        close_server_offline(&self.sender, self.protocol.as_deref().and_then(Protocol::from_name));
+        let protocol = self.protocol.as_deref().and_then(Protocol::from_name);
+        close_reconnectable(&self.sender, protocol, SERVER_OFFLINE);
     }
 
     /// Sends the payload for this client's protocol, if there is one.
