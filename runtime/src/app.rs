@@ -6,8 +6,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use tokio::task::JoinSet;
-
 use crate::connection::claims::Claims;
 use crate::connection::dispatcher::Dispatcher;
 use crate::error::BuildError;
@@ -15,9 +13,9 @@ use crate::hub::endpoint::HubEndpoint;
 use crate::hub::{Hub, HubHandle, HubShared, Methods};
 use crate::lifetime::{LifetimeManager, LocalLifetimeManager};
 use crate::options::{HubOptions, TransportType};
-use crate::service::hub::ServiceHub;
+use crate::service::hub_endpoints::HubEndpoints;
 use crate::service::lifetime::ServiceLifetimeManager;
-use crate::service::{ConnectionString, ServiceOptions};
+use crate::service::{ConnectionString, ScaleError, ServiceEndpoint, ServiceOptions};
 use crate::transport::auth::{self, Authenticator, UserContext, UserIdProvider};
 use crate::transport::raw::{RawConnection, RawHandler};
 use crate::transport::registry::Registry;
@@ -34,8 +32,8 @@ type Configure = Box<dyn FnOnce(&mut HubOptions)>;
 struct Hubs {
     shared: SharedByType,
     service: Option<ServiceContext>,
-    service_hubs: HashMap<TypeId, Arc<ServiceHub>>,
-    tunnelled: Vec<(Arc<ServiceHub>, Arc<dyn Dispatcher>)>,
+    service_hubs: HashMap<TypeId, Arc<HubEndpoints>>,
+    tunnelled: Vec<Arc<HubEndpoints>>,
     /// Makes the lifetime manager of each self-hosted hub type, by the hub's name.
     lifetime_manager: Option<ManagerFactory>,
 }
@@ -61,8 +59,8 @@ type ManagerFactory = Arc<dyn Fn(&str) -> Arc<dyn LifetimeManager> + Send + Sync
 pub struct Switchboard {
     state: Arc<AppState>,
     shared: SharedByType,
-    /// Service mode: each hub's service state and the hub code its clients run.
-    tunnelled: Vec<(Arc<ServiceHub>, Arc<dyn Dispatcher>)>,
+    /// Service mode: each hub type's endpoints.
+    tunnelled: Vec<Arc<HubEndpoints>>,
     started: AtomicBool,
 }
 
@@ -121,18 +119,12 @@ impl Switchboard {
         if self.started.swap(true, Ordering::AcqRel) {
             return Err(BuildError::new("the app is started already"));
         }
-        let mut tasks = JoinSet::new();
-        for (hub, dispatcher) in &self.tunnelled {
-            for slot in 0..hub.slot_count() {
-                tasks.spawn(crate::service::server_connection::run(
-                    hub.clone(),
-                    dispatcher.clone(),
-                    slot,
-                ));
-            }
+        for hub in &self.tunnelled {
+            hub.start();
         }
-        let hubs = self.tunnelled.iter().map(|(hub, _)| hub.clone()).collect();
-        Ok(AppHandle { hubs, tasks })
+        Ok(AppHandle {
+            hubs: self.tunnelled.iter().cloned().collect(),
+        })
     }
 
     /// A handle to reach the clients of hub type `H` from anywhere (`None` if no hub of that
@@ -254,9 +246,10 @@ impl SwitchboardBuilder {
             });
             // The service tunnels a hub type's clients to the first path it is mapped at.
             if let Some(hub) = &service_hub
-                && !tunnelled.iter().any(|(known, _)| Arc::ptr_eq(known, hub))
+                && !tunnelled.iter().any(|known| Arc::ptr_eq(known, hub))
             {
-                tunnelled.push((hub.clone(), dispatcher.clone()));
+                hub.set_dispatcher(dispatcher.clone());
+                tunnelled.push(hub.clone());
             }
             Ok(Endpoint {
                 path: path_owned,
@@ -373,7 +366,7 @@ impl SwitchboardBuilder {
         let service = match self.service {
             None => None,
             Some(options) => {
-                let connection_string = options.validate().map_err(|e| BuildError::new(e.to_string()))?;
+                let endpoints = options.validate().map_err(|e| BuildError::new(e.to_string()))?;
                 let server_id = match (&options.server_name, &options.server_name_provider) {
                     (Some(name), _) => name.clone(),
                     (None, Some(provider)) => {
@@ -389,7 +382,7 @@ impl SwitchboardBuilder {
                 };
                 Some(ServiceContext {
                     options,
-                    connection_string,
+                    endpoints,
                     server_id,
                 })
             }
@@ -438,18 +431,17 @@ impl SwitchboardBuilder {
     }
 }
 
-/// A started app (see [`Switchboard::start`]): what it runs in the background, and how it
-/// stops.
+/// A started app (see [`Switchboard::start`]): what it runs in the background, how its
+/// service endpoints change while it runs, and how it stops. Clones share the app.
+#[derive(Clone)]
 pub struct AppHandle {
-    hubs: Vec<Arc<ServiceHub>>,
-    tasks: JoinSet<()>,
+    hubs: Arc<[Arc<HubEndpoints>]>,
 }
 
 impl std::fmt::Debug for AppHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppHandle")
             .field("service_hubs", &self.hubs.len())
-            .field("tasks", &self.tasks.len())
             .finish()
     }
 }
@@ -460,8 +452,71 @@ impl AppHandle {
     /// answering that it is not connected yet. Put a timeout around it: while the service
     /// cannot be reached it does not resolve.
     pub async fn connected(&self) {
-        for hub in &self.hubs {
+        for hub in self.hubs.iter() {
             hub.until_connected().await;
+        }
+    }
+
+    /// Adds a service endpoint to every hub while the app runs, as the Azure SDK scales out:
+    /// its server connections open, and once the app servers it lists are those of the
+    /// endpoints in service (asked every 5 s) it takes new clients. Resolves then, or when
+    /// `ServiceScaleTimeout` passes (the endpoint then takes clients anyway, with a warning
+    /// in the log). Messages reach its clients as soon as it is connected.
+    pub async fn add_endpoint(&self, endpoint: ServiceEndpoint) -> Result<(), ScaleError> {
+        self.in_service_mode()?;
+        let results = futures_util::future::join_all(self.hubs.iter().map(|hub| hub.add(endpoint.clone()))).await;
+        results.into_iter().collect()
+    }
+
+    /// Removes the service endpoint with `connection_string`'s address from every hub while
+    /// the app runs: it takes no new clients at once, its server connections tell the
+    /// service this app server goes (`fin:0`: the service closes the clients it tunnels
+    /// here, which reconnect through another endpoint), and it is dropped when the service
+    /// reports no clients of the hub or when `ServiceScaleTimeout` passes. Resolves then.
+    /// The last primary endpoint cannot be removed.
+    pub async fn remove_endpoint(&self, connection_string: &str) -> Result<(), ScaleError> {
+        self.in_service_mode()?;
+        let results =
+            futures_util::future::join_all(self.hubs.iter().map(|hub| hub.remove(connection_string))).await;
+        results.into_iter().collect()
+    }
+
+    /// Makes the endpoints those of `options` (its connection string and endpoints, read
+    /// again from the configuration with [`ServiceOptions::from_env`], say): endpoints whose
+    /// service address is new are added, those no longer there are removed, each as
+    /// [`add_endpoint`](Self::add_endpoint) and [`remove_endpoint`](Self::remove_endpoint)
+    /// do; an endpoint whose address stays keeps its type. Resolves when all are done.
+    pub async fn set_endpoints(&self, options: &ServiceOptions) -> Result<(), ScaleError> {
+        self.in_service_mode()?;
+        let wanted = options.validate().map_err(ScaleError::Options)?;
+        let current: Vec<(ServiceEndpoint, ConnectionString)> = self.hubs[0]
+            .hubs()
+            .iter()
+            .filter(|hub| hub.phase() != crate::service::hub::Phase::Removing)
+            .map(|hub| (hub.endpoint.clone(), hub.connection_string.clone()))
+            .collect();
+        let is_in = |list: &[(ServiceEndpoint, ConnectionString)], cs: &ConnectionString| {
+            list.iter().any(|(_, known)| known.endpoint() == cs.endpoint())
+        };
+        // Additions first, so that clients of a removed endpoint find the new one.
+        for (endpoint, connection_string) in &wanted {
+            if !is_in(&current, connection_string) {
+                self.add_endpoint(endpoint.clone()).await?;
+            }
+        }
+        for (endpoint, connection_string) in &current {
+            if !is_in(&wanted, connection_string) {
+                self.remove_endpoint(endpoint.connection_string()).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn in_service_mode(&self) -> Result<(), ScaleError> {
+        if self.hubs.is_empty() {
+            Err(ScaleError::NotRunning)
+        } else {
+            Ok(())
         }
     }
 
@@ -474,9 +529,8 @@ impl AppHandle {
     /// when it can) and serve the clients still here until they have gone or the timeout
     /// passes. No server connection is reopened. Connections the app holds itself
     /// (self-hosted) end with the HTTP server that serves them.
-    pub async fn shutdown(mut self) {
+    pub async fn shutdown(self) {
         futures_util::future::join_all(self.hubs.iter().map(|hub| hub.shut_down())).await;
-        while self.tasks.join_next().await.is_some() {}
     }
 }
 
@@ -500,18 +554,18 @@ fn validate_path(path: &str) -> Result<(), BuildError> {
 /// What service mode needs while hubs are built.
 pub(crate) struct ServiceContext {
     options: ServiceOptions,
-    connection_string: ConnectionString,
+    endpoints: Vec<(ServiceEndpoint, ConnectionString)>,
     server_id: String,
 }
 
 impl ServiceContext {
-    /// The service-mode state of a hub; its clients may reconnect statefully when the
-    /// service options or the hub's own options allow it.
-    fn hub(&self, name: String, allow_stateful_reconnects: bool) -> Arc<ServiceHub> {
+    /// The service-mode state of a hub at every endpoint; its clients may reconnect
+    /// statefully when the service options or the hub's own options allow it.
+    fn hub(&self, name: String, allow_stateful_reconnects: bool) -> Arc<HubEndpoints> {
         let name = self.options.service_hub_name(&name);
         let mut options = self.options.clone();
         options.allow_stateful_reconnects |= allow_stateful_reconnects;
-        ServiceHub::new(name, self.connection_string.clone(), options, self.server_id.clone())
+        HubEndpoints::new(name, options, self.server_id.clone(), &self.endpoints)
     }
 }
 

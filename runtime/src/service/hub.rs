@@ -1,8 +1,9 @@
-//! The state of one hub in service mode: its server connections, the clients the service
-//! tunnels through them, and pending acknowledgements.
+//! The state of one hub at one service endpoint: its server connections, the clients the
+//! service tunnels through them, pending acknowledgements, and what the service reports
+//! (status and server list). A hub has one per endpoint ([`HubEndpoints`](super::hub_endpoints::HubEndpoints)).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -12,11 +13,13 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::connection_string::ConnectionString;
+use super::endpoint::{EndpointType, ServiceEndpoint};
 use super::options::ServiceOptions;
+use super::router::EndpointMetrics;
 use super::tokens;
 use crate::HubError;
 use crate::connection::Connection;
-use crate::protocol::service::AckStatus;
+use crate::protocol::service::{AckStatus, ServiceStatus};
 
 /// How long an acknowledged message waits for its Ack.
 pub(crate) const ACK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -60,10 +63,25 @@ impl Acks {
     }
 }
 
-/// One hub's service-mode state.
+/// Where an endpoint is in its life at a hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Phase {
+    /// Just added: connected or connecting, and not taking clients until its server list
+    /// matches the other endpoints' (or the scale timeout passes).
+    Adding = 0,
+    /// Taking clients and messages.
+    Serving = 1,
+    /// Being removed: no new clients; messages go on until it is dropped.
+    Removing = 2,
+}
+
+/// One hub's service-mode state at one endpoint.
 pub(crate) struct ServiceHub {
     /// The hub's name at the service: application prefix and hub name, lower-cased.
     pub name: String,
+    /// The endpoint, as configured.
+    pub endpoint: ServiceEndpoint,
     pub connection_string: ConnectionString,
     pub options: ServiceOptions,
     pub server_id: String,
@@ -87,18 +105,28 @@ pub(crate) struct ServiceHub {
     fixed: usize,
     /// Slots owned by an OnDemand connection (opened on a `target` ping, never reconnected).
     on_demand: Mutex<HashSet<usize>>,
+    phase: AtomicU8,
+    /// What the last status ping reported.
+    metrics: Mutex<EndpointMetrics>,
+    /// Whether the service has clients of the hub (from status pings; assumed until told).
+    has_clients: AtomicBool,
+    /// The app servers the service last listed for the hub (a `servers` ping's answer).
+    servers: Mutex<Option<Vec<String>>>,
 }
 
 impl ServiceHub {
     pub fn new(
         name: String,
+        endpoint: ServiceEndpoint,
         connection_string: ConnectionString,
         options: ServiceOptions,
         server_id: String,
+        phase: Phase,
     ) -> Arc<Self> {
         let count = usize::try_from(options.initial_hub_server_connection_count).unwrap_or(0);
         Arc::new(Self {
             name,
+            endpoint,
             allow_stateful_reconnects: options.allow_stateful_reconnects,
             connection_string,
             options,
@@ -115,7 +143,80 @@ impl ServiceHub {
             received: AtomicU64::new(0),
             fixed: count,
             on_demand: Mutex::new(HashSet::new()),
+            phase: AtomicU8::new(phase as u8),
+            metrics: Mutex::new(EndpointMetrics::default()),
+            has_clients: AtomicBool::new(true),
+            servers: Mutex::new(None),
         })
+    }
+
+    /// Whether the endpoint is secondary: its server connections are weak (send only; the
+    /// service routes no clients through them).
+    pub fn is_weak(&self) -> bool {
+        self.endpoint.endpoint_type() == EndpointType::Secondary
+    }
+
+    pub fn phase(&self) -> Phase {
+        match self.phase.load(Ordering::Acquire) {
+            0 => Phase::Adding,
+            1 => Phase::Serving,
+            _ => Phase::Removing,
+        }
+    }
+
+    pub fn set_phase(&self, phase: Phase) {
+        self.phase.store(phase as u8, Ordering::Release);
+        self.changed.notify_waiters();
+    }
+
+    /// What the status pings reported last.
+    pub fn metrics(&self) -> EndpointMetrics {
+        *self.metrics.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether the service reported clients of the hub (true until it has answered).
+    pub fn has_clients(&self) -> bool {
+        self.has_clients.load(Ordering::Acquire)
+    }
+
+    /// The service answered a status ping.
+    pub fn status_received(&self, status: ServiceStatus) {
+        self.has_clients.store(status.active, Ordering::Release);
+        let mut metrics = self.metrics.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(clients) = status.client_count {
+            metrics.client_connection_count = clients;
+        }
+        if let Some(servers) = status.server_count {
+            metrics.server_connection_count = servers;
+        }
+        if let Some(capacity) = status.capacity {
+            metrics.connection_capacity = capacity;
+        }
+        drop(metrics);
+        self.changed.notify_waiters();
+    }
+
+    /// The service listed the hub's app servers (`id1;id2`).
+    pub fn servers_received(&self, servers: &str) {
+        let mut names: Vec<String> = servers
+            .split(';')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        names.sort();
+        names.dedup();
+        *self.servers.lock().unwrap_or_else(|e| e.into_inner()) = Some(names);
+        self.changed.notify_waiters();
+    }
+
+    /// Forgets the server list, before asking for it again.
+    pub fn forget_servers(&self) {
+        *self.servers.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// The app servers the service listed last, if it has answered.
+    pub fn servers(&self) -> Option<Vec<String>> {
+        self.servers.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// How many server connections the hub keeps.
@@ -238,8 +339,9 @@ impl ServiceHub {
         self.changed.notify_waiters();
     }
 
-    /// Resolves once `done` holds, checked now and after each change.
-    async fn until(&self, done: impl Fn(&Self) -> bool) {
+    /// Resolves once `done` holds, checked now and after each change (a server connection
+    /// going, an acknowledgement, a client leaving, a status or server list arriving).
+    pub async fn until(&self, done: impl Fn(&Self) -> bool) {
         loop {
             let changed = self.changed.notified();
             tokio::pin!(changed);
@@ -314,6 +416,14 @@ impl ServiceHub {
             .flatten()
     }
 
+    /// Queues `frame` on every server connection that is up, without waiting (a control
+    /// message each connection must carry).
+    pub fn write_everywhere(&self, frame: Bytes) {
+        for sender in self.slots.read().unwrap_or_else(|e| e.into_inner()).iter().flatten() {
+            let _ = sender.try_send(frame.clone());
+        }
+    }
+
     /// The queue of a server connection: the one `origin` (a tunnelled client) came through
     /// when it is up, so its messages keep their order; else the next one up.
     pub fn writer(&self, origin: Option<&str>) -> Option<mpsc::Sender<Bytes>> {
@@ -325,7 +435,12 @@ impl ServiceHub {
             return Some(sender.clone());
         }
         let count = slots.len();
-        let start = self.next_slot.fetch_add(1, Ordering::Relaxed);
+        // A hub call's writes to an endpoint its client is not on keep to one connection
+        // there, so they keep their order too.
+        let start = match origin {
+            Some(origin) => origin.bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(usize::from(b))),
+            None => self.next_slot.fetch_add(1, Ordering::Relaxed),
+        };
         (0..count).filter_map(|i| slots[(start + i) % count].clone()).next()
     }
 }
@@ -340,7 +455,15 @@ mod tests {
         options.graceful_shutdown.timeout = timeout;
         let connection_string =
             ConnectionString::parse("Endpoint=http://127.0.0.1;AccessKey=abc;Version=1.0;").unwrap();
-        ServiceHub::new("chat".into(), connection_string, options, "server-a".into())
+        let endpoint = ServiceEndpoint::new("", EndpointType::Primary, "");
+        ServiceHub::new(
+            "chat".into(),
+            endpoint,
+            connection_string,
+            options,
+            "server-a".into(),
+            Phase::Serving,
+        )
     }
 
     #[test]

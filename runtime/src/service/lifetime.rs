@@ -6,9 +6,13 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use futures_util::future::{BoxFuture, FutureExt};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::future::{BoxFuture, FutureExt, join_all};
+use futures_util::stream::FuturesUnordered;
 
 use super::hub::{ACK_TIMEOUT, ServiceHub};
+use super::hub_endpoints::HubEndpoints;
 use crate::HubError;
 use crate::lifetime::{ConnectionHandle, LifetimeManager, OutboundMessage, Target};
 use crate::protocol::Protocol;
@@ -18,18 +22,19 @@ use crate::protocol::service::{
     MultiGroupBroadcastData, MultiUserData, Payloads, ServiceMessage, UserData,
 };
 
-/// The lifetime manager of a hub in service mode. Client results reach the clients tunnelled
-/// to this app server (the trait's default `invoke`): a client of another app server answers
-/// through its own.
+/// The lifetime manager of a hub in service mode. Each message goes to the endpoints the
+/// router picks (by default every online one), framed once. Client results reach the clients
+/// tunnelled to this app server (the trait's default `invoke`): a client of another app
+/// server answers through its own.
 pub(crate) struct ServiceLifetimeManager {
-    pub hub: Arc<ServiceHub>,
+    pub endpoints: Arc<HubEndpoints>,
     local: RwLock<HashMap<Arc<str>, ConnectionHandle>>,
 }
 
 impl ServiceLifetimeManager {
-    pub fn new(hub: Arc<ServiceHub>) -> Self {
+    pub fn new(endpoints: Arc<HubEndpoints>) -> Self {
         Self {
-            hub,
+            endpoints,
             local: RwLock::new(HashMap::new()),
         }
     }
@@ -41,31 +46,87 @@ impl ServiceLifetimeManager {
         )
     }
 
-    async fn write(&self, message: ServiceMessage, origin: Option<&str>) -> Result<(), HubError> {
-        let writer = self.hub.writer(origin).ok_or_else(Self::not_active)?;
-        writer.send(frame(&message)).await.map_err(|_| Self::not_active())
+    /// Writes `message` to the endpoints a target goes to: done when one of them took it.
+    async fn write(&self, hubs: &[Arc<ServiceHub>], message: &ServiceMessage, origin: Option<&str>) -> Result<(), HubError> {
+        let bytes = frame(message);
+        let write_to = |hub: &Arc<ServiceHub>, bytes: Bytes| {
+            let writer = hub.writer(origin);
+            async move {
+                let writer = writer.ok_or_else(Self::not_active)?;
+                writer.send(bytes).await.map_err(|_| Self::not_active())
+            }
+        };
+        match hubs {
+            [] => Err(Self::not_active()),
+            [hub] => write_to(hub, bytes).await,
+            hubs => {
+                let results = join_all(hubs.iter().map(|hub| write_to(hub, bytes.clone()))).await;
+                if results.iter().any(Result::is_ok) {
+                    Ok(())
+                } else {
+                    Err(Self::not_active())
+                }
+            }
+        }
     }
 
-    /// Writes an acknowledged message and waits for the service's answer.
+    /// Writes an acknowledged message to every endpoint of connection `connection_id` and
+    /// combines their answers as the Azure SDK does for a connection: done on the first
+    /// `Ok` (the endpoint that holds the connection), else once all have answered; an error
+    /// only when none answered.
     async fn write_with_ack(
         &self,
-        build: impl FnOnce(i32) -> ServiceMessage,
-        origin: Option<&str>,
+        connection_id: &str,
+        build: impl Fn(i32) -> ServiceMessage,
     ) -> Result<AckStatus, HubError> {
-        let (id, answer) = self.hub.acks.expect();
-        if let Err(error) = self.write(build(id), origin).await {
-            self.hub.acks.forget(id);
-            return Err(error);
+        let hubs = self.endpoints.message_targets(&Target::Connection(connection_id.to_owned()));
+        if hubs.is_empty() {
+            return Err(Self::not_active());
         }
-        match tokio::time::timeout(ACK_TIMEOUT, answer).await {
-            Ok(Ok(status)) => Ok(status),
-            _ => {
-                self.hub.acks.forget(id);
-                Err(HubError::exception(
-                    "TimeoutException",
-                    format!("The service did not acknowledge within {} s.", ACK_TIMEOUT.as_secs()),
-                ))
+        let mut answers: FuturesUnordered<_> = hubs
+            .iter()
+            .map(|hub| acknowledged(hub, &build, connection_id))
+            .collect();
+        let mut answered = None;
+        let mut failed = None;
+        while let Some(answer) = answers.next().await {
+            match answer {
+                Ok(AckStatus::Ok) => return Ok(AckStatus::Ok),
+                Ok(status) => answered = Some(status),
+                Err(error) => failed = Some(error),
             }
+        }
+        match (answered, failed) {
+            (Some(status), _) => Ok(status),
+            (None, Some(error)) => Err(error),
+            (None, None) => Err(Self::not_active()),
+        }
+    }
+}
+
+/// Writes an acknowledged message to one endpoint and waits for its answer.
+async fn acknowledged(
+    hub: &Arc<ServiceHub>,
+    build: &impl Fn(i32) -> ServiceMessage,
+    origin: &str,
+) -> Result<AckStatus, HubError> {
+    let (id, answer) = hub.acks.expect();
+    let sent = match hub.writer(Some(origin)) {
+        Some(writer) => writer.send(frame(&build(id))).await.is_ok(),
+        None => false,
+    };
+    if !sent {
+        hub.acks.forget(id);
+        return Err(ServiceLifetimeManager::not_active());
+    }
+    match tokio::time::timeout(ACK_TIMEOUT, answer).await {
+        Ok(Ok(status)) => Ok(status),
+        _ => {
+            hub.acks.forget(id);
+            Err(HubError::exception(
+                "TimeoutException",
+                format!("The service did not acknowledge within {} s.", ACK_TIMEOUT.as_secs()),
+            ))
         }
     }
 }
@@ -101,6 +162,7 @@ impl LifetimeManager for ServiceLifetimeManager {
         let origin = origin.map(str::to_owned);
         async move {
             let payloads = payloads(&message)?;
+            let hubs = self.endpoints.message_targets(&target);
             let message = match target {
                 Target::All => ServiceMessage::BroadcastData(BroadcastData {
                     payloads,
@@ -148,7 +210,7 @@ impl LifetimeManager for ServiceLifetimeManager {
                     ..MultiUserData::default()
                 }),
             };
-            self.write(message, origin.as_deref()).await
+            self.write(&hubs, &message, origin.as_deref()).await
         }
         .boxed()
     }
@@ -156,16 +218,15 @@ impl LifetimeManager for ServiceLifetimeManager {
     fn add_to_group(&self, connection_id: &str, group: &str) -> BoxFuture<'_, Result<(), HubError>> {
         let (connection_id, group) = (connection_id.to_owned(), group.to_owned());
         async move {
-            let origin = connection_id.clone();
             let build = |ack_id| {
                 ServiceMessage::JoinGroupWithAck(JoinGroupWithAck {
-                    connection_id,
-                    group,
+                    connection_id: connection_id.clone(),
+                    group: group.clone(),
                     ack_id,
                     ..JoinGroupWithAck::default()
                 })
             };
-            self.write_with_ack(build, Some(&origin)).await.map(|_| ())
+            self.write_with_ack(&connection_id, build).await.map(|_| ())
         }
         .boxed()
     }
@@ -173,16 +234,15 @@ impl LifetimeManager for ServiceLifetimeManager {
     fn remove_from_group(&self, connection_id: &str, group: &str) -> BoxFuture<'_, Result<(), HubError>> {
         let (connection_id, group) = (connection_id.to_owned(), group.to_owned());
         async move {
-            let origin = connection_id.clone();
             let build = |ack_id| {
                 ServiceMessage::LeaveGroupWithAck(LeaveGroupWithAck {
-                    connection_id,
-                    group: Some(group),
+                    connection_id: connection_id.clone(),
+                    group: Some(group.clone()),
                     ack_id,
                     ..LeaveGroupWithAck::default()
                 })
             };
-            self.write_with_ack(build, Some(&origin)).await.map(|_| ())
+            self.write_with_ack(&connection_id, build).await.map(|_| ())
         }
         .boxed()
     }

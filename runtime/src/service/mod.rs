@@ -8,6 +8,7 @@
 mod connection_string;
 mod endpoint;
 pub(crate) mod hub;
+pub(crate) mod hub_endpoints;
 pub(crate) mod lifetime;
 // The relay writes its server connections with the same writer (feature `relay`).
 #[cfg(feature = "relay")]
@@ -16,6 +17,7 @@ pub mod link_writer;
 pub(crate) mod link_writer;
 pub(crate) mod negotiate;
 mod options;
+mod router;
 pub(crate) use options::is_server_name;
 pub(crate) mod server_connection;
 mod tokens;
@@ -25,7 +27,11 @@ pub(crate) mod virtual_connection;
 pub use crate::protocol::service::{ServiceEvent, ServiceEventKind, ServiceEventObjectType};
 pub use connection_string::{ConnectionString, ConnectionStringError, Url};
 pub use endpoint::{EndpointType, ServiceEndpoint};
+pub use hub_endpoints::ScaleError;
 pub use options::{
     AccessTokenAlgorithm, ClaimsProvider, GracefulShutdown, GracefulShutdownMode, ServerNameProvider, ServerStickyMode,
     ServiceEventHandler, ServiceOptions, ServiceOptionsError, TransportTypeDetector, default_server_name,
+};
+pub use router::{
+    DefaultEndpointRouter, EndpointMetrics, EndpointRouter, EndpointStatus, default_negotiate_endpoint, online_endpoints,
 };

@@ -10,23 +10,11 @@ use crate::connection::claims::Claims;
 use crate::connection::request::RequestInfo;
 use crate::jwt;
 use crate::options::{HubOptions, TransportType};
-use crate::transport::{NegotiateRedirect, RedirectError};
+use crate::transport::RedirectError;
 
-impl NegotiateRedirect for ServiceHub {
-    fn redirect(
-        &self,
-        options: &HubOptions,
-        request: &RequestInfo,
-        claims: Option<&Claims>,
-        user_id: Option<String>,
-        hub_path: &str,
-    ) -> Result<Vec<u8>, RedirectError> {
-        redirect(self, options, request, claims, user_id, hub_path)
-    }
-}
-
-/// The negotiate body that sends the client to the service.
-fn redirect(
+/// The negotiate body that sends the client to endpoint `hub` (chosen by
+/// [`HubEndpoints`](super::hub_endpoints::HubEndpoints)).
+pub(crate) fn redirect(
     hub: &ServiceHub,
     options: &HubOptions,
     request: &RequestInfo,
@@ -34,12 +22,6 @@ fn redirect(
     user_id: Option<String>,
     hub_path: &str,
 ) -> Result<Vec<u8>, RedirectError> {
-    if !hub.is_connected() {
-        return Err(RedirectError {
-            status: 500,
-            text: "Azure SignalR Service is not connected yet, please try again later.".into(),
-        });
-    }
     let service = &hub.options;
     let mut token_claims = Map::new();
     if let Some(user) = user_id {

@@ -140,9 +140,15 @@ pub struct ServiceOptions {
     /// Endpoints besides [`connection_string`](Self::connection_string) (which is an unnamed
     /// primary one), as `Azure:SignalR:ConnectionString:{Name}:{Type}` configures them.
     /// Entries for the same service address are one endpoint; at least one must be primary.
-    /// This version serves one endpoint: more than one (after that) is refused by
-    /// [`validate`](Self::validate).
+    /// Every endpoint gets server connections: strong ones to primary endpoints (which
+    /// carry clients), weak ones to secondary endpoints (which only receive what the app
+    /// sends). Endpoints are added and removed while the app runs with
+    /// [`AppHandle::add_endpoint`](crate::AppHandle::add_endpoint) and
+    /// [`AppHandle::remove_endpoint`](crate::AppHandle::remove_endpoint).
     pub endpoints: Vec<super::ServiceEndpoint>,
+    /// Chooses the endpoint each negotiating client goes to and the endpoints each message
+    /// goes to (as the Azure SDK's `IEndpointRouter`). Default: [`DefaultEndpointRouter`](super::DefaultEndpointRouter).
+    pub endpoint_router: Option<Arc<dyn super::EndpointRouter>>,
 }
 
 impl fmt::Debug for ServiceOptions {
@@ -167,6 +173,7 @@ impl fmt::Debug for ServiceOptions {
             .field("allow_stateful_reconnects", &self.allow_stateful_reconnects)
             .field("server_name", &self.server_name)
             .field("endpoints", &self.endpoints)
+            .field("endpoint_router", &self.endpoint_router.as_ref().map(|_| "<custom>"))
             .finish_non_exhaustive()
     }
 }
@@ -191,6 +198,7 @@ impl Default for ServiceOptions {
             server_name_provider: None,
             service_event_handler: None,
             endpoints: Vec::new(),
+            endpoint_router: None,
         }
     }
 }
@@ -219,11 +227,6 @@ pub enum ServiceOptionsError {
     NoEndpoint,
     /// Endpoints, but none of them primary.
     NoPrimaryEndpoint,
-    /// More endpoints than this version serves (one).
-    SeveralEndpoints {
-        /// How many distinct endpoints are configured.
-        count: usize,
-    },
     /// The connection string is malformed.
     ConnectionString(ConnectionStringError),
     /// An option is out of its range.
@@ -240,10 +243,6 @@ impl fmt::Display for ServiceOptionsError {
         match self {
             ServiceOptionsError::NoEndpoint => f.write_str("No connection string was specified."),
             ServiceOptionsError::NoPrimaryEndpoint => f.write_str("No primary endpoint defined."),
-            ServiceOptionsError::SeveralEndpoints { count } => write!(
-                f,
-                "{count} service endpoints are configured; this version of Switchboard connects an app server to one."
-            ),
             ServiceOptionsError::ConnectionString(error) => error.fmt(f),
             ServiceOptionsError::Invalid { property, scope } => {
                 write!(f, "Property '{property}' value should be {scope}.")
@@ -285,8 +284,10 @@ pub(crate) fn named_endpoints(vars: &[(String, String)]) -> Vec<super::ServiceEn
 }
 
 impl ServiceOptions {
-    /// Checks the options and parses the connection string.
-    pub fn validate(&self) -> Result<ConnectionString, ServiceOptionsError> {
+    /// Checks the options and resolves the endpoints: [`connection_string`](Self::connection_string)
+    /// (an unnamed primary one) and [`endpoints`](Self::endpoints), one per service address,
+    /// each with its parsed connection string.
+    pub fn validate(&self) -> Result<Vec<(super::ServiceEndpoint, ConnectionString)>, ServiceOptionsError> {
         if let Some(poll) = self.max_poll_interval_in_seconds
             && !(1..=300).contains(&poll)
         {
@@ -332,11 +333,7 @@ impl ServiceOptions {
             .map(|text| super::ServiceEndpoint::new(text.clone(), super::EndpointType::Primary, ""))
             .collect();
         endpoints.extend(self.endpoints.iter().cloned());
-        let mut resolved = super::endpoint::resolve(&endpoints)?;
-        if resolved.len() > 1 {
-            return Err(ServiceOptionsError::SeveralEndpoints { count: resolved.len() });
-        }
-        Ok(resolved.remove(0).1)
+        super::endpoint::resolve(&endpoints)
     }
 
     /// The prefixed, lower-cased hub name the service knows a hub by.
@@ -474,10 +471,42 @@ mod tests {
             endpoints,
             ..ServiceOptions::default()
         };
+        // The unnamed one and east name one address: two endpoints, the primary entry kept.
+        let resolved = options.validate().unwrap();
+        let kept: Vec<(&str, super::super::EndpointType)> =
+            resolved.iter().map(|(e, _)| (e.name(), e.endpoint_type())).collect();
         assert_eq!(
-            options.validate().unwrap_err().to_string(),
-            "2 service endpoints are configured; this version of Switchboard connects an app server to one."
+            kept,
+            [
+                ("", super::super::EndpointType::Primary),
+                ("west", super::super::EndpointType::Secondary)
+            ]
         );
+        // As the Azure SDK: a type it does not know is part of the name (a primary endpoint
+        // named `north:tertiary`), and two endpoints may share a name; neither is an error.
+        let c = "Endpoint=http://c.local;AccessKey=abc;Version=1.0;";
+        let vars = vec![
+            ("Azure__SignalR__ConnectionString__north__tertiary".to_owned(), b.to_owned()),
+            ("Azure__SignalR__ConnectionString__dup__primary".to_owned(), a.to_owned()),
+            ("Azure__SignalR__ConnectionString__dup__secondary".to_owned(), c.to_owned()),
+        ];
+        let options = ServiceOptions {
+            endpoints: named_endpoints(&vars),
+            ..ServiceOptions::default()
+        };
+        let resolved = options.validate().unwrap();
+        let kept: Vec<(&str, super::super::EndpointType)> =
+            resolved.iter().map(|(e, _)| (e.name(), e.endpoint_type())).collect();
+        assert_eq!(
+            kept,
+            [
+                ("dup", super::super::EndpointType::Primary),
+                ("dup", super::super::EndpointType::Secondary),
+                ("north:tertiary", super::super::EndpointType::Primary)
+            ]
+        );
+        let none = ServiceOptions::default();
+        assert_eq!(none.validate().unwrap_err().to_string(), "No connection string was specified.");
         let only_secondary = ServiceOptions {
             endpoints: vec![super::super::ServiceEndpoint::new(
                 b,
@@ -528,7 +557,10 @@ mod tests {
             ..ServiceOptions::default()
         };
         f(&mut options);
-        options.validate().map_err(|e| e.to_string())
+        options
+            .validate()
+            .map(|mut endpoints| endpoints.remove(0).1)
+            .map_err(|e| e.to_string())
     }
 
     #[test]

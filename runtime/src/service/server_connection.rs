@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_util::sync::CancellationToken;
 
-use super::hub::ServiceHub;
+use super::hub::{Phase, ServiceHub};
 use super::link_writer::LinkWriter;
 use super::options::GracefulShutdownMode;
 use super::virtual_connection;
@@ -89,8 +89,8 @@ pub(crate) async fn run(hub: Arc<ServiceHub>, dispatcher: Arc<dyn Dispatcher>, s
             Err(error) => tracing::warn!(hub = %hub.name, slot, %error, "server connection failed"),
         }
         // Going offline, a dropped connection is not reopened (the service would send it
-        // clients).
-        if hub.stopping.is_cancelled() || hub.going_offline.is_cancelled() {
+        // clients); nor is one to an endpoint being removed.
+        if hub.stopping.is_cancelled() || hub.going_offline.is_cancelled() || hub.phase() == Phase::Removing {
             return;
         }
         // A connection that lived a while starts the backoff over.
@@ -157,8 +157,11 @@ async fn connect_once(
 
     let handshake = HandshakeRequest {
         allow_stateful_reconnects: hub.allow_stateful_reconnects,
+        // A secondary endpoint's connections only send: the service routes no clients to them.
         connection_type: if target.is_some() {
             HandshakeRequest::ON_DEMAND_CONNECTION
+        } else if hub.is_weak() {
+            HandshakeRequest::WEAK_CONNECTION
         } else {
             HandshakeRequest::DEFAULT_CONNECTION
         },
@@ -266,8 +269,9 @@ async fn handle(hub: &Arc<ServiceHub>, dispatcher: &Arc<dyn Dispatcher>, slot: u
         ServiceMessage::Ack(ack) => hub.acks.complete(ack.ack_id, ack.status),
         // Echo pings are answered by the link; keep-alives only keep it open.
         ServiceMessage::Ping(ping) => match ping.kind() {
-            // The service asks for one more connection, to one of its instances.
-            PingKind::Target(target) if !target.is_empty() => match hub.reserve_on_demand() {
+            // The service asks for one more connection, to one of its instances (never of a
+            // secondary endpoint, which carries no clients).
+            PingKind::Target(target) if !target.is_empty() && !hub.is_weak() => match hub.reserve_on_demand() {
                 Some(new_slot) => {
                     tracing::debug!(hub = %hub.name, slot = new_slot, %target, "opening an on-demand server connection");
                     tokio::spawn(run_on_demand(
@@ -282,6 +286,8 @@ async fn handle(hub: &Arc<ServiceHub>, dispatcher: &Arc<dyn Dispatcher>, slot: u
                 }
             },
             PingKind::FinAck => hub.offline_acknowledged(slot),
+            PingKind::Status(status) => hub.status_received(status),
+            PingKind::Servers { servers, .. } => hub.servers_received(servers),
             _ => {}
         },
         // The service gives up on this connection: nothing more is written to it (its clients'

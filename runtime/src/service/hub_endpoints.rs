@@ -1,0 +1,383 @@
+//! One hub type's service endpoints: a [`ServiceHub`] per endpoint (strong server
+//! connections to primary endpoints, weak ones to secondary endpoints), which of them
+//! negotiate sends clients to and which a message goes to, as the [`EndpointRouter`]
+//! decides; endpoints added and removed while the app runs, scaled as the Azure SDK scales
+//! them within `ServiceScaleTimeout`.
+
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+
+use super::connection_string::ConnectionString;
+use super::endpoint::ServiceEndpoint;
+use super::hub::{Phase, ServiceHub};
+use super::options::{ServiceOptions, ServiceOptionsError};
+use super::router::{DefaultEndpointRouter, EndpointRouter, EndpointStatus};
+use crate::connection::claims::Claims;
+use crate::connection::dispatcher::Dispatcher;
+use crate::connection::request::RequestInfo;
+use crate::lifetime::Target;
+use crate::options::HubOptions;
+use crate::protocol::service::link::frame;
+use crate::protocol::service::{Ping, ServiceMessage, ShutdownMode};
+use crate::transport::{NegotiateRedirect, RedirectError};
+
+/// How often an endpoint is asked for its status (clients, servers, capacity).
+const STATUS_INTERVAL: Duration = Duration::from_secs(10);
+/// … and while it is being removed, to see soon when its last client has gone.
+const REMOVING_STATUS_INTERVAL: Duration = Duration::from_secs(1);
+/// How often an added endpoint's server list is compared with the other endpoints'.
+const SCALE_POLL: Duration = Duration::from_secs(5);
+
+/// The text negotiate answers (HTTP 500) when no endpoint can take the client.
+pub(crate) const NOT_CONNECTED: &str = "Azure SignalR Service is not connected yet, please try again later.";
+
+/// The endpoints of one hub type.
+pub(crate) struct HubEndpoints {
+    /// The hub's name at the service.
+    pub name: String,
+    options: ServiceOptions,
+    server_id: String,
+    hubs: RwLock<Arc<[Arc<ServiceHub>]>>,
+    /// The hub code its tunnelled clients run (set while the app is built).
+    dispatcher: OnceLock<Arc<dyn Dispatcher>>,
+    /// Every server connection and status loop, until the app shuts down.
+    tasks: Mutex<Option<JoinSet<()>>>,
+    /// Serialises adding and removing endpoints.
+    scaling: tokio::sync::Mutex<()>,
+}
+
+/// Why an endpoint could not be added or removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScaleError {
+    /// The app is not started, or is shutting down.
+    NotRunning,
+    /// The endpoint to add is already one of the app's.
+    AlreadyAdded,
+    /// No endpoint of the app has that service address.
+    NotFound,
+    /// The endpoints asked for are refused (a bad connection string; no primary endpoint
+    /// left), with the Azure SDK's text.
+    Options(ServiceOptionsError),
+}
+
+impl std::fmt::Display for ScaleError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ScaleError::NotRunning => f.write_str("the app is not running"),
+            ScaleError::AlreadyAdded => f.write_str("an endpoint with this service address is already configured"),
+            ScaleError::NotFound => f.write_str("no endpoint with this service address is configured"),
+            ScaleError::Options(error) => error.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for ScaleError {}
+
+impl HubEndpoints {
+    /// A hub's endpoints, all in service from the start.
+    pub fn new(
+        name: String,
+        options: ServiceOptions,
+        server_id: String,
+        endpoints: &[(ServiceEndpoint, ConnectionString)],
+    ) -> Arc<Self> {
+        let this = Arc::new(Self {
+            name,
+            options,
+            server_id,
+            hubs: RwLock::new(Arc::from(Vec::new())),
+            dispatcher: OnceLock::new(),
+            tasks: Mutex::new(None),
+            scaling: tokio::sync::Mutex::new(()),
+        });
+        let hubs: Vec<Arc<ServiceHub>> = endpoints
+            .iter()
+            .map(|(endpoint, connection_string)| this.make_hub(endpoint, connection_string, Phase::Serving))
+            .collect();
+        *this.hubs.write().unwrap_or_else(|e| e.into_inner()) = Arc::from(hubs);
+        this
+    }
+
+    fn make_hub(&self, endpoint: &ServiceEndpoint, connection_string: &ConnectionString, phase: Phase) -> Arc<ServiceHub> {
+        ServiceHub::new(
+            self.name.clone(),
+            endpoint.clone(),
+            connection_string.clone(),
+            self.options.clone(),
+            self.server_id.clone(),
+            phase,
+        )
+    }
+
+    /// The hub code its tunnelled clients run; the first one set stays.
+    pub fn set_dispatcher(&self, dispatcher: Arc<dyn Dispatcher>) {
+        let _ = self.dispatcher.set(dispatcher);
+    }
+
+    /// The endpoints now.
+    pub fn hubs(&self) -> Arc<[Arc<ServiceHub>]> {
+        self.hubs.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn router(&self) -> &dyn EndpointRouter {
+        match &self.options.endpoint_router {
+            Some(router) => router.as_ref(),
+            None => &DefaultEndpointRouter,
+        }
+    }
+
+    /// Opens every endpoint's server connections.
+    pub fn start(&self) {
+        *self.tasks.lock().unwrap_or_else(|e| e.into_inner()) = Some(JoinSet::new());
+        for hub in self.hubs().iter() {
+            self.spawn(hub);
+        }
+    }
+
+    /// Runs an endpoint: its server connections and its status pings.
+    fn spawn(&self, hub: &Arc<ServiceHub>) -> bool {
+        let Some(dispatcher) = self.dispatcher.get() else {
+            return false;
+        };
+        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(tasks) = tasks.as_mut() else {
+            return false;
+        };
+        for slot in 0..hub.slot_count() {
+            tasks.spawn(super::server_connection::run(hub.clone(), dispatcher.clone(), slot));
+        }
+        tasks.spawn(status_pings(hub.clone()));
+        // Finished tasks (of removed endpoints) are let go.
+        while tasks.try_join_next().is_some() {}
+        true
+    }
+
+    /// Resolves once every endpoint has a server connection up.
+    pub async fn until_connected(&self) {
+        for hub in self.hubs().iter() {
+            hub.until_connected().await;
+        }
+    }
+
+    /// The endpoints a message to `target` goes to: the router's choice among the online
+    /// ones (an endpoint being added or removed included: it may hold clients of other app
+    /// servers already, or still).
+    pub fn message_targets(&self, target: &Target) -> Vec<Arc<ServiceHub>> {
+        let hubs = self.hubs();
+        if self.options.endpoint_router.is_none() {
+            return hubs.iter().filter(|hub| hub.is_connected()).cloned().collect();
+        }
+        let statuses: Vec<EndpointStatus<'_>> = hubs
+            .iter()
+            .map(|hub| EndpointStatus::new(&hub.endpoint, hub.is_connected(), hub.metrics()))
+            .collect();
+        let chosen = self.router().message_endpoints(target, &statuses);
+        chosen
+            .into_iter()
+            .filter(|status| status.online())
+            .filter_map(|status| statuses.iter().position(|s| std::ptr::eq(s, status)))
+            .map(|index| hubs[index].clone())
+            .collect()
+    }
+
+    /// The endpoint a negotiating client goes to: the router's choice among the endpoints in
+    /// service.
+    fn negotiate_target(&self, request: &RequestInfo) -> Option<Arc<ServiceHub>> {
+        let hubs: Vec<Arc<ServiceHub>> = self
+            .hubs()
+            .iter()
+            .filter(|hub| hub.phase() == Phase::Serving)
+            .cloned()
+            .collect();
+        let statuses: Vec<EndpointStatus<'_>> = hubs
+            .iter()
+            .map(|hub| EndpointStatus::new(&hub.endpoint, hub.is_connected(), hub.metrics()))
+            .collect();
+        let chosen = self.router().negotiate_endpoint(request, &statuses)?;
+        let index = statuses.iter().position(|s| std::ptr::eq(s, chosen))?;
+        chosen.online().then(|| hubs[index].clone())
+    }
+
+    /// Adds an endpoint while the app runs: its server connections open; once its app
+    /// servers are those of the endpoints in service (asked every 5 s), or when
+    /// `ServiceScaleTimeout` passes (with a warning), it takes clients. Resolves then.
+    pub async fn add(&self, endpoint: ServiceEndpoint) -> Result<(), ScaleError> {
+        let _scaling = self.scaling.lock().await;
+        let connection_string =
+            ConnectionString::parse(endpoint.connection_string())
+            .map_err(|e| ScaleError::Options(ServiceOptionsError::ConnectionString(e)))?;
+        if self
+            .hubs()
+            .iter()
+            .any(|hub| hub.connection_string.endpoint() == connection_string.endpoint())
+        {
+            return Err(ScaleError::AlreadyAdded);
+        }
+        let hub = self.make_hub(&endpoint, &connection_string, Phase::Adding);
+        {
+            let mut hubs = self.hubs.write().unwrap_or_else(|e| e.into_inner());
+            let mut list = hubs.to_vec();
+            list.push(hub.clone());
+            *hubs = Arc::from(list);
+        }
+        if !self.spawn(&hub) {
+            self.drop_hub(&hub);
+            return Err(ScaleError::NotRunning);
+        }
+        let deadline = tokio::time::Instant::now() + self.options.service_scale_timeout;
+        tracing::info!(hub = %self.name, endpoint = %connection_string.endpoint(), "adding a service endpoint");
+        let stable = tokio::time::timeout_at(deadline, hub.until_connected()).await.is_ok()
+            && self.until_servers_match(&hub, deadline).await;
+        if !stable {
+            tracing::warn!(
+                hub = %self.name,
+                endpoint = %connection_string.endpoint(),
+                "Timeout({}ms) reached while waiting for the added endpoint's servers to match; it takes clients anyway.",
+                self.options.service_scale_timeout.as_millis()
+            );
+        }
+        hub.set_phase(Phase::Serving);
+        tracing::info!(hub = %self.name, endpoint = %connection_string.endpoint(), "the added service endpoint takes clients");
+        Ok(())
+    }
+
+    /// Whether the added endpoint's app servers came to match the other online endpoints'
+    /// before `deadline`.
+    async fn until_servers_match(&self, added: &Arc<ServiceHub>, deadline: tokio::time::Instant) -> bool {
+        loop {
+            let round = (tokio::time::Instant::now() + SCALE_POLL).min(deadline);
+            let involved: Vec<Arc<ServiceHub>> = self
+                .hubs()
+                .iter()
+                .filter(|hub| Arc::ptr_eq(hub, added) || (hub.phase() == Phase::Serving && hub.is_connected()))
+                .cloned()
+                .collect();
+            for hub in &involved {
+                hub.forget_servers();
+                if let Some(writer) = hub.writer(None) {
+                    let _ = writer.try_send(frame(&ServiceMessage::Ping(Ping::servers_request())));
+                }
+            }
+            let answered = |hubs: &[Arc<ServiceHub>]| hubs.iter().all(|hub| hub.servers().is_some());
+            while !answered(&involved) && tokio::time::Instant::now() < round {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let lists: Vec<Option<Vec<String>>> = involved.iter().map(|hub| hub.servers()).collect();
+            if lists.iter().all(Option::is_some) && lists.windows(2).all(|pair| pair[0] == pair[1]) {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep_until(round).await;
+        }
+    }
+
+    /// Removes the endpoint with `connection_string`'s service address: it takes no new
+    /// clients, its server connections tell the service they go (`fin:0`), and it is
+    /// dropped once the service reports no clients of the hub or `ServiceScaleTimeout`
+    /// passes. Resolves then.
+    pub async fn remove(&self, connection_string: &str) -> Result<(), ScaleError> {
+        let _scaling = self.scaling.lock().await;
+        let wanted = ConnectionString::parse(connection_string)
+            .map_err(|e| ScaleError::Options(ServiceOptionsError::ConnectionString(e)))?;
+        let hubs = self.hubs();
+        let hub = hubs
+            .iter()
+            .find(|hub| hub.connection_string.endpoint() == wanted.endpoint() && hub.phase() != Phase::Removing)
+            .cloned()
+            .ok_or(ScaleError::NotFound)?;
+        let primaries_left = hubs
+            .iter()
+            .filter(|other| !Arc::ptr_eq(other, &hub) && !other.is_weak() && other.phase() != Phase::Removing)
+            .count();
+        if !hub.is_weak() && primaries_left == 0 {
+            return Err(ScaleError::Options(ServiceOptionsError::NoPrimaryEndpoint));
+        }
+        tracing::info!(hub = %self.name, endpoint = %wanted.endpoint(), "removing a service endpoint");
+        hub.set_phase(Phase::Removing);
+        hub.write_everywhere(frame(&ServiceMessage::Ping(Ping::shutdown(ShutdownMode::DropClients))));
+        let timeout = self.options.service_scale_timeout;
+        if tokio::time::timeout(timeout, hub.until(|hub| !hub.has_clients() || !hub.is_connected()))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                hub = %self.name,
+                endpoint = %wanted.endpoint(),
+                "Timeout({}ms) reached while waiting for the removed endpoint's clients to leave; it is dropped now.",
+                timeout.as_millis()
+            );
+        }
+        hub.stopping.cancel();
+        self.drop_hub(&hub);
+        tracing::info!(hub = %self.name, endpoint = %wanted.endpoint(), "the service endpoint is removed");
+        Ok(())
+    }
+
+    fn drop_hub(&self, hub: &Arc<ServiceHub>) {
+        let mut hubs = self.hubs.write().unwrap_or_else(|e| e.into_inner());
+        let list: Vec<Arc<ServiceHub>> = hubs.iter().filter(|h| !Arc::ptr_eq(h, hub)).cloned().collect();
+        *hubs = Arc::from(list);
+    }
+
+    /// Stops every endpoint: the primary ones as `GracefulShutdown` says (messages still go
+    /// to the secondary ones meanwhile), then the secondary ones; waits for their tasks.
+    pub async fn shut_down(&self) {
+        let hubs = self.hubs();
+        let (weak, strong): (Vec<_>, Vec<_>) = hubs.iter().partition(|hub| hub.is_weak());
+        futures_util::future::join_all(strong.iter().map(|hub| hub.shut_down())).await;
+        for hub in weak {
+            hub.stopping.cancel();
+        }
+        let tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(mut tasks) = tasks {
+            while tasks.join_next().await.is_some() {}
+        }
+    }
+}
+
+/// Asks an endpoint for its status as soon as it is connected, then every 10 s (every 1 s
+/// while it is being removed), until it stops.
+async fn status_pings(hub: Arc<ServiceHub>) {
+    loop {
+        tokio::select! {
+            _ = hub.until_connected() => {}
+            _ = hub.stopping.cancelled() => return,
+        }
+        if let Some(writer) = hub.writer(None) {
+            let _ = writer.try_send(frame(&ServiceMessage::Ping(Ping::status(true))));
+        }
+        let interval = if hub.phase() == Phase::Removing {
+            REMOVING_STATUS_INTERVAL
+        } else {
+            STATUS_INTERVAL
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = hub.until(|hub| hub.phase() == Phase::Removing), if interval == STATUS_INTERVAL => {}
+            _ = hub.stopping.cancelled() => return,
+        }
+    }
+}
+
+impl NegotiateRedirect for HubEndpoints {
+    fn redirect(
+        &self,
+        options: &HubOptions,
+        request: &RequestInfo,
+        claims: Option<&Claims>,
+        user_id: Option<String>,
+        hub_path: &str,
+    ) -> Result<Vec<u8>, RedirectError> {
+        match self.negotiate_target(request) {
+            Some(hub) => super::negotiate::redirect(&hub, options, request, claims, user_id, hub_path),
+            None => Err(RedirectError {
+                status: 500,
+                text: NOT_CONNECTED.into(),
+            }),
+        }
+    }
+}
