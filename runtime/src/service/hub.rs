@@ -110,6 +110,8 @@ pub(crate) struct ServiceHub {
     metrics: Mutex<EndpointMetrics>,
     /// Whether the service has clients of the hub (from status pings; assumed until told).
     has_clients: AtomicBool,
+    /// How many status answers have arrived.
+    status_answers: AtomicU64,
     /// The app servers the service last listed for the hub (a `servers` ping's answer).
     servers: Mutex<Option<Vec<String>>>,
 }
@@ -146,6 +148,7 @@ impl ServiceHub {
             phase: AtomicU8::new(phase as u8),
             metrics: Mutex::new(EndpointMetrics::default()),
             has_clients: AtomicBool::new(true),
+            status_answers: AtomicU64::new(0),
             servers: Mutex::new(None),
         })
     }
@@ -179,9 +182,15 @@ impl ServiceHub {
         self.has_clients.load(Ordering::Acquire)
     }
 
+    /// How many status answers have arrived (a later one tells of a later moment).
+    pub fn status_answers(&self) -> u64 {
+        self.status_answers.load(Ordering::Acquire)
+    }
+
     /// The service answered a status ping.
     pub fn status_received(&self, status: ServiceStatus) {
         self.has_clients.store(status.active, Ordering::Release);
+        self.status_answers.fetch_add(1, Ordering::AcqRel);
         let mut metrics = self.metrics.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(clients) = status.client_count {
             metrics.client_connection_count = clients;

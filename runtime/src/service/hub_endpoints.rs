@@ -297,10 +297,14 @@ impl HubEndpoints {
             return Err(ScaleError::Options(ServiceOptionsError::NoPrimaryEndpoint));
         }
         tracing::info!(hub = %self.name, endpoint = %wanted.endpoint(), "removing a service endpoint");
-        hub.set_phase(Phase::Removing);
+        // Only answers to pings sent after the `fin:0` count (the status pings go every
+        // second from now; one answer may already be on its way).
+        let answers = hub.status_answers();
         hub.write_everywhere(frame(&ServiceMessage::Ping(Ping::shutdown(ShutdownMode::DropClients))));
+        hub.set_phase(Phase::Removing);
+        let gone = move |hub: &ServiceHub| !hub.is_connected() || (hub.status_answers() >= answers + 2 && !hub.has_clients());
         let timeout = self.options.service_scale_timeout;
-        if tokio::time::timeout(timeout, hub.until(|hub| !hub.has_clients() || !hub.is_connected()))
+        if tokio::time::timeout(timeout, hub.until(gone))
             .await
             .is_err()
         {

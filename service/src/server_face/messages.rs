@@ -186,7 +186,12 @@ async fn handle_ping(cx: &ServerContext, ping: Ping) {
                 active: clients > 0,
                 client_count: Some(i32::try_from(clients).unwrap_or(i32::MAX)),
                 server_count: Some(i32::try_from(servers).unwrap_or(i32::MAX)),
-                capacity: None,
+                // App servers weigh endpoints by free capacity when they pick one for a client.
+                capacity: cx
+                    .shared
+                    .config
+                    .max_clients_per_hub
+                    .map(|max| i32::try_from(max).unwrap_or(i32::MAX)),
             }))
         }
         PingKind::Shutdown(mode) => {

@@ -29,6 +29,8 @@ pub struct AppState {
     stats: Arc<Stats>,
     redirects: Arc<AtomicU64>,
     test_hub: Arc<std::sync::OnceLock<HubHandle<TestHub>>>,
+    /// The started app, for changing its service endpoints.
+    running: Arc<std::sync::OnceLock<AppHandle>>,
     /// This app server's name: `--server-name`, else `{hostname}_{random}`.
     server_name: Arc<str>,
 }
@@ -68,6 +70,47 @@ async fn drop_transport(State(state): State<AppState>, Path(connection_id): Path
     match state.test_hub.get() {
         Some(hub) if hub.interrupt_transport(&connection_id) => StatusCode::OK.into_response(),
         _ => (StatusCode::NOT_FOUND, "No Connection with that ID").into_response(),
+    }
+}
+
+/// `POST /endpoints` with `{"action":"add"|"remove","connectionString":…,"type":"primary"|"secondary","name":…}`:
+/// adds or removes a service endpoint while the server runs; answers once the endpoint takes
+/// clients (add) or is dropped (remove), 400 with the reason otherwise.
+async fn change_endpoints(State(state): State<AppState>, body: axum::body::Bytes) -> Response {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Change {
+        action: String,
+        connection_string: String,
+        #[serde(default, rename = "type")]
+        kind: Option<String>,
+        #[serde(default)]
+        name: String,
+    }
+    let bad = |text: String| (StatusCode::BAD_REQUEST, text).into_response();
+    let change: Change = match serde_json::from_slice(&body) {
+        Ok(change) => change,
+        Err(error) => return bad(format!("invalid body: {error}")),
+    };
+    let Some(running) = state.running.get() else {
+        return bad("the server is not started".into());
+    };
+    let kind = match change.kind.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("primary") => switchboard::service::EndpointType::Primary,
+        Some("secondary") => switchboard::service::EndpointType::Secondary,
+        Some(other) => return bad(format!("unknown endpoint type '{other}'")),
+    };
+    let done = match change.action.as_str() {
+        "add" => {
+            let endpoint = switchboard::service::ServiceEndpoint::new(change.connection_string, kind, change.name);
+            running.add_endpoint(endpoint).await
+        }
+        "remove" => running.remove_endpoint(&change.connection_string).await,
+        other => return bad(format!("unknown action '{other}'")),
+    };
+    match done {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(error) => bad(error.to_string()),
     }
 }
 
@@ -161,6 +204,7 @@ pub fn build_with(
         let _ = state.test_hub.set(handle);
     }
     let running = app.start()?;
+    let _ = state.running.set(running.clone());
     let router = app
         .router()
         .route("/generateJwtToken", get(generate_token))
@@ -169,6 +213,7 @@ pub fn build_with(
         .route("/clientresult/{connection_id}", get(client_result))
         .route("/droptransport/{connection_id}", get(drop_transport))
         .route("/redirect/negotiate", post(redirect))
+        .route("/endpoints", post(change_endpoints))
         .layer(middleware::from_fn(negotiate_cookies))
         .with_state(state.clone());
     Ok((router, running))
@@ -201,6 +246,7 @@ impl AppState {
             stats: Arc::new(Stats::default()),
             redirects: Arc::new(AtomicU64::new(0)),
             test_hub: Arc::new(std::sync::OnceLock::new()),
+            running: Arc::new(std::sync::OnceLock::new()),
             server_name: Arc::from(switchboard::service::default_server_name()),
         }
     }

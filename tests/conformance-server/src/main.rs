@@ -10,7 +10,8 @@
 //! ```
 //!
 //! In service mode the other `ServiceOptions` come from `Azure__SignalR__…` environment
-//! variables. SIGINT and SIGTERM shut it down as `GracefulShutdown` says; it then exits 0.
+//! variables; named endpoints among them (`Azure__SignalR__ConnectionString__{Name}__{Type}`)
+//! put it in service mode without `--service` too. SIGINT and SIGTERM shut it down as `GracefulShutdown` says; it then exits 0.
 
 use axum::serve::ListenerExt;
 use conformance_server::{AppState, build_with};
@@ -67,10 +68,13 @@ async fn main() {
         Some(name) => AppState::with_server_name(name),
         None => AppState::new(),
     };
-    // Service mode: the flags, and every other option from the environment.
-    let service = args.service.clone().map(|connection_string| {
-        let mut options = switchboard::service::ServiceOptions::from_env();
-        options.connection_string = Some(connection_string);
+    // Service mode: the flags, and every other option from the environment; named endpoints
+    // there (`Azure__SignalR__ConnectionString__{Name}__{Type}`) turn it on too.
+    let mut options = switchboard::service::ServiceOptions::from_env();
+    let service = (args.service.is_some() || !options.endpoints.is_empty()).then(|| {
+        if let Some(connection_string) = &args.service {
+            options.connection_string = Some(connection_string.clone());
+        }
         if let Some(app_name) = &args.app_name {
             options.application_name = Some(app_name.clone());
         }

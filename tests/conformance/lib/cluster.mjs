@@ -8,7 +8,8 @@
 
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { DEBUG } from "./server.mjs";
@@ -115,21 +116,79 @@ async function start(name, bin, args, env = {}) {
     return started;
 }
 
-/** A relay with a random access key; `relay.connectionString` points app servers at it. */
-export async function startRelay() {
-    const key = randomBytes(24).toString("hex");
-    const relay = await start("relay", RELAY_BIN, ["--listen", "127.0.0.1:0", "--access-key", key]);
+/**
+ * A relay; `relay.connectionString` points app servers at it. Options: `port` (default any
+ * free one) and `key` (default random), so that a relay can be started again where one was;
+ * `maxClientsPerHub`, which it also reports as its capacity in status pings.
+ */
+export async function startRelay(options = {}) {
+    const key = options.key ?? randomBytes(24).toString("hex");
+    const args = ["--listen", `127.0.0.1:${options.port ?? 0}`, "--access-key", key];
+    if (options.maxClientsPerHub !== undefined) {
+        const dir = mkdtempSync(path.join(os.tmpdir(), "switchboard-relay-"));
+        const file = path.join(dir, "relay.toml");
+        writeFileSync(file, `max_clients_per_hub = ${options.maxClientsPerHub}\n`);
+        args.push("--config", file);
+    }
+    const relay = await start("relay", RELAY_BIN, args);
     const port = new URL(relay.url).port;
+    relay.key = key;
+    relay.port = Number(port);
     relay.connectionString = `Endpoint=http://127.0.0.1;Port=${port};AccessKey=${key};Version=1.0;`;
     return relay;
 }
 
 /**
- * An app server named `name` in service mode through `relay`, with `env` added to its
- * environment (`Azure__SignalR__…` options).
+ * An app server named `name` in service mode through `relay` (null: only through the
+ * endpoints `env` names, `Azure__SignalR__ConnectionString__{Name}__{Type}`), with `env`
+ * added to its environment (`Azure__SignalR__…` options).
  */
 export async function startAppServer(relay, name, env = {}) {
-    return await start(name, SERVER_BIN, ["--port", "0", "--service", relay.connectionString, "--server-name", name], env);
+    const service = relay ? ["--service", relay.connectionString] : [];
+    return await start(name, SERVER_BIN, ["--port", "0", ...service, "--server-name", name], env);
+}
+
+/**
+ * Runs an app server that should refuse its configuration: its exit status and stderr.
+ */
+export async function refusedAppServer(name, env, ms = 20_000) {
+    const proc = spawn(SERVER_BIN, ["--port", "0", "--server-name", name], {
+        stdio: ["ignore", "pipe", "pipe"],
+        env: { ...process.env, ...env },
+    });
+    running.add(proc);
+    let stderr = "";
+    proc.stderr.on("data", (chunk) => {
+        stderr += chunk.toString("utf8");
+    });
+    let timer;
+    const exited = await new Promise((resolve, reject) => {
+        timer = setTimeout(() => reject(new Error(`${name} did not exit within ${ms} ms; stderr:\n${stderr}`)), ms);
+        proc.once("exit", (code, signal) => resolve({ code, signal }));
+    }).finally(() => {
+        clearTimeout(timer);
+        running.delete(proc);
+    });
+    return { ...exited, stderr };
+}
+
+/** The environment naming `endpoints` ({name, relay, type}) as the Azure SDK reads them. */
+export function endpointsEnv(endpoints) {
+    const env = {};
+    for (const { name, relay, type = "primary" } of endpoints) {
+        env[`Azure__SignalR__ConnectionString__${name}__${type}`] = relay.connectionString;
+    }
+    return env;
+}
+
+/** Adds or removes an endpoint of a running app server (POST /endpoints): {status, text}. */
+export async function changeEndpoint(server, action, relay, type = "primary", name = "") {
+    const response = await fetch(`${server.url}/endpoints`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ action, connectionString: relay.connectionString, type, name }),
+    });
+    return { status: response.status, text: await response.text() };
 }
 
 /** The relay's client connections to `hub` (summed over transports), from its /metrics. */

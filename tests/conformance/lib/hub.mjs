@@ -270,6 +270,29 @@ export class Inbox {
         return { before: taken.slice(0, -1), match: taken[taken.length - 1] };
     }
 
+    /** Waits until a record matching `predicate` has arrived, keeping every record; returns it. */
+    async waitFor(predicate, ms = WAIT_MS, what = "a matching client call") {
+        const found = () => this.items.find(predicate);
+        if (found()) {
+            return found();
+        }
+        let wake;
+        const arrived = new Promise((resolve) => {
+            wake = () => {
+                if (found()) {
+                    resolve();
+                }
+            };
+            this.waiters.push(wake);
+        });
+        try {
+            await withTimeout(arrived, ms, what);
+        } finally {
+            this.waiters = this.waiters.filter((w) => w !== wake);
+        }
+        return found();
+    }
+
     /** Waits for the next call of `method` (skipping and keeping nothing else); returns its args. */
     async next(method, ms = WAIT_MS) {
         const { match } = await this.takeUntil((i) => i.method === method, ms, `a call of client method '${method}'`);
