@@ -476,8 +476,7 @@ impl AppHandle {
     /// The last primary endpoint cannot be removed.
     pub async fn remove_endpoint(&self, connection_string: &str) -> Result<(), ScaleError> {
         self.in_service_mode()?;
-        let results =
-            futures_util::future::join_all(self.hubs.iter().map(|hub| hub.remove(connection_string))).await;
+        let results = futures_util::future::join_all(self.hubs.iter().map(|hub| hub.remove(connection_string))).await;
         results.into_iter().collect()
     }
 

@@ -773,3 +773,116 @@ async fn relay_post(relay: &Relay, path: &str, token: &str) -> serde_json::Value
     assert!(head.starts_with("HTTP/1.1 200"), "{head}\n{body}");
     serde_json::from_str(body.trim()).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
+
+/// Builds and serves an app in service mode with `options`; returns its base URL and handle.
+async fn app_server_with(options: ServiceOptions, hub: Room) -> (String, switchboard::AppHandle) {
+    let app = Switchboard::builder()
+        .with_service(options)
+        .mount(hub)
+        .build()
+        .expect("app builds");
+    let running = app.start().expect("app starts");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let router = app.router::<()>();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    (url, running)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_mode_endpoints_follow_the_configuration_read_again() {
+    let (east, backup, west) = (relay().await, relay().await, relay().await);
+    let entries = |list: &[(&str, &Relay)]| -> Vec<(String, String)> {
+        list.iter()
+            .map(|(key, relay)| {
+                (
+                    format!("Azure__SignalR__ConnectionString__{key}"),
+                    relay.connection_string(),
+                )
+            })
+            .chain([("Azure:SignalR:ServiceScaleTimeoutInSeconds".to_owned(), "3".to_owned())])
+            .collect()
+    };
+    let (app, running) = app_server_with(
+        ServiceOptions::from_entries(&entries(&[("east__primary", &east)])),
+        Room::default(),
+    )
+    .await;
+    tokio::time::timeout(WAIT, running.connected())
+        .await
+        .expect("connected");
+    // Another app whose primary endpoint is the relay this one will add as secondary.
+    let (other, _other_running) = app_server_with(
+        ServiceOptions::from_entries(&entries(&[("local", &backup)])),
+        Room::default(),
+    )
+    .await;
+    let (on_east, mut east_inbox) = listener(&format!("{app}/room")).await;
+    let (_on_backup, mut backup_inbox) = listener(&format!("{other}/room")).await;
+
+    // Read again with a secondary endpoint: weak connections, no clients, but every send.
+    // (The other app is at that relay too, so its server list never matches east's: the add
+    // waits out the scale timeout, as the Azure SDK's does.)
+    running
+        .set_endpoints(&ServiceOptions::from_entries(&entries(&[
+            ("east__primary", &east),
+            ("backup__secondary", &backup),
+        ])))
+        .await
+        .expect("the secondary is added");
+    until("the weak connections are up", || relay_count(&backup) == 10).await;
+    for _ in 0..5 {
+        let (client, _) = listener(&format!("{app}/room")).await;
+        client.stop().await;
+    }
+    assert_eq!(
+        backup.client_count("room"),
+        1,
+        "only the other app's client is on the secondary"
+    );
+    on_east.invoke::<()>("Say", ("everywhere",)).await.unwrap();
+    assert_eq!(next(&mut east_inbox).await, "everywhere");
+    assert_eq!(
+        next(&mut backup_inbox).await,
+        "everywhere",
+        "a secondary receives what the app sends"
+    );
+
+    // Read again without east, with west: west is added, then east removed (its client is
+    // closed there and negotiates again to west).
+    running
+        .set_endpoints(&ServiceOptions::from_entries(&entries(&[
+            ("west__primary", &west),
+            ("backup__secondary", &backup),
+        ])))
+        .await
+        .expect("west added, east removed");
+    until("east is left", || {
+        east.server_connection_count("room") == 0 && east.client_count("room") == 0
+    })
+    .await;
+    let (on_west, mut west_inbox) = listener(&format!("{app}/room")).await;
+    assert!(west.client_count("room") >= 1);
+    on_west.invoke::<()>("Say", ("from west",)).await.unwrap();
+    assert_eq!(next(&mut west_inbox).await, "from west");
+    assert_eq!(next(&mut backup_inbox).await, "from west");
+
+    // No primary left: refused with the SDK's text, nothing changed.
+    let refused = running
+        .set_endpoints(&ServiceOptions::from_entries(&entries(&[(
+            "backup__secondary",
+            &backup,
+        )])))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.to_string(), "No primary endpoint defined.");
+    assert_eq!(west.server_connection_count("room"), 5);
+    running.shutdown().await;
+}
+
+/// Server connections of hub `room` at a relay: the other app's five and this one's.
+fn relay_count(relay: &Relay) -> usize {
+    relay.server_connection_count("room")
+}

@@ -447,7 +447,9 @@ impl ServiceHub {
         // A hub call's writes to an endpoint its client is not on keep to one connection
         // there, so they keep their order too.
         let start = match origin {
-            Some(origin) => origin.bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(usize::from(b))),
+            Some(origin) => origin
+                .bytes()
+                .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(usize::from(b))),
             None => self.next_slot.fetch_add(1, Ordering::Relaxed),
         };
         (0..count).filter_map(|i| slots[(start + i) % count].clone()).next()

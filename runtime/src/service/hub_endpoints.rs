@@ -100,7 +100,12 @@ impl HubEndpoints {
         this
     }
 
-    fn make_hub(&self, endpoint: &ServiceEndpoint, connection_string: &ConnectionString, phase: Phase) -> Arc<ServiceHub> {
+    fn make_hub(
+        &self,
+        endpoint: &ServiceEndpoint,
+        connection_string: &ConnectionString,
+        phase: Phase,
+    ) -> Arc<ServiceHub> {
         ServiceHub::new(
             self.name.clone(),
             endpoint.clone(),
@@ -205,8 +210,7 @@ impl HubEndpoints {
     /// `ServiceScaleTimeout` passes (with a warning), it takes clients. Resolves then.
     pub async fn add(&self, endpoint: ServiceEndpoint) -> Result<(), ScaleError> {
         let _scaling = self.scaling.lock().await;
-        let connection_string =
-            ConnectionString::parse(endpoint.connection_string())
+        let connection_string = ConnectionString::parse(endpoint.connection_string())
             .map_err(|e| ScaleError::Options(ServiceOptionsError::ConnectionString(e)))?;
         if self
             .hubs()
@@ -302,12 +306,10 @@ impl HubEndpoints {
         let answers = hub.status_answers();
         hub.write_everywhere(frame(&ServiceMessage::Ping(Ping::shutdown(ShutdownMode::DropClients))));
         hub.set_phase(Phase::Removing);
-        let gone = move |hub: &ServiceHub| !hub.is_connected() || (hub.status_answers() >= answers + 2 && !hub.has_clients());
+        let gone =
+            move |hub: &ServiceHub| !hub.is_connected() || (hub.status_answers() >= answers + 2 && !hub.has_clients());
         let timeout = self.options.service_scale_timeout;
-        if tokio::time::timeout(timeout, hub.until(gone))
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(timeout, hub.until(gone)).await.is_err() {
             tracing::warn!(
                 hub = %self.name,
                 endpoint = %wanted.endpoint(),
@@ -383,5 +385,136 @@ impl NegotiateRedirect for HubEndpoints {
                 text: NOT_CONNECTED.into(),
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::EndpointType;
+    use tokio::sync::mpsc;
+
+    fn endpoints(router: Option<Arc<dyn EndpointRouter>>) -> Arc<HubEndpoints> {
+        let list: Vec<(ServiceEndpoint, ConnectionString)> = [
+            ("east", EndpointType::Primary, "http://east.local"),
+            ("west", EndpointType::Primary, "http://west.local"),
+            ("backup", EndpointType::Secondary, "http://backup.local"),
+        ]
+        .into_iter()
+        .map(|(name, kind, url)| {
+            let text = format!("Endpoint={url};AccessKey=abc;Version=1.0;");
+            let parsed = ConnectionString::parse(&text).unwrap();
+            (ServiceEndpoint::new(text, kind, name), parsed)
+        })
+        .collect();
+        let options = ServiceOptions {
+            endpoint_router: router,
+            ..ServiceOptions::default()
+        };
+        HubEndpoints::new("chat".into(), options, "server-a".into(), &list)
+    }
+
+    /// Marks an endpoint online (one server connection up); the receiver keeps it open.
+    fn online(hub: &ServiceHub) -> mpsc::Receiver<bytes::Bytes> {
+        let (sender, receiver) = mpsc::channel(4);
+        hub.attach(0, sender);
+        receiver
+    }
+
+    fn names(hubs: &[Arc<ServiceHub>]) -> Vec<&str> {
+        hubs.iter().map(|hub| hub.endpoint.name()).collect()
+    }
+
+    fn request(query: &str) -> RequestInfo {
+        RequestInfo::from_service(&[], query)
+    }
+
+    #[test]
+    fn negotiate_takes_online_primaries_in_service_and_messages_go_to_every_online_endpoint() {
+        let endpoints = endpoints(None);
+        let hubs = endpoints.hubs();
+        let target = |e: &HubEndpoints| {
+            e.negotiate_target(&request(""))
+                .map(|hub| hub.endpoint.name().to_owned())
+        };
+        assert_eq!(target(&endpoints), None, "nothing online");
+        assert!(endpoints.message_targets(&Target::All).is_empty());
+        let _backup = online(&hubs[2]);
+        assert_eq!(
+            target(&endpoints).as_deref(),
+            Some("backup"),
+            "a secondary when no primary is online"
+        );
+        let _west = online(&hubs[1]);
+        for _ in 0..20 {
+            assert_eq!(target(&endpoints).as_deref(), Some("west"));
+        }
+        assert_eq!(names(&endpoints.message_targets(&Target::All)), ["west", "backup"]);
+        // An endpoint being added or removed takes no clients, and still gets messages.
+        let _east = online(&hubs[0]);
+        hubs[1].set_phase(Phase::Removing);
+        hubs[0].set_phase(Phase::Adding);
+        assert_eq!(target(&endpoints).as_deref(), Some("backup"));
+        assert_eq!(
+            names(&endpoints.message_targets(&Target::Group("g".into()))),
+            ["east", "west", "backup"]
+        );
+        hubs[0].set_phase(Phase::Serving);
+        assert_eq!(target(&endpoints).as_deref(), Some("east"));
+        // Gone offline: neither.
+        hubs[0].detach(0);
+        assert_eq!(target(&endpoints).as_deref(), Some("backup"));
+        assert_eq!(names(&endpoints.message_targets(&Target::All)), ["west", "backup"]);
+    }
+
+    /// Negotiate by `?region=`, and messages to groups only where the group's name says.
+    struct ByRegion;
+
+    impl EndpointRouter for ByRegion {
+        fn negotiate_endpoint<'e>(
+            &self,
+            request: &RequestInfo,
+            endpoints: &'e [EndpointStatus<'e>],
+        ) -> Option<&'e EndpointStatus<'e>> {
+            let wanted = request.query("region")?;
+            endpoints.iter().find(|e| e.name() == wanted)
+        }
+
+        fn message_endpoints<'e>(
+            &self,
+            target: &Target,
+            endpoints: &'e [EndpointStatus<'e>],
+        ) -> Vec<&'e EndpointStatus<'e>> {
+            match target {
+                Target::Group(group) => endpoints.iter().filter(|e| group.starts_with(e.name())).collect(),
+                _ => super::super::online_endpoints(endpoints),
+            }
+        }
+    }
+
+    #[test]
+    fn a_router_of_the_app_chooses_by_request_and_by_target_among_online_endpoints() {
+        let endpoints = endpoints(Some(Arc::new(ByRegion)));
+        let hubs = endpoints.hubs();
+        let _east = online(&hubs[0]);
+        let _backup = online(&hubs[2]);
+        let target = |query: &str| {
+            endpoints
+                .negotiate_target(&request(query))
+                .map(|hub| hub.endpoint.name().to_owned())
+        };
+        assert_eq!(target("region=east").as_deref(), Some("east"));
+        assert_eq!(target("region=backup").as_deref(), Some("backup"));
+        assert_eq!(target("region=west"), None, "its choice is offline");
+        assert_eq!(target(""), None);
+        assert_eq!(
+            names(&endpoints.message_targets(&Target::Group("east-1".into()))),
+            ["east"]
+        );
+        assert!(
+            endpoints.message_targets(&Target::Group("west-1".into())).is_empty(),
+            "offline"
+        );
+        assert_eq!(names(&endpoints.message_targets(&Target::All)), ["east", "backup"]);
     }
 }

@@ -47,7 +47,12 @@ impl ServiceLifetimeManager {
     }
 
     /// Writes `message` to the endpoints a target goes to: done when one of them took it.
-    async fn write(&self, hubs: &[Arc<ServiceHub>], message: &ServiceMessage, origin: Option<&str>) -> Result<(), HubError> {
+    async fn write(
+        &self,
+        hubs: &[Arc<ServiceHub>],
+        message: &ServiceMessage,
+        origin: Option<&str>,
+    ) -> Result<(), HubError> {
         let bytes = frame(message);
         let write_to = |hub: &Arc<ServiceHub>, bytes: Bytes| {
             let writer = hub.writer(origin);
@@ -79,7 +84,9 @@ impl ServiceLifetimeManager {
         connection_id: &str,
         build: impl Fn(i32) -> ServiceMessage,
     ) -> Result<AckStatus, HubError> {
-        let hubs = self.endpoints.message_targets(&Target::Connection(connection_id.to_owned()));
+        let hubs = self
+            .endpoints
+            .message_targets(&Target::Connection(connection_id.to_owned()));
         if hubs.is_empty() {
             return Err(Self::not_active());
         }

@@ -33,5 +33,6 @@ pub use options::{
     ServiceEventHandler, ServiceOptions, ServiceOptionsError, TransportTypeDetector, default_server_name,
 };
 pub use router::{
-    DefaultEndpointRouter, EndpointMetrics, EndpointRouter, EndpointStatus, default_negotiate_endpoint, online_endpoints,
+    DefaultEndpointRouter, EndpointMetrics, EndpointRouter, EndpointStatus, default_negotiate_endpoint,
+    online_endpoints,
 };

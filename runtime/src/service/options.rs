@@ -353,8 +353,16 @@ impl ServiceOptions {
         let vars: Vec<(String, String)> = std::env::vars_os()
             .filter_map(|(key, value)| Some((key.into_string().ok()?, value.into_string().ok()?)))
             .collect();
-        let mut options = Self::from_config(|key| config_lookup(&vars, key));
-        options.endpoints = named_endpoints(&vars);
+        Self::from_entries(&vars)
+    }
+
+    /// Reads the options, named endpoints included, from configuration entries: keys with
+    /// sections separated by `:` or `__`, matched ignoring case (as [`from_env`](Self::from_env)
+    /// reads the environment). An app that re-reads its configuration passes the result to
+    /// [`AppHandle::set_endpoints`](crate::AppHandle::set_endpoints).
+    pub fn from_entries(entries: &[(String, String)]) -> ServiceOptions {
+        let mut options = Self::from_config(|key| config_lookup(entries, key));
+        options.endpoints = named_endpoints(entries);
         options
     }
 
@@ -486,9 +494,18 @@ mod tests {
         // named `north:tertiary`), and two endpoints may share a name; neither is an error.
         let c = "Endpoint=http://c.local;AccessKey=abc;Version=1.0;";
         let vars = vec![
-            ("Azure__SignalR__ConnectionString__north__tertiary".to_owned(), b.to_owned()),
-            ("Azure__SignalR__ConnectionString__dup__primary".to_owned(), a.to_owned()),
-            ("Azure__SignalR__ConnectionString__dup__secondary".to_owned(), c.to_owned()),
+            (
+                "Azure__SignalR__ConnectionString__north__tertiary".to_owned(),
+                b.to_owned(),
+            ),
+            (
+                "Azure__SignalR__ConnectionString__dup__primary".to_owned(),
+                a.to_owned(),
+            ),
+            (
+                "Azure__SignalR__ConnectionString__dup__secondary".to_owned(),
+                c.to_owned(),
+            ),
         ];
         let options = ServiceOptions {
             endpoints: named_endpoints(&vars),
@@ -506,7 +523,10 @@ mod tests {
             ]
         );
         let none = ServiceOptions::default();
-        assert_eq!(none.validate().unwrap_err().to_string(), "No connection string was specified.");
+        assert_eq!(
+            none.validate().unwrap_err().to_string(),
+            "No connection string was specified."
+        );
         let only_secondary = ServiceOptions {
             endpoints: vec![super::super::ServiceEndpoint::new(
                 b,

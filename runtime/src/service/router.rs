@@ -107,7 +107,11 @@ pub trait EndpointRouter: Send + Sync + 'static {
     /// [`Target::Connection`] of its connection). Offline endpoints among them are skipped.
     /// By default every online endpoint ([`online_endpoints`]): each service delivers to the
     /// clients it holds.
-    fn message_endpoints<'e>(&self, target: &Target, endpoints: &'e [EndpointStatus<'e>]) -> Vec<&'e EndpointStatus<'e>> {
+    fn message_endpoints<'e>(
+        &self,
+        target: &Target,
+        endpoints: &'e [EndpointStatus<'e>],
+    ) -> Vec<&'e EndpointStatus<'e>> {
         let _ = target;
         online_endpoints(endpoints)
     }
@@ -143,8 +147,8 @@ pub fn default_negotiate_endpoint<'e>(endpoints: &'e [EndpointStatus<'e>]) -> Op
 }
 
 /// Picks one of `candidates` by free capacity, `below(n)` giving a random number in `0..n`.
-fn weighted_pick<'c, 'e>(
-    candidates: &'c [&'e EndpointStatus<'e>],
+fn weighted_pick<'e>(
+    candidates: &[&'e EndpointStatus<'e>],
     below: impl FnOnce(u64) -> u64,
 ) -> Option<&'e EndpointStatus<'e>> {
     match candidates {
