@@ -49,7 +49,8 @@ struct Args {
 
 const USAGE: &str = "usage: chat [--port N] [--signalr-js FILE] [--self-hosted] [--stop-when-stdin-closes]
 
-Runs through the relay named by Azure__SignalR__ConnectionString, or else through a relay
+Runs through the relay named by Azure__SignalR__ConnectionString (or the relays named by
+Azure__SignalR__ConnectionString__{Name}__{primary|secondary}), or else through a relay
 embedded in this process (on loopback); --self-hosted holds the client connections itself.";
 
 fn parse_args() -> Result<Args, String> {
@@ -114,7 +115,8 @@ async fn main() {
     let mut _embedded = None;
     if !args.self_hosted {
         let mut options = ServiceOptions::from_env();
-        if options.connection_string.is_none() {
+        // No relay configured (`Azure__SignalR__ConnectionString`, or named endpoints).
+        if options.connection_string.is_none() && options.endpoints.is_empty() {
             let relay = match Relay::bind(Config::new(relay_key()).listen("127.0.0.1:0")).await {
                 Ok(relay) => relay,
                 Err(error) => {
