@@ -66,21 +66,7 @@ async fn app_server(connection_string: &str, configure: impl FnOnce(&mut Service
         ..ServiceOptions::default()
     };
     configure(&mut options);
-    let app = Switchboard::builder()
-        .with_service(options)
-        .user_id_provider(|user| user.request.query("user").map(str::to_owned))
-        .mount(hub)
-        .build()
-        .expect("app builds");
-    let running = app.start().expect("app starts");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let router = app.router::<()>();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-        drop(running);
-    });
-    url
+    app_server_with(options, hub).await.0
 }
 
 async fn until(what: &str, mut check: impl FnMut() -> bool) {
@@ -774,10 +760,12 @@ async fn relay_post(relay: &Relay, path: &str, token: &str) -> serde_json::Value
     serde_json::from_str(body.trim()).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
-/// Builds and serves an app in service mode with `options`; returns its base URL and handle.
+/// Builds and serves an app in service mode with `options` (user ids from the `user` query
+/// parameter); returns its base URL and handle.
 async fn app_server_with(options: ServiceOptions, hub: Room) -> (String, switchboard::AppHandle) {
     let app = Switchboard::builder()
         .with_service(options)
+        .user_id_provider(|user| user.request.query("user").map(str::to_owned))
         .mount(hub)
         .build()
         .expect("app builds");

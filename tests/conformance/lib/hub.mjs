@@ -196,6 +196,20 @@ export function withTimeout(promise, ms, what) {
     return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+/** Waits until `check()` (may be async) is true, polling every 100 ms; fails naming `what` after `ms`. */
+export async function eventually(check, ms, what) {
+    const deadline = Date.now() + ms;
+    for (;;) {
+        if (await check()) {
+            return;
+        }
+        if (Date.now() > deadline) {
+            throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+        }
+        await delay(100);
+    }
+}
+
 export function delay(ms) {
     return new Promise((resolve) => setTimeout(resolve, ms));
 }

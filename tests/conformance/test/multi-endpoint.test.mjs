@@ -8,7 +8,7 @@
 import { after, afterEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { HubConnectionState } from "@microsoft/signalr";
-import { buildConnection, delay, Inbox, stopAll, useConnectionCleanup, withTimeout } from "../lib/hub.mjs";
+import { buildConnection, delay, eventually, Inbox, stopAll, useConnectionCleanup, withTimeout } from "../lib/hub.mjs";
 import {
     changeEndpoint, endpointsEnv, refusedAppServer, relayClients, startAppServer, startRelay,
 } from "../lib/cluster.mjs";
@@ -33,20 +33,6 @@ async function killAll() {
 }
 afterEach(killAll);
 after(killAll);
-
-/** Waits until `check()` is true (polling), failing with `what` after `ms`. */
-async function eventually(check, ms, what) {
-    const deadline = Date.now() + ms;
-    for (;;) {
-        if (await check()) {
-            return;
-        }
-        if (Date.now() > deadline) {
-            throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-        }
-        await delay(100);
-    }
-}
 
 /** Started ChatHub clients negotiating at `server`, each with an Inbox of what it gets. */
 async function chatClients(server, count, options = {}) {

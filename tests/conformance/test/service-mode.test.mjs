@@ -7,7 +7,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { HubConnectionState } from "@microsoft/signalr";
-import { buildConnection, closed, delay, rejection, stopAll, useConnectionCleanup, withTimeout } from "../lib/hub.mjs";
+import { buildConnection, closed, delay, eventually, rejection, stopAll, useConnectionCleanup, withTimeout } from "../lib/hub.mjs";
 import { relayClients, startAppServer, startRelay } from "../lib/cluster.mjs";
 
 const TIMEOUT = 60_000;
@@ -37,20 +37,6 @@ async function spread(connections) {
 
 async function stats(server) {
     return await (await fetch(`${server.url}/stats`)).json();
-}
-
-/** Waits until `check()` is true (polling), failing with `what` after `ms`. */
-async function eventually(check, ms, what) {
-    const deadline = Date.now() + ms;
-    for (;;) {
-        if (await check()) {
-            return;
-        }
-        if (Date.now() > deadline) {
-            throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-        }
-        await delay(100);
-    }
 }
 
 const STICKY = (mode) => ({ Azure__SignalR__ServerStickyMode: mode });
