@@ -37,7 +37,7 @@ pub use hub::{
     ClientContract, ClientProxy, Clients, Groups, Hub, HubClients, HubContext, HubHandle, HubStream, Methods,
     SingleClientProxy, Untyped,
 };
-pub use lifetime::{OutboundMessage, Target};
+pub use lifetime::{OutboundMessage, Presence, Target};
 pub use options::{HubOptions, TransportType};
 pub use protocol::values;
 pub use transport::HttpHandler;

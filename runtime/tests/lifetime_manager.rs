@@ -158,6 +158,13 @@ async fn lifetime_manager_the_app_installs_carries_its_hubs_sends() {
         *recording.sent.lock().unwrap(),
         [Target::All, Target::Group("fans".into())]
     );
+    // The trait's default existence check knows this process's connections only.
+    assert!(!handle.connection_exists("nobody").await.unwrap());
+    let error = handle.user_exists("nobody").await.unwrap_err();
+    assert_eq!(
+        error.message(),
+        "This lifetime manager cannot tell whether a user or a group exists."
+    );
 }
 
 #[test]

@@ -56,6 +56,9 @@ impl Hub for TestHub {
         m.method("SendBack", |_, cx: Cx, (text,): (String,)| async move {
             cx.clients().caller().send("Message", (text, 42)).await
         });
+        m.method("Join", |_, cx: Cx, (group,): (String,)| async move {
+            cx.groups().add(cx.connection_id(), &group).await
+        });
         m.method("Leave", |_, cx: Cx, ()| async move {
             cx.abort();
             Ok::<_, HubError>(())
@@ -372,6 +375,26 @@ async fn client_results_from_a_handle() {
         .await
         .unwrap();
     assert_eq!(result, 10);
+}
+
+#[tokio::test]
+async fn existence_checks_self_hosted() {
+    let server = server().await;
+    let handle = server.app.hub_handle::<TestHub>().unwrap();
+    let connection = connect(&server.addr, Protocol::Json).await;
+    let id = connection.connection_id().unwrap();
+    connection.invoke::<()>("Join", ("fans",)).await.unwrap();
+    assert!(handle.connection_exists(&id).await.unwrap());
+    assert!(handle.group_exists("fans").await.unwrap());
+    assert!(!handle.connection_exists("nobody").await.unwrap());
+    assert!(!handle.group_exists("nobody").await.unwrap());
+    assert!(!handle.user_exists("nobody").await.unwrap());
+    connection.stop().await;
+    eventually(|| !handle.is_connected(&id)).await;
+    assert!(
+        !handle.group_exists("fans").await.unwrap(),
+        "a group without members is gone"
+    );
 }
 
 #[tokio::test]

@@ -51,6 +51,16 @@ impl Room {
     async fn whoami(&self, cx: &HubContext<Self>) -> Option<String> {
         cx.user_id().map(str::to_owned)
     }
+
+    /// Whether a `connection`, `user` or `group` of that name exists at the service.
+    async fn exists(&self, cx: &HubContext<Self>, kind: String, name: String) -> Result<bool, HubError> {
+        let handle = cx.handle();
+        match kind.as_str() {
+            "connection" => handle.connection_exists(&name).await,
+            "user" => handle.user_exists(&name).await,
+            _ => handle.group_exists(&name).await,
+        }
+    }
 }
 
 async fn relay() -> Relay {
@@ -808,7 +818,14 @@ async fn service_mode_endpoints_follow_the_configuration_read_again() {
     )
     .await;
     let (on_east, mut east_inbox) = listener(&format!("{app}/room")).await;
-    let (_on_backup, mut backup_inbox) = listener(&format!("{other}/room")).await;
+    let (on_backup, mut backup_inbox) = listener(&format!("{other}/room?user=bob")).await;
+    on_backup.invoke::<()>("Join", ("bobs",)).await.unwrap();
+    let exists = |kind: &'static str, name: String| {
+        let on_east = &on_east;
+        async move { on_east.invoke::<bool>("Exists", (kind, name)).await.unwrap() }
+    };
+    let bob_id = on_backup.connection_id().expect("connected");
+    assert!(!exists("user", "bob".into()).await, "bob's relay is not this app's yet");
 
     // Read again with a secondary endpoint: weak connections, no clients, but every send.
     // (The other app is at that relay too, so its server list never matches east's: the add
@@ -837,6 +854,13 @@ async fn service_mode_endpoints_follow_the_configuration_read_again() {
         "everywhere",
         "a secondary receives what the app sends"
     );
+    // Existence checks ask every endpoint: only the secondary knows bob.
+    assert!(exists("user", "bob".into()).await);
+    assert!(exists("group", "bobs".into()).await);
+    assert!(exists("connection", bob_id.clone()).await);
+    assert!(!exists("user", "nobody".into()).await);
+    assert!(!exists("group", "nobody".into()).await);
+    assert!(!exists("connection", "nobody".into()).await);
 
     // Read again without east, with west: west is added, then east removed (its client is
     // closed there and negotiates again to west).

@@ -22,6 +22,7 @@ use crate::connection::claims::Claims;
 use crate::connection::request::RequestInfo;
 use crate::connection::{CloseReason, Connection};
 use crate::lifetime::LifetimeManager;
+use crate::lifetime::Presence;
 use crate::options::TransportType;
 use crate::protocol::Protocol;
 
@@ -304,5 +305,24 @@ impl<H> HubHandle<H> {
     /// Whether a connection with this id is connected to the hub here.
     pub fn is_connected(&self, connection_id: &str) -> bool {
         self.shared.manager.connection(connection_id).is_some()
+    }
+
+    /// Whether a connection with this id is connected to the hub anywhere the hub's lifetime
+    /// manager reaches (in service mode: at any of its service endpoints, asked with an ack).
+    pub async fn connection_exists(&self, connection_id: &str) -> Result<bool, HubError> {
+        self.shared
+            .manager
+            .exists(Presence::Connection(connection_id.to_owned()))
+            .await
+    }
+
+    /// Whether the user has a connection to the hub (anywhere, as [`connection_exists`](Self::connection_exists)).
+    pub async fn user_exists(&self, user_id: &str) -> Result<bool, HubError> {
+        self.shared.manager.exists(Presence::User(user_id.to_owned())).await
+    }
+
+    /// Whether the group has a member (anywhere, as [`connection_exists`](Self::connection_exists)).
+    pub async fn group_exists(&self, group: &str) -> Result<bool, HubError> {
+        self.shared.manager.exists(Presence::Group(group.to_owned())).await
     }
 }

@@ -4,7 +4,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use futures_util::future::{BoxFuture, FutureExt};
 
-use super::{ConnectionHandle, LifetimeManager, OutboundMessage, Target};
+use super::{ConnectionHandle, LifetimeManager, OutboundMessage, Presence, Target};
 use crate::HubError;
 use crate::protocol::membership::Membership;
 
@@ -83,5 +83,15 @@ impl LifetimeManager for LocalLifetimeManager {
 
     fn connection(&self, connection_id: &str) -> Option<ConnectionHandle> {
         self.read().get(connection_id).cloned()
+    }
+
+    fn exists(&self, what: Presence) -> BoxFuture<'_, Result<bool, HubError>> {
+        let members = self.read();
+        let found = match &what {
+            Presence::Connection(id) => members.contains_connection(id),
+            Presence::User(user) => members.contains_user(user),
+            Presence::Group(group) => members.contains_group(group),
+        };
+        std::future::ready(Ok(found)).boxed()
     }
 }

@@ -81,6 +81,18 @@ impl std::fmt::Debug for OutboundMessage {
     }
 }
 
+/// What an existence check asks about ([`LifetimeManager::exists`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Presence {
+    /// A connection with this id is connected to the hub.
+    Connection(String),
+    /// The user has at least one connection to the hub.
+    User(String),
+    /// The group has at least one member.
+    Group(String),
+}
+
 /// Which connections a send reaches.
 ///
 /// More kinds of target may come; a manager that matches on it needs a wildcard arm (or
@@ -253,6 +265,23 @@ pub trait LifetimeManager: Send + Sync + 'static {
 
     /// The connection with this id, if it is connected to this process.
     fn connection(&self, connection_id: &str) -> Option<ConnectionHandle>;
+
+    /// Whether a connection, a user or a group exists wherever the manager reaches (a group
+    /// exists while it has a member; a user while it has a connection).
+    ///
+    /// By default this knows the connections of this process ([`Self::connection`]) and
+    /// fails with a `NotSupportedException` for users and groups; a manager that tracks them
+    /// overrides it.
+    fn exists(&self, what: Presence) -> BoxFuture<'_, Result<bool, HubError>> {
+        let found = match &what {
+            Presence::Connection(id) => Ok(self.connection(id).is_some()),
+            _ => Err(HubError::exception(
+                "NotSupportedException",
+                "This lifetime manager cannot tell whether a user or a group exists.",
+            )),
+        };
+        Box::pin(std::future::ready(found))
+    }
 
     /// Invokes a client method on one connection and waits for its Completion, at most
     /// `timeout`.

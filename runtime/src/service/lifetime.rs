@@ -14,12 +14,13 @@ use futures_util::stream::FuturesUnordered;
 use super::hub::{ACK_TIMEOUT, ServiceHub};
 use super::hub_endpoints::HubEndpoints;
 use crate::HubError;
-use crate::lifetime::{ConnectionHandle, LifetimeManager, OutboundMessage, Target};
+use crate::lifetime::{ConnectionHandle, LifetimeManager, OutboundMessage, Presence, Target};
 use crate::protocol::Protocol;
 use crate::protocol::service::link::frame;
 use crate::protocol::service::{
-    AckStatus, BroadcastData, GroupBroadcastData, JoinGroupWithAck, LeaveGroupWithAck, MultiConnectionData,
-    MultiGroupBroadcastData, MultiUserData, Payloads, ServiceMessage, UserData,
+    AckStatus, BroadcastData, CheckConnectionExistenceWithAck, CheckGroupExistenceWithAck, CheckUserExistenceWithAck,
+    GroupBroadcastData, JoinGroupWithAck, LeaveGroupWithAck, MultiConnectionData, MultiGroupBroadcastData,
+    MultiUserData, Payloads, ServiceMessage, UserData,
 };
 
 /// The lifetime manager of a hub in service mode. Each message goes to the endpoints the
@@ -75,31 +76,29 @@ impl ServiceLifetimeManager {
         }
     }
 
-    /// Writes an acknowledged message to every endpoint of connection `connection_id` and
-    /// combines their answers as the Azure SDK does for a connection: done on the first
-    /// `Ok` (the endpoint that holds the connection), else once all have answered; an error
-    /// only when none answered.
+    /// Writes an acknowledged message to every endpoint `target` goes to and combines their
+    /// answers as the Azure SDK does: for a connection, done on the first `Ok` (the endpoint
+    /// that holds it); for a user or a group (which may be at several endpoints), once all
+    /// have answered, `Ok` if any said so. An error only when none answered.
     async fn write_with_ack(
         &self,
-        connection_id: &str,
+        target: &Target,
+        origin: Option<&str>,
         build: impl Fn(i32) -> ServiceMessage,
     ) -> Result<AckStatus, HubError> {
-        let hubs = self
-            .endpoints
-            .message_targets(&Target::Connection(connection_id.to_owned()));
+        let hubs = self.endpoints.message_targets(target);
         if hubs.is_empty() {
             return Err(Self::not_active());
         }
-        let mut answers: FuturesUnordered<_> = hubs
-            .iter()
-            .map(|hub| acknowledged(hub, &build, connection_id))
-            .collect();
+        let first_ok_answers = matches!(target, Target::Connection(_));
+        let mut answers: FuturesUnordered<_> = hubs.iter().map(|hub| acknowledged(hub, &build, origin)).collect();
         let mut answered = None;
         let mut failed = None;
         while let Some(answer) = answers.next().await {
             match answer {
-                Ok(AckStatus::Ok) => return Ok(AckStatus::Ok),
-                Ok(status) => answered = Some(status),
+                Ok(AckStatus::Ok) if first_ok_answers => return Ok(AckStatus::Ok),
+                Ok(status) if answered != Some(AckStatus::Ok) => answered = Some(status),
+                Ok(_) => {}
                 Err(error) => failed = Some(error),
             }
         }
@@ -115,10 +114,10 @@ impl ServiceLifetimeManager {
 async fn acknowledged(
     hub: &Arc<ServiceHub>,
     build: &impl Fn(i32) -> ServiceMessage,
-    origin: &str,
+    origin: Option<&str>,
 ) -> Result<AckStatus, HubError> {
     let (id, answer) = hub.acks.expect();
-    let sent = match hub.writer(Some(origin)) {
+    let sent = match hub.writer(origin) {
         Some(writer) => writer.send(frame(&build(id))).await.is_ok(),
         None => false,
     };
@@ -233,7 +232,10 @@ impl LifetimeManager for ServiceLifetimeManager {
                     ..JoinGroupWithAck::default()
                 })
             };
-            self.write_with_ack(&connection_id, build).await.map(|_| ())
+            let target = Target::Connection(connection_id.clone());
+            self.write_with_ack(&target, Some(&connection_id), build)
+                .await
+                .map(|_| ())
         }
         .boxed()
     }
@@ -249,7 +251,10 @@ impl LifetimeManager for ServiceLifetimeManager {
                     ..LeaveGroupWithAck::default()
                 })
             };
-            self.write_with_ack(&connection_id, build).await.map(|_| ())
+            let target = Target::Connection(connection_id.clone());
+            self.write_with_ack(&target, Some(&connection_id), build)
+                .await
+                .map(|_| ())
         }
         .boxed()
     }
@@ -260,5 +265,48 @@ impl LifetimeManager for ServiceLifetimeManager {
             .unwrap_or_else(|e| e.into_inner())
             .get(connection_id)
             .cloned()
+    }
+
+    /// Asks the service (every endpoint the target goes to) with an acknowledged check.
+    fn exists(&self, what: Presence) -> BoxFuture<'_, Result<bool, HubError>> {
+        async move {
+            let status = match what {
+                Presence::Connection(connection_id) => {
+                    let target = Target::Connection(connection_id.clone());
+                    let build = |ack_id| {
+                        ServiceMessage::CheckConnectionExistenceWithAck(CheckConnectionExistenceWithAck {
+                            connection_id: connection_id.clone(),
+                            ack_id,
+                            ..CheckConnectionExistenceWithAck::default()
+                        })
+                    };
+                    self.write_with_ack(&target, None, build).await?
+                }
+                Presence::User(user_id) => {
+                    let target = Target::User(user_id.clone());
+                    let build = |ack_id| {
+                        ServiceMessage::CheckUserExistenceWithAck(CheckUserExistenceWithAck {
+                            user_id: user_id.clone(),
+                            ack_id,
+                            ..CheckUserExistenceWithAck::default()
+                        })
+                    };
+                    self.write_with_ack(&target, None, build).await?
+                }
+                Presence::Group(group) => {
+                    let target = Target::Group(group.clone());
+                    let build = |ack_id| {
+                        ServiceMessage::CheckGroupExistenceWithAck(CheckGroupExistenceWithAck {
+                            group: group.clone(),
+                            ack_id,
+                            ..CheckGroupExistenceWithAck::default()
+                        })
+                    };
+                    self.write_with_ack(&target, None, build).await?
+                }
+            };
+            Ok(status == AckStatus::Ok)
+        }
+        .boxed()
     }
 }
