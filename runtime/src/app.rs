@@ -300,6 +300,35 @@ impl SwitchboardBuilder {
         self
     }
 
+    /// Shares every self-hosted hub's connections with other app servers through Redis (see
+    /// [`backplane`](crate::backplane)): sends, groups, users and client results reach
+    /// connections on any server of the backplane. Not with service mode.
+    #[cfg(feature = "redis")]
+    pub fn with_redis_backplane(self, backplane: crate::backplane::RedisBackplane) -> Self {
+        let client = match redis::Client::open(backplane.url.as_str()) {
+            Ok(client) => client,
+            Err(error) => {
+                let mut this = self;
+                // The URL is not repeated: it may carry a password.
+                this.errors
+                    .push(format!("the Redis backplane's URL is not valid: {}", error));
+                return this;
+            }
+        };
+        let server_name = backplane
+            .server_name
+            .clone()
+            .unwrap_or_else(crate::service::default_server_name);
+        let prefix = backplane.prefix.clone();
+        self.lifetime_manager(move |hub| {
+            Arc::new(crate::backplane::RedisLifetimeManager::new(
+                client.clone(),
+                prefix(hub),
+                server_name.clone(),
+            ))
+        })
+    }
+
     /// Runs every hub in service mode: a SignalR service (`switchboard-service`, or any
     /// service speaking the Azure SignalR server protocol) holds the clients; this app keeps
     /// server connections to it and only runs hub code. Hub code does not change. The server

@@ -6,6 +6,8 @@
 #![deny(missing_docs)]
 
 mod app;
+#[cfg(feature = "redis")]
+pub mod backplane;
 #[cfg(feature = "client")]
 pub mod client;
 mod connection;
