@@ -153,12 +153,15 @@ impl Inner {
             .await
             .map_err(unavailable)?;
         let mut publisher = publisher.clone();
-        redis::cmd("PUBLISH")
-            .arg(channel)
-            .arg(bytes)
-            .query_async::<i64>(&mut publisher)
-            .await
-            .map_err(unavailable)
+        let publish = redis::cmd("PUBLISH").arg(channel).arg(bytes).to_owned();
+        match publish.query_async::<i64>(&mut publisher).await {
+            // The connection broke since the last send (Redis restarted): the manager has
+            // reconnected by the next command, which is this one again.
+            Err(error) if error.is_io_error() || error.is_connection_dropped() || error.is_unrecoverable_error() => {
+                publish.query_async::<i64>(&mut publisher).await.map_err(unavailable)
+            }
+            other => other.map_err(unavailable),
+        }
     }
 
     /// Adds or removes a connection of this server to or from a group, and the group's

@@ -164,10 +164,24 @@ pub fn build_with(
     state: &AppState,
     service: Option<switchboard::service::ServiceOptions>,
 ) -> Result<(axum::Router, AppHandle), switchboard::BuildError> {
+    build_app(state, service, None)
+}
+
+/// As [`build_with`], self-hosted hubs sharing their connections through the Redis at
+/// `redis` when given (the backplane; this server's name is its name there).
+pub fn build_app(
+    state: &AppState,
+    service: Option<switchboard::service::ServiceOptions>,
+    redis: Option<String>,
+) -> Result<(axum::Router, AppHandle), switchboard::BuildError> {
     let mut builder = Switchboard::builder();
     if let Some(mut options) = service {
         options.server_name.get_or_insert_with(|| state.server_name.to_string());
         builder = builder.with_service(options);
+    }
+    if let Some(url) = redis {
+        let backplane = switchboard::backplane::RedisBackplane::new(url).server_name(state.server_name.to_string());
+        builder = builder.with_redis_backplane(backplane);
     }
     let test_hub = || TestHub {
         server_name: state.server_name.clone(),

@@ -6,27 +6,29 @@
 //!
 //! ```text
 //! conformance-server [--port N] [--service "<connection string>"] [--app-name NAME]
-//!                    [--server-name NAME] [--stop-when-stdin-closes]
+//!                    [--server-name NAME] [--redis URL] [--stop-when-stdin-closes]
 //! ```
 //!
 //! In service mode the other `ServiceOptions` come from `Azure__SignalR__…` environment
 //! variables; named endpoints among them (`Azure__SignalR__ConnectionString__{Name}__{Type}`)
-//! put it in service mode without `--service` too. SIGINT and SIGTERM shut it down as `GracefulShutdown` says; it then exits 0.
+//! put it in service mode without `--service` too. `--redis URL` shares the self-hosted hubs
+//! with every other server on that Redis (the backplane, as ASP.NET Core's). SIGINT and SIGTERM shut it down as `GracefulShutdown` says; it then exits 0.
 
 use axum::serve::ListenerExt;
-use conformance_server::{AppState, build_with};
+use conformance_server::{AppState, build_app};
 
 struct Args {
     port: u16,
     service: Option<String>,
     app_name: Option<String>,
     server_name: Option<String>,
+    redis: Option<String>,
     stop_when_stdin_closes: bool,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: conformance-server [--port N] [--service \"<connection string>\"] [--app-name NAME] [--server-name NAME] [--stop-when-stdin-closes]"
+        "usage: conformance-server [--port N] [--service \"<connection string>\"] [--app-name NAME] [--server-name NAME] [--redis URL] [--stop-when-stdin-closes]"
     );
     std::process::exit(2);
 }
@@ -37,6 +39,7 @@ fn parse_args() -> Args {
         service: None,
         app_name: None,
         server_name: None,
+        redis: None,
         stop_when_stdin_closes: false,
     };
     let mut it = std::env::args().skip(1);
@@ -46,6 +49,7 @@ fn parse_args() -> Args {
             "--service" => args.service = Some(it.next().unwrap_or_else(|| usage())),
             "--app-name" => args.app_name = Some(it.next().unwrap_or_else(|| usage())),
             "--server-name" => args.server_name = Some(it.next().unwrap_or_else(|| usage())),
+            "--redis" => args.redis = Some(it.next().unwrap_or_else(|| usage())),
             "--stop-when-stdin-closes" => args.stop_when_stdin_closes = true,
             "--help" | "-h" => usage(),
             other => {
@@ -81,7 +85,7 @@ async fn main() {
         options.server_name = args.server_name.clone();
         options
     });
-    let (router, running) = match build_with(&state, service) {
+    let (router, running) = match build_app(&state, service, args.redis.clone()) {
         Ok(app) => app,
         Err(error) => {
             eprintln!("configuration error: {error}");

@@ -148,6 +148,11 @@ export async function startAppServer(relay, name, env = {}) {
     return await start(name, SERVER_BIN, ["--port", "0", ...service, "--server-name", name], env);
 }
 
+/** A self-hosted app server named `name` sharing its hubs through the Redis at `redisUrl`. */
+export async function startBackplaneServer(redisUrl, name, env = {}) {
+    return await start(name, SERVER_BIN, ["--port", "0", "--redis", redisUrl, "--server-name", name], env);
+}
+
 /**
  * Runs an app server that should refuse its configuration: its exit status and stderr.
  */
