@@ -3,7 +3,7 @@
 #
 #   ./scripts/test.sh
 #
-# Steps: system packages (Node.js, Python, Chromium) when missing; formatting and lints;
+# Steps: system packages (Node.js, Python, Chromium, redis-server) when missing; formatting and lints;
 # the runtime without its optional features; the docs with warnings as errors; the declared
 # minimum Rust version (installed with rustup when missing); the Rust build and tests; the Node conformance suite with the official SignalR client;
 # the Python suite with third-party SignalR clients; the browser test in headless Chromium.
@@ -42,9 +42,12 @@ python3 -m venv --help >/dev/null 2>&1 || apt_install python3-venv
 chromium_bin="${CHROMIUM:-/usr/bin/chromium}"
 [ -x "$chromium_bin" ] || apt_install chromium
 [ -x "$chromium_bin" ] || fail "Chromium is missing at $chromium_bin (set CHROMIUM to its path)"
+# The Redis backplane's tests start their own redis-server (redis-cli comes with it).
+{ command -v redis-server && command -v redis-cli; } >/dev/null 2>&1 || apt_install redis-server
+command -v redis-server >/dev/null 2>&1 || fail "redis-server is missing: install the redis-server package"
 node_major="$(node -p 'process.versions.node.split(".")[0]')"
 [ "$node_major" -ge 18 ] || fail "Node.js 18 or later is needed, found $(node --version)"
-echo "cargo $(cargo --version | cut -d' ' -f2), node $(node --version), $(python3 --version), $("$chromium_bin" --version 2>/dev/null | head -n1)"
+echo "cargo $(cargo --version | cut -d' ' -f2), node $(node --version), $(python3 --version), $("$chromium_bin" --version 2>/dev/null | head -n1), $(redis-server --version | cut -d' ' -f1-3)"
 
 step "formatting and lints"
 cargo fmt --all -- --check
