@@ -88,8 +88,9 @@ describe("several service endpoints", { timeout: 10 * TIMEOUT }, () => {
             ]),
             Azure__SignalR__InitialHubServerConnectionCount: "8",
         });
-        // The first status answers carry the capacities.
-        await delay(500);
+        // The first status answers carry the capacities (asked as each endpoint connects);
+        // leave them time on a loaded machine.
+        await delay(2000);
         await chatClients(a, 30);
         const [onSmall, onBig, onSecondary] = await Promise.all(
             [small, big, secondary].map((r) => relayClients(r, "chathub")),
