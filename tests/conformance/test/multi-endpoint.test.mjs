@@ -147,14 +147,14 @@ describe("several service endpoints", { timeout: 10 * TIMEOUT }, () => {
 
         // Client results: TestHub clients of A, on both primaries.
         const testClients = [];
-        for (let i = 0; i < 8; i++) {
+        for (let i = 0; i < 16; i++) {
             const connection = buildConnection(`${a.url}/testhub`);
             connection.on("Result", () => 40 + i);
             await withTimeout(connection.start(), 10_000, "TestHub start()");
             testClients.push(connection);
         }
         const testOnEast = await relayClients(east, "testhub");
-        assert.ok(testOnEast > 0 && testOnEast < 8, `TestHub clients on both primaries (east ${testOnEast})`);
+        assert.ok(testOnEast > 0 && testOnEast < 16, `TestHub clients on both primaries (east ${testOnEast})`);
         // The relays spread the clients over A and B: each asks its own.
         const byName = { "multi-a": a, "multi-b": b };
         for (const [i, connection] of testClients.entries()) {
