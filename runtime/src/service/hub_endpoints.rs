@@ -346,7 +346,7 @@ impl HubEndpoints {
 }
 
 /// Asks an endpoint for its status as soon as it is connected, then every 10 s (every 1 s
-/// while it is being removed), until it stops.
+/// until it has answered once, and while it is being removed), until it stops.
 async fn status_pings(hub: Arc<ServiceHub>) {
     loop {
         tokio::select! {
@@ -356,7 +356,9 @@ async fn status_pings(hub: Arc<ServiceHub>) {
         if let Some(writer) = hub.writer(None) {
             let _ = writer.try_send(frame(&ServiceMessage::Ping(Ping::status(true))));
         }
-        let interval = if hub.phase() == Phase::Removing {
+        // Until the first answer has come (a ping sent as the first connection comes up may
+        // find the service not ready for it), and while being removed, every second.
+        let interval = if hub.phase() == Phase::Removing || hub.status_answers() == 0 {
             REMOVING_STATUS_INTERVAL
         } else {
             STATUS_INTERVAL
