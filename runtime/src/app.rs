@@ -145,6 +145,7 @@ pub struct SwitchboardBuilder {
     user_id_provider: UserIdProvider,
     transport_filter: Option<TransportFilter>,
     stateful_filter: Option<StatefulFilter>,
+    negotiate_elsewhere: Option<crate::transport::NegotiateElsewhere>,
     service: Option<ServiceOptions>,
     lifetime_manager: Option<ManagerFactory>,
 }
@@ -159,6 +160,7 @@ impl Default for SwitchboardBuilder {
             user_id_provider: Arc::new(auth::default_user_id),
             transport_filter: None,
             stateful_filter: None,
+            negotiate_elsewhere: None,
             service: None,
             lifetime_manager: None,
         }
@@ -378,6 +380,21 @@ impl SwitchboardBuilder {
         self
     }
 
+    /// Sends negotiate requests elsewhere when `elsewhere` gives a redirect (after the request's
+    /// token was accepted): a relay node uses it to send new clients to a less loaded node of
+    /// its cluster (feature `relay`).
+    #[cfg(feature = "relay")]
+    pub fn negotiate_elsewhere(
+        mut self,
+        elsewhere: impl Fn(&crate::RequestInfo) -> Option<crate::protocol::negotiate::NegotiateRedirect>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        self.negotiate_elsewhere = Some(Arc::new(elsewhere));
+        self
+    }
+
     /// Picks each connection's user id (by default, the token's name identifier claim).
     pub fn user_id_provider(
         mut self,
@@ -450,6 +467,7 @@ impl SwitchboardBuilder {
             user_id_provider: self.user_id_provider,
             transport_filter: self.transport_filter,
             stateful_filter: self.stateful_filter,
+            negotiate_elsewhere: self.negotiate_elsewhere,
         };
         Ok(Switchboard {
             state: Arc::new(state),

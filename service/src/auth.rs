@@ -61,8 +61,12 @@ pub(crate) fn audiences(host: &str, face: &str, hub: &str) -> Vec<String> {
 
 /// Validates client tokens for the runtime's transports (negotiate included): the audience is
 /// `http://{host}/client/?hub={hub}`, from the request's `Host` header and `hub` parameter.
+/// In a cluster, a token minted for another node's host is good here too (negotiate may send
+/// a client on to another node with its token).
 pub(crate) struct ClientAuthenticator {
     pub(crate) keys: Arc<Keys>,
+    /// The other hosts whose tokens are good here (a cluster's other nodes).
+    pub(crate) other_hosts: Option<Arc<dyn Fn() -> Vec<String> + Send + Sync>>,
 }
 
 impl Authenticator for ClientAuthenticator {
@@ -74,7 +78,13 @@ impl Authenticator for ClientAuthenticator {
         let host = request
             .host()
             .ok_or_else(|| AuthError::new("the request has no Host header"))?;
-        self.keys.validate(token, &audiences(host, "client", hub)).map(Claims)
+        let mut accepted = audiences(host, "client", hub);
+        if let Some(hosts) = &self.other_hosts {
+            for peer in hosts() {
+                accepted.extend(audiences(&peer, "client", hub));
+            }
+        }
+        self.keys.validate(token, &accepted).map(Claims)
     }
 }
 

@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 use switchboard::protocol::Protocol;
 use switchboard::protocol::framing::RECORD_SEPARATOR;
 use switchboard::protocol::service::{
-    CloseConnection, ConnectionData, ConnectionReconnect, MIGRATE_FROM, MIGRATE_TO, OpenConnection, Ping,
+    CloseConnection, ConnectionData, ConnectionReconnect, INSTANCE_ID, MIGRATE_FROM, MIGRATE_TO, OpenConnection, Ping,
     ServiceMessage,
 };
 use switchboard::transport::raw::RawConnection;
@@ -141,6 +141,40 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut raw: RawConnection) {
     }
     shared.hubs.release(&hub);
     raw.close();
+}
+
+/// Negotiate in a cluster: a new client goes on to the node with the fewest clients when that
+/// is another one that has an app server for its hub, with the token it came with.
+pub(crate) fn redirect(
+    shared: &Shared,
+    request: &RequestInfo,
+) -> Option<switchboard::protocol::negotiate::NegotiateRedirect> {
+    let cluster = shared.cluster.as_ref()?;
+    let hub = request.query("hub")?.to_lowercase();
+    let token = request
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned)
+        .or_else(|| request.query("access_token").map(str::to_owned))?;
+    let mine: usize = shared.hubs.all().iter().map(|hub| hub.counts().0).sum();
+    tracing::debug!(%hub, mine, "negotiate: is another node less loaded?");
+    let node = cluster.redirect_target(&hub, mine)?;
+    let kept: Vec<&str> = request
+        .query_string()
+        .unwrap_or("")
+        .split('&')
+        .filter(|pair| {
+            let name = pair.split('=').next().unwrap_or("");
+            !pair.is_empty() && !matches!(name, "access_token" | "negotiateVersion" | "useStatefulReconnect")
+        })
+        .collect();
+    tracing::debug!(%hub, node = %node.id, "negotiate sends a client to another node");
+    Some(switchboard::protocol::negotiate::NegotiateRedirect {
+        url: format!("{}/client/?{}", node.advertise.trim_end_matches('/'), kept.join("&")),
+        access_token: Some(token),
+    })
 }
 
 /// The Close message error of a Server-Sent Events or long-polling client whose access token
@@ -287,10 +321,13 @@ async fn open(shared: &Shared, raw: &mut RawConnection) -> Option<Opened> {
         tracing::debug!(hub = %hub_key, "asking an app server for another server connection");
         link.send(&ping).await;
     }
+    let mut headers = forwarded_headers(raw.request());
+    // Which relay holds the client: when it goes, the app server drops the clients it held.
+    headers.push((INSTANCE_ID.to_owned(), vec![shared.instance_id.clone()]));
     let open = OpenConnection {
         connection_id: connection_id.clone(),
         claims,
-        headers: forwarded_headers(raw.request()),
+        headers,
         query_string: Some(forwarded_query(raw.request())),
         tracing_id: None,
         protocol,

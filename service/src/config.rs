@@ -26,6 +26,14 @@ OPTIONS:
                               several keys at once, for key rotation. Command-line arguments
                               are visible to other local users: prefer the environment or the
                               file for real keys.
+    --redis URL               Join a relay cluster: every node given the same Redis
+                              (redis://[user:password@]host:port/[db], or redis+unix:///path)
+                              serves every hub with the others. Clients may connect to any
+                              node; app servers reach every node through the one they dial.
+    --node-id ID              This node's name in the cluster (letters, digits, '.', '_', '-';
+                              64 at most) [default: random].
+    --advertise URL           Where other nodes and clients reach this node
+                              [default: http://LISTEN-ADDRESS].
     --stop-when-stdin-closes  Exit when standard input reaches end of file.
     -h, --help                Print this help.
     -V, --version             Print the version.
@@ -33,6 +41,9 @@ OPTIONS:
 ENVIRONMENT:
     SWITCHBOARD_LISTEN        Like --listen.
     SWITCHBOARD_ACCESS_KEYS   Access keys, comma-separated (like --access-key).
+    SWITCHBOARD_REDIS         Like --redis.
+    SWITCHBOARD_NODE_ID       Like --node-id.
+    SWITCHBOARD_ADVERTISE     Like --advertise.
     RUST_LOG                  Log filter for standard error [default: info].
 
 CONFIG FILE (TOML; every key optional):
@@ -52,6 +63,17 @@ CONFIG FILE (TOML; every key optional):
     handshake_timeout_secs = 15     # time for a client's or app server's handshake [default: 15]
     server_keep_alive_secs = 5      # ping an app server sent nothing this long [default: 5]
     server_timeout_secs = 30        # close an app-server connection silent this long [default: 30]
+    redis = \"redis://127.0.0.1:6379/\" # like --redis
+    node_id = \"relay-1\"             # like --node-id
+    advertise = \"http://10.0.0.5:8080\"
+                                    # like --advertise
+    node_timeout_secs = 10          # a cluster node silent on Redis this long is dead for the
+                                    #   others, which tell app servers its clients are gone
+                                    #   [default: 10]
+    cluster_prefix = \"switchboard\"  # the cluster's Redis keys and channels start with this
+                                    #   (several clusters may share one Redis) [default: switchboard]
+    redirect_clients = true         # negotiate sends a new client to the node with the fewest
+                                    #   clients when that is another one [default: true]
 
 Settings apply in this order, later ones winning: defaults, the file, the environment, the
 command line. At least one access key is required.
@@ -61,7 +83,8 @@ ENDPOINTS:
                               http://HOST/client/?hub=HUB, HOST without port, HUB lower-cased)
     GET  /server/?hub=HUB&cid=ID                       app servers, WebSocket (audience
                               http://HOST/server/?hub=HUB)
-    GET  /api/health                                   {\"status\":\"ok\"}
+    GET  /api/health                                   {\"status\":\"ok\"}, and in a cluster the
+                              node, Redis's state and the live peers
     GET  /metrics                                      Prometheus text format
 ";
 
@@ -93,6 +116,18 @@ pub struct Config {
     pub server_keep_alive_interval: Duration,
     /// An app-server connection that sends nothing (not even a ping) for this long is closed.
     pub server_timeout: Duration,
+    /// The Redis of the relay cluster this node joins; `None` for a relay on its own.
+    pub redis: Option<String>,
+    /// This node's id in the cluster; random when `None`.
+    pub node_id: Option<String>,
+    /// Where other nodes and clients reach this node; `http://{listen address}` when `None`.
+    pub advertise: Option<String>,
+    /// A cluster node whose heartbeat stops for this long is dead for the others.
+    pub node_timeout: Duration,
+    /// The start of the cluster's Redis keys and channels.
+    pub cluster_prefix: String,
+    /// In a cluster, negotiate sends a new client to the node with the fewest clients.
+    pub redirect_clients: bool,
 }
 
 impl Default for Config {
@@ -107,6 +142,12 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(15),
             server_keep_alive_interval: switchboard::protocol::service::link::KEEP_ALIVE_INTERVAL,
             server_timeout: switchboard::protocol::service::link::RECEIVE_TIMEOUT,
+            redis: None,
+            node_id: None,
+            advertise: None,
+            node_timeout: Duration::from_secs(10),
+            cluster_prefix: "switchboard".to_owned(),
+            redirect_clients: true,
         }
     }
 }
@@ -124,11 +165,20 @@ impl std::fmt::Debug for Config {
             .field("handshake_timeout", &self.handshake_timeout)
             .field("server_keep_alive_interval", &self.server_keep_alive_interval)
             .field("server_timeout", &self.server_timeout)
+            // The URL may hold a password.
+            .field("redis", &self.redis.as_ref().map(|_| "[redacted]"))
+            .field("node_id", &self.node_id)
+            .field("advertise", &self.advertise)
+            .field("node_timeout", &self.node_timeout)
+            .field("cluster_prefix", &self.cluster_prefix)
+            .field("redirect_clients", &self.redirect_clients)
             .finish()
     }
 }
 
 /// What the command line asks for.
+// Made once per process: a boxed Config would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Run the relay.
@@ -157,6 +207,12 @@ struct FileConfig {
     handshake_timeout_secs: Option<u64>,
     server_keep_alive_secs: Option<u64>,
     server_timeout_secs: Option<u64>,
+    redis: Option<String>,
+    node_id: Option<String>,
+    advertise: Option<String>,
+    node_timeout_secs: Option<u64>,
+    cluster_prefix: Option<String>,
+    redirect_clients: Option<bool>,
 }
 
 impl Config {
@@ -203,6 +259,22 @@ impl Config {
         secs(file.handshake_timeout_secs, &mut self.handshake_timeout);
         secs(file.server_keep_alive_secs, &mut self.server_keep_alive_interval);
         secs(file.server_timeout_secs, &mut self.server_timeout);
+        secs(file.node_timeout_secs, &mut self.node_timeout);
+        for (value, target) in [
+            (file.redis, &mut self.redis),
+            (file.node_id, &mut self.node_id),
+            (file.advertise, &mut self.advertise),
+        ] {
+            if value.is_some() {
+                *target = value;
+            }
+        }
+        if let Some(prefix) = file.cluster_prefix {
+            self.cluster_prefix = prefix;
+        }
+        if let Some(redirect) = file.redirect_clients {
+            self.redirect_clients = redirect;
+        }
         Ok(())
     }
 
@@ -224,6 +296,7 @@ impl Config {
         let mut config_file = None;
         let mut listen = None;
         let mut keys = Vec::new();
+        let (mut redis, mut node_id, mut advertise) = (None, None, None);
         let mut stop_when_stdin_closes = false;
         let mut args = args.into_iter().map(Into::into);
         while let Some(arg) = args.next() {
@@ -243,6 +316,9 @@ impl Config {
                 "--config" => config_file = Some(value("a file")?),
                 "--listen" => listen = Some(value("an address")?),
                 "--access-key" => keys.push(value("a key")?),
+                "--redis" => redis = Some(value("a Redis URL")?),
+                "--node-id" => node_id = Some(value("an id")?),
+                "--advertise" => advertise = Some(value("a URL")?),
                 "--stop-when-stdin-closes" if inline.is_none() => stop_when_stdin_closes = true,
                 _ => return Err(Error::config(format!("unknown argument '{name}' (see --help)"))),
             }
@@ -259,8 +335,26 @@ impl Config {
         if let Some(list) = env("SWITCHBOARD_ACCESS_KEYS").filter(|v| !v.trim().is_empty()) {
             config.access_keys = list.split(',').map(|k| k.trim().to_owned()).collect();
         }
+        for (name, target) in [
+            ("SWITCHBOARD_REDIS", &mut config.redis),
+            ("SWITCHBOARD_NODE_ID", &mut config.node_id),
+            ("SWITCHBOARD_ADVERTISE", &mut config.advertise),
+        ] {
+            if let Some(value) = env(name).filter(|v| !v.trim().is_empty()) {
+                *target = Some(value.trim().to_owned());
+            }
+        }
         if let Some(addr) = listen {
             config.listen = addr;
+        }
+        for (value, target) in [
+            (redis, &mut config.redis),
+            (node_id, &mut config.node_id),
+            (advertise, &mut config.advertise),
+        ] {
+            if value.is_some() {
+                *target = value;
+            }
         }
         if !keys.is_empty() {
             config.access_keys = keys;
@@ -303,6 +397,28 @@ impl Config {
         ];
         if let Some((name, _)) = durations.iter().find(|(_, d)| d.is_zero()) {
             return Err(Error::config(format!("{name} must be at least 1")));
+        }
+        if self.redis.as_deref().is_some_and(|url| url.trim().is_empty()) {
+            return Err(Error::config("the Redis URL is empty"));
+        }
+        if let Some(id) = &self.node_id {
+            let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+            if id.is_empty() || id.len() > 64 || !id.chars().all(allowed) {
+                return Err(Error::config(
+                    "node_id must be 1 to 64 letters, digits, '.', '_' or '-'",
+                ));
+            }
+        }
+        if let Some(url) = &self.advertise
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(Error::config("advertise must be an http:// or https:// URL"));
+        }
+        if self.node_timeout.is_zero() {
+            return Err(Error::config("node_timeout_secs must be at least 1"));
+        }
+        if self.cluster_prefix.is_empty() {
+            return Err(Error::config("cluster_prefix is empty"));
         }
         Ok(())
     }
@@ -435,6 +551,18 @@ mod tests {
             "handshake_timeout_secs",
             "server_keep_alive_secs",
             "server_timeout_secs",
+            "--redis",
+            "--node-id",
+            "--advertise",
+            "SWITCHBOARD_REDIS",
+            "SWITCHBOARD_NODE_ID",
+            "SWITCHBOARD_ADVERTISE",
+            "redis =",
+            "node_id =",
+            "advertise =",
+            "node_timeout_secs",
+            "cluster_prefix",
+            "redirect_clients",
             "Now listening on: http://",
         ] {
             assert!(HELP.contains(setting), "--help does not mention {setting}");
@@ -442,9 +570,50 @@ mod tests {
     }
 
     #[test]
+    fn config_cluster_settings() {
+        let env = |name: &str| (name == "SWITCHBOARD_REDIS").then(|| "redis://from-env/".to_owned());
+        let (config, _) = run(Config::from_args(["--access-key", "k", "--node-id", "n1"], env).unwrap());
+        assert_eq!(config.redis.as_deref(), Some("redis://from-env/"));
+        assert_eq!(config.node_id.as_deref(), Some("n1"));
+        let (config, _) = run(Config::from_args(
+            [
+                "--access-key",
+                "k",
+                "--redis",
+                "redis://cli/",
+                "--advertise",
+                "http://10.0.0.1:80",
+            ],
+            env,
+        )
+        .unwrap());
+        assert_eq!(config.redis.as_deref(), Some("redis://cli/"));
+        assert_eq!(config.advertise.as_deref(), Some("http://10.0.0.1:80"));
+        let config = Config::from_toml(
+            "access_keys = [\"k\"]\nredis = \"redis://r/\"\nnode_timeout_secs = 3\ncluster_prefix = \"c2\"\nredirect_clients = false",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                config.node_timeout,
+                config.cluster_prefix.as_str(),
+                config.redirect_clients
+            ),
+            (Duration::from_secs(3), "c2", false)
+        );
+        let message = |args: &[&str]| Config::from_args(args.iter().copied(), no_env).unwrap_err().to_string();
+        assert!(message(&["--access-key", "k", "--node-id", "a b"]).contains("node_id"));
+        assert!(message(&["--access-key", "k", "--advertise", "10.0.0.1:80"]).contains("advertise"));
+        assert!(message(&["--access-key", "k", "--redis", " "]).contains("Redis URL"));
+    }
+
+    #[test]
     fn config_debug_hides_keys() {
-        let text = format!("{:?}", Config::new("very-secret-key"));
+        let mut config = Config::new("very-secret-key");
+        config.redis = Some("redis://user:redis-password@host/".to_owned());
+        let text = format!("{config:?}");
         assert!(!text.contains("very-secret-key"), "{text}");
+        assert!(!text.contains("redis-password"), "{text}");
         assert!(text.contains("redacted"));
     }
 }

@@ -35,12 +35,16 @@
 //! - `state`: what both faces share: every hub, each hub's server connections, clients and
 //!   memberships, and the relay-wide settings, keys and shutdown signal. It imports neither
 //!   face.
+//! - `cluster`: the relay cluster on Redis (`--redis`): the node registry, what nodes publish
+//!   to one another, and queries across nodes. It knows nothing of hubs: the server face's
+//!   `remote` module applies what other nodes send.
 //! - `auth` (access tokens), `config` ([`Config`]), `metrics` (counters and `GET /metrics`)
 //!   and `error` ([`Error`]) at the bottom.
 #![deny(missing_docs)]
 
 mod auth;
 mod client_face;
+mod cluster;
 mod config;
 mod error;
 mod metrics;

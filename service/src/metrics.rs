@@ -112,7 +112,7 @@ impl Metrics {
 }
 
 /// A label value, escaped as the text format requires.
-fn escape(value: &str) -> String {
+pub(crate) fn escape(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for c in value.chars() {
         match c {

@@ -18,9 +18,11 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{ClientAuthenticator, Keys, transport_allowed};
+use crate::cluster::{Cluster, ClusterSettings, Node};
 use crate::config::Config;
 use crate::error::Error;
 use crate::metrics::Metrics;
+use crate::server_face::remote::cluster_node;
 use crate::state::Shared;
 use crate::state::hubs::Hubs;
 use crate::{client_face, server_face};
@@ -40,6 +42,8 @@ pub struct Relay {
     addr: SocketAddr,
     shared: Arc<Shared>,
     task: Option<JoinHandle<()>>,
+    /// What the cluster hands what other nodes send (only in a cluster).
+    _node: Option<Arc<dyn Node>>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -91,12 +95,35 @@ impl Relay {
         let addr = listener
             .local_addr()
             .map_err(|e| Error::io("cannot read the listen address", e))?;
+        let cluster = match &config.redis {
+            Some(url) => {
+                let node_id = config.node_id.clone().unwrap_or_else(random_node_id);
+                let settings = ClusterSettings {
+                    redis_url: url.clone(),
+                    advertise: config.advertise.clone().unwrap_or_else(|| format!("http://{addr}")),
+                    node_id,
+                    node_timeout: config.node_timeout,
+                    prefix: config.cluster_prefix.clone(),
+                };
+                Some(Cluster::new(settings).map_err(Error::config)?)
+            }
+            None => None,
+        };
         let shared = Arc::new(Shared {
             keys: Arc::new(Keys::new(&config.access_keys)),
             config,
             hubs: Hubs::new(Arc::new(Metrics::default())),
             shutdown: CancellationToken::new(),
-            instance_id: format!("switchboard-{addr}"),
+            instance_id: cluster
+                .as_ref()
+                .map_or_else(|| format!("switchboard-{addr}"), |c| c.settings.node_id.clone()),
+            cluster,
+        });
+        let node = shared.cluster.as_ref().map(|cluster| {
+            let node: Arc<dyn Node> = cluster_node(&shared);
+            cluster.start(Arc::downgrade(&node), shared.shutdown.clone());
+            tracing::info!(node = %cluster.settings.node_id, advertise = %cluster.settings.advertise, "joining the relay cluster");
+            node
         });
         let app = app(shared.clone())?;
         let stop = shared.shutdown.clone();
@@ -114,6 +141,7 @@ impl Relay {
             addr,
             shared,
             task: Some(task),
+            _node: node,
         })
     }
 
@@ -169,6 +197,20 @@ impl Relay {
         asked
     }
 
+    /// This relay's id in its cluster (`None` for a relay on its own).
+    pub fn node_id(&self) -> Option<&str> {
+        self.shared.cluster.as_ref().map(|c| c.settings.node_id.as_str())
+    }
+
+    /// The ids of the other live nodes of its cluster, sorted.
+    pub fn cluster_peers(&self) -> Vec<String> {
+        self.shared
+            .cluster
+            .as_ref()
+            .map(|c| c.peers().into_iter().map(|p| p.id).collect())
+            .unwrap_or_default()
+    }
+
     /// A handle that stops the relay from elsewhere.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle {
@@ -219,6 +261,10 @@ fn app(shared: Arc<Shared>) -> Result<Router, Error> {
         })
         .authenticator(ClientAuthenticator {
             keys: shared.keys.clone(),
+            other_hosts: shared.cluster.clone().map(|cluster| {
+                let hosts: Arc<dyn Fn() -> Vec<String> + Send + Sync> = Arc::new(move || cluster.peer_hosts());
+                hosts
+            }),
         })
         .transport_filter(|claims, transport| claims.is_none_or(|claims| transport_allowed(claims, transport)))
         .stateful_reconnect_filter(move |request| {
@@ -227,9 +273,15 @@ fn app(shared: Arc<Shared>) -> Result<Router, Error> {
                 .and_then(|hub| for_negotiate.hubs.get(&hub.to_lowercase()))
                 .is_some_and(|hub| hub.allows_stateful_reconnects())
         })
-        .connection_handler("/client", move |raw| client_face::serve(for_clients.clone(), raw))
-        .build()
-        .map_err(|e| Error::config(e.to_string()))?;
+        .connection_handler("/client", move |raw| client_face::serve(for_clients.clone(), raw));
+    let switchboard = match &shared.cluster {
+        Some(_) if config.redirect_clients => {
+            let for_redirects = shared.clone();
+            switchboard.negotiate_elsewhere(move |request| client_face::redirect(&for_redirects, request))
+        }
+        _ => switchboard,
+    };
+    let switchboard = switchboard.build().map_err(|e| Error::config(e.to_string()))?;
     Ok(Router::new()
         .route("/server", get(server_face::accept))
         .route("/server/", get(server_face::accept))
@@ -274,8 +326,22 @@ async fn cors(request: axum::extract::Request, next: axum::middleware::Next) -> 
     response
 }
 
-async fn health() -> Response {
-    let mut response = r#"{"status":"ok"}"#.into_response();
+async fn health(State(shared): State<Arc<Shared>>) -> Response {
+    let body = match &shared.cluster {
+        None => serde_json::json!({"status": "ok"}),
+        Some(cluster) => serde_json::json!({
+            "status": "ok",
+            "node": cluster.settings.node_id,
+            "redis": if cluster.redis_up() { "up" } else { "down" },
+            "peers": cluster.peers().into_iter().map(|peer| serde_json::json!({
+                "id": peer.id,
+                "advertise": peer.advertise,
+                "clients": peer.clients,
+                "hubs": peer.hubs,
+            })).collect::<Vec<_>>(),
+        }),
+    };
+    let mut response = body.to_string().into_response();
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -283,11 +349,28 @@ async fn health() -> Response {
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    let text = shared.metrics().render(&shared.hubs.snapshot());
+    let mut text = shared.metrics().render(&shared.hubs.snapshot());
+    if let Some(cluster) = &shared.cluster {
+        cluster.render_metrics(&mut text);
+    }
     let mut response = text.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     response
+}
+
+/// A node id for a node not given one: `node-` and 12 random hex digits.
+fn random_node_id() -> String {
+    let mut bytes = [0u8; 6];
+    if getrandom::fill(&mut bytes).is_err() {
+        // No randomness: the time will do to tell nodes apart.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        bytes.copy_from_slice(&nanos.to_le_bytes()[..6]);
+    }
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("node-{hex}")
 }

@@ -32,6 +32,8 @@ pub(crate) struct VirtualClient {
     pub inbound: Option<crate::queue::Sender<Bytes>>,
     /// The server connection the service opened it on.
     pub slot: usize,
+    /// The service instance holding the client (its `Asrs-Instance-Id` header), if named.
+    pub instance: Option<Arc<str>>,
 }
 
 /// Messages waiting for the service's Ack, by ack id.

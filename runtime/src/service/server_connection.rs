@@ -286,6 +286,7 @@ async fn handle(hub: &Arc<ServiceHub>, dispatcher: &Arc<dyn Dispatcher>, slot: u
                 }
             },
             PingKind::FinAck => hub.offline_acknowledged(slot),
+            PingKind::Offline(instance) if !instance.is_empty() => virtual_connection::instance_offline(hub, instance),
             PingKind::Status(status) => hub.status_received(status),
             PingKind::Servers { servers, .. } => hub.servers_received(servers),
             _ => {}

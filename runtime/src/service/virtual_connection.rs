@@ -18,7 +18,7 @@ use crate::options::TransportType;
 use crate::protocol::TransferFormat;
 use crate::protocol::service::link::frame;
 use crate::protocol::service::{
-    CloseConnection, ConnectionData, MIGRATE_FROM, MIGRATE_TO, OpenConnection, ServiceMessage,
+    CloseConnection, ConnectionData, INSTANCE_ID, MIGRATE_FROM, MIGRATE_TO, OpenConnection, ServiceMessage,
 };
 use crate::transport::outbound;
 
@@ -91,6 +91,7 @@ pub(crate) fn open(hub: &Arc<ServiceHub>, dispatcher: &Arc<dyn Dispatcher>, slot
             conn: conn.clone(),
             inbound: Some(inbound),
             slot,
+            instance: header(&open.headers, INSTANCE_ID).map(Arc::from),
         },
     );
     tokio::spawn(pump(hub.clone(), conn.clone(), outbound, slot, skip_handshake_response));
@@ -177,6 +178,20 @@ pub(crate) async fn data(hub: &ServiceHub, connection_id: &str, payload: Bytes) 
         .and_then(|c| c.inbound.clone());
     if let Some(inbound) = target {
         let _ = inbound.send(payload).await;
+    }
+}
+
+/// Service instance `instance` is gone (an `["offline", instance]` ping): its clients are
+/// closed here, as the service can no longer reach them.
+pub(crate) fn instance_offline(hub: &ServiceHub, instance: &str) {
+    let clients = hub.clients.read().unwrap_or_else(|e| e.into_inner());
+    let mut closed = 0;
+    for client in clients.values().filter(|c| c.instance.as_deref() == Some(instance)) {
+        client.conn.close(CloseReason::transport_closed());
+        closed += 1;
+    }
+    if closed > 0 {
+        tracing::info!(hub = %hub.name, %instance, closed, "a service instance went offline; its clients are closed");
     }
 }
 

@@ -98,7 +98,12 @@ pub(crate) struct AppState {
     pub user_id_provider: UserIdProvider,
     pub transport_filter: Option<TransportFilter>,
     pub stateful_filter: Option<StatefulFilter>,
+    pub negotiate_elsewhere: Option<NegotiateElsewhere>,
 }
+
+/// Sends some negotiate requests elsewhere (a relay node to another node of its cluster).
+pub(crate) type NegotiateElsewhere =
+    Arc<dyn Fn(&RequestInfo) -> Option<crate::protocol::negotiate::NegotiateRedirect> + Send + Sync>;
 
 /// Which transports a client may use, from its token's claims.
 pub(crate) type TransportFilter = Arc<dyn Fn(Option<&Claims>, TransportType) -> bool + Send + Sync>;
@@ -291,6 +296,11 @@ fn negotiate(state: &AppState, endpoint: &Endpoint, parts: &Parts, claims: Optio
                 response
             }
         };
+    }
+    if let Some(elsewhere) = &state.negotiate_elsewhere
+        && let Some(redirect) = elsewhere(&RequestInfo::from_parts(parts))
+    {
+        return json(serde_json::to_vec(&redirect).unwrap_or_default());
     }
     let version = match negotiate::select_version(query_value(parts, "negotiateVersion").as_deref(), 0) {
         Ok(version) => version,

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use switchboard::protocol::service::{
-    Ack, AckStatus, CloseConnection, ErrorCompletion, GroupMemberQuery, Ping, PingKind, ServiceMapping, ServiceMessage,
-    ServiceStatus, ShutdownMode,
+    Ack, AckStatus, ClientInvocation, CloseConnection, ErrorCompletion, GroupMember, GroupMemberQueryResponse, Ping,
+    PingKind, ServiceMapping, ServiceMessage, ServiceStatus, ShutdownMode,
 };
 
 use crate::state::Shared;
@@ -52,10 +52,300 @@ impl ServerContext {
     }
 }
 
+/// Whether the other nodes of a cluster apply this message to their clients too.
+fn fans_out(message: &ServiceMessage) -> bool {
+    use ServiceMessage as M;
+    matches!(
+        message,
+        M::MultiConnectionData(_)
+            | M::UserData(_)
+            | M::MultiUserData(_)
+            | M::BroadcastData(_)
+            | M::GroupBroadcastData(_)
+            | M::MultiGroupBroadcastData(_)
+            | M::UserJoinGroup(_)
+            | M::UserLeaveGroup(_)
+            | M::UserJoinGroupWithAck(_)
+            | M::UserLeaveGroupWithAck(_)
+    )
+}
+
+/// Applies a message that needs no answer to this node's clients: sends, and group changes.
+/// `false` for a group change of a connection that is not here.
+pub(crate) fn apply(hub: &Hub, message: &ServiceMessage) -> bool {
+    use ServiceMessage as M;
+    match message {
+        M::MultiConnectionData(m) => hub.connections_send(&m.connection_ids, &m.payloads),
+        M::UserData(m) => hub.users_send(std::slice::from_ref(&m.user_id), &m.payloads),
+        M::MultiUserData(m) => hub.users_send(&m.user_ids, &m.payloads),
+        M::BroadcastData(m) => hub.broadcast(&m.excluded, &m.payloads),
+        M::GroupBroadcastData(m) => hub.group_send(&m.group, &m.excluded, &m.excluded_users, &m.payloads),
+        M::MultiGroupBroadcastData(m) => hub.groups_send(&m.groups, &m.payloads),
+        M::JoinGroup(m) => return hub.join_group(&m.connection_id, &m.group),
+        M::LeaveGroup(m) => return hub.leave_group(&m.connection_id, m.group.as_deref()),
+        M::UserJoinGroup(m) => hub.user_join_group(&m.user_id, &m.group, m.ttl),
+        M::UserLeaveGroup(m) => hub.user_leave_group(&m.user_id, m.group.as_deref()),
+        M::UserJoinGroupWithAck(m) => hub.user_join_group(&m.user_id, &m.group, m.ttl),
+        M::UserLeaveGroupWithAck(m) => hub.user_leave_group(&m.user_id, m.group.as_deref()),
+        _ => {}
+    }
+    true
+}
+
+/// Messages for app servers' connections, to send in order.
+type Sends = Vec<(Arc<ServerLink>, ServiceMessage)>;
+
+/// What a query found on this node, and the messages its answer takes to this node's app
+/// servers.
+#[derive(Default)]
+pub(crate) struct Found {
+    pub(crate) found: bool,
+    /// A group member query's members here (all of them, in connection id order).
+    pub(crate) members: Vec<GroupMember>,
+    closed: Vec<Closed>,
+    reason: Option<String>,
+    /// A client invocation for a client here: the messages to send, in order, before it
+    /// reaches the client.
+    invocation: Option<(Sends, ClientInvocation)>,
+}
+
+/// Whether the answer of this node settles a query (no other node need be asked).
+fn settles(message: &ServiceMessage, found: &Found) -> bool {
+    use ServiceMessage as M;
+    match message {
+        // Every node closes its own.
+        M::CloseConnectionsWithAck(_)
+        | M::CloseUserConnectionsWithAck(_)
+        | M::CloseGroupConnectionsWithAck(_)
+        | M::GroupMemberQuery(_) => false,
+        _ => found.found,
+    }
+}
+
+/// Answers a query from this node's state, doing what it asks (a group change, a close) to
+/// the clients here; `caller` is the app server's connection that asked, when it is here.
+/// Nothing is sent yet: see [`Found::finish`].
+pub(crate) fn answer_here(hub: &Hub, message: &ServiceMessage, caller: Option<&Arc<ServerLink>>) -> Found {
+    use ServiceMessage as M;
+    let found = |found: bool| Found {
+        found,
+        ..Found::default()
+    };
+    let closing = |closed: Vec<Closed>, reason: &Option<String>| Found {
+        found: !closed.is_empty(),
+        closed,
+        reason: reason.clone(),
+        ..Found::default()
+    };
+    match message {
+        M::JoinGroupWithAck(m) => found(hub.join_group(&m.connection_id, &m.group)),
+        M::LeaveGroupWithAck(m) => found(hub.leave_group(&m.connection_id, m.group.as_deref())),
+        M::CheckUserInGroupWithAck(m) => found(hub.user_in_group(&m.user_id, &m.group)),
+        M::CheckGroupExistenceWithAck(m) => found(hub.group_exists(&m.group)),
+        M::CheckConnectionExistenceWithAck(m) => found(hub.connection_exists(&m.connection_id)),
+        M::CheckUserExistenceWithAck(m) => found(hub.user_exists(&m.user_id)),
+        M::CloseConnectionWithAck(m) => closing(hub.close(Selection::Connection(&m.connection_id), &[]), &m.reason),
+        M::CloseConnectionsWithAck(m) => closing(hub.close(Selection::All, &m.excluded), &m.reason),
+        M::CloseUserConnectionsWithAck(m) => closing(hub.close(Selection::User(&m.user_id), &m.excluded), &m.reason),
+        M::CloseGroupConnectionsWithAck(m) => closing(hub.close(Selection::Group(&m.group), &m.excluded), &m.reason),
+        M::GroupMemberQuery(query) => {
+            let members = hub.group_members(&query.group);
+            Found {
+                found: !members.is_empty(),
+                members,
+                ..Found::default()
+            }
+        }
+        M::ClientInvocation(invocation) => {
+            let Some(owner) = hub.server_of(&invocation.connection_id) else {
+                return found(false);
+            };
+            // The caller's own connection, or (asked by another node) one of its app server here.
+            let caller = caller
+                .cloned()
+                .or_else(|| hub.server_named(&invocation.caller_server_id));
+            let mut sends = Vec::new();
+            // The client's own app server (when it is another one) must know of the invocation
+            // before the client can answer it: it relays the answer back.
+            let owner_is_caller = caller.as_ref().is_some_and(|caller| owner.same_server(caller))
+                || owner.server_id.as_deref() == Some(invocation.caller_server_id.as_str());
+            if !owner_is_caller {
+                sends.push((owner, M::ClientInvocation(invocation.clone())));
+                if let Some(caller) = caller {
+                    sends.push((
+                        caller,
+                        M::ServiceMapping(ServiceMapping {
+                            invocation_id: invocation.invocation_id.clone(),
+                            connection_id: invocation.connection_id.clone(),
+                            instance_id: String::new(),
+                        }),
+                    ));
+                }
+            }
+            Found {
+                found: true,
+                invocation: Some((sends, invocation.clone())),
+                ..Found::default()
+            }
+        }
+        _ => found(false),
+    }
+}
+
+impl Found {
+    /// Sends what the answer takes: closed clients' server connections are told (but
+    /// `skip`'s app server, which closed them itself), a client invocation goes to the
+    /// client's app server and the caller, then to the client.
+    pub(crate) async fn finish(&mut self, hub: &Hub, instance_id: &str, skip: Option<&ServerLink>) {
+        for Closed { connection_id, server } in std::mem::take(&mut self.closed) {
+            if skip.is_some_and(|skip| server.same_server(skip)) {
+                continue;
+            }
+            let close = CloseConnection {
+                connection_id,
+                error_message: self.reason.clone(),
+                ..CloseConnection::default()
+            };
+            server.send(&ServiceMessage::CloseConnection(close)).await;
+        }
+        if let Some((sends, invocation)) = self.invocation.take() {
+            for (link, mut message) in sends {
+                if let ServiceMessage::ServiceMapping(mapping) = &mut message {
+                    mapping.instance_id = instance_id.to_owned();
+                }
+                link.send(&message).await;
+            }
+            hub.deliver_to_connection(&invocation.connection_id, &invocation.payloads);
+        }
+    }
+}
+
+/// One page of members (sorted by connection id): at most `max` (all when `max` is not
+/// positive), after the connection id `after`.
+fn page_of(members: &[GroupMember], max: i32, after: Option<&str>) -> GroupMemberQueryResponse {
+    let start = after.map_or(0, |after| {
+        members.partition_point(|m| m.connection_id.as_str() <= after)
+    });
+    let limit = usize::try_from(max).ok().filter(|max| *max > 0).unwrap_or(usize::MAX);
+    let page: Vec<GroupMember> = members.iter().skip(start).take(limit).cloned().collect();
+    let more = start + page.len() < members.len();
+    GroupMemberQueryResponse {
+        continuation_token: if more {
+            page.last().map(|m| m.connection_id.clone())
+        } else {
+            None
+        },
+        members: page,
+    }
+}
+
+/// The ack id a query message carries.
+fn ack_id(message: &ServiceMessage) -> Option<i32> {
+    use ServiceMessage as M;
+    Some(match message {
+        M::JoinGroupWithAck(m) => m.ack_id,
+        M::LeaveGroupWithAck(m) => m.ack_id,
+        M::CheckUserInGroupWithAck(m) => m.ack_id,
+        M::CheckGroupExistenceWithAck(m) => m.ack_id,
+        M::CheckConnectionExistenceWithAck(m) => m.ack_id,
+        M::CheckUserExistenceWithAck(m) => m.ack_id,
+        M::CloseConnectionWithAck(m) => m.ack_id,
+        M::CloseConnectionsWithAck(m) => m.ack_id,
+        M::CloseUserConnectionsWithAck(m) => m.ack_id,
+        M::CloseGroupConnectionsWithAck(m) => m.ack_id,
+        M::GroupMemberQuery(m) => m.ack_id,
+        _ => return None,
+    })
+}
+
+/// Whether the relay answers this message with an ack or a completion (here and, in a
+/// cluster, on the other nodes).
+fn is_query(message: &ServiceMessage) -> bool {
+    ack_id(message).is_some() || matches!(message, ServiceMessage::ClientInvocation(_))
+}
+
+/// Answers the app server that asked: from this node's answer and the other nodes'.
+async fn reply_to_query(cx: &ServerContext, message: &ServiceMessage, here: Found, others: Vec<Ack>) {
+    use ServiceMessage as M;
+    let found = here.found || others.iter().any(|ack| ack.status == AckStatus::Ok);
+    match message {
+        M::ClientInvocation(invocation) if !found => {
+            let error = format!("Connection '{}' does not exist.", invocation.connection_id);
+            cx.reply(M::ErrorCompletion(ErrorCompletion {
+                invocation_id: invocation.invocation_id.clone(),
+                connection_id: invocation.connection_id.clone(),
+                caller_server_id: invocation.caller_server_id.clone(),
+                error: Some(error),
+                tracing_id: invocation.tracing_id,
+            }))
+            .await;
+        }
+        M::ClientInvocation(_) => {}
+        M::GroupMemberQuery(query) => {
+            let mut members = here.members;
+            for ack in &others {
+                if let Some(payload) = &ack.payload
+                    && let Ok(theirs) = GroupMemberQueryResponse::decode(payload.clone())
+                {
+                    members.extend(theirs.members);
+                }
+            }
+            members.sort_by(|a, b| a.connection_id.cmp(&b.connection_id));
+            members.dedup_by(|a, b| a.connection_id == b.connection_id);
+            let page = page_of(&members, query.max, query.continuation_token.as_deref());
+            let mut payload = Vec::new();
+            page.encode(&mut payload);
+            cx.reply(M::Ack(Ack {
+                ack_id: query.ack_id,
+                status: AckStatus::Ok,
+                message: None,
+                payload: Some(payload.into()),
+            }))
+            .await;
+        }
+        // Closes are done once every node has closed its own.
+        M::CloseConnectionWithAck(_)
+        | M::CloseConnectionsWithAck(_)
+        | M::CloseUserConnectionsWithAck(_)
+        | M::CloseGroupConnectionsWithAck(_) => {
+            if let Some(id) = ack_id(message) {
+                cx.ack(id, true).await;
+            }
+        }
+        other => {
+            if let Some(id) = ack_id(other) {
+                cx.ack(id, found).await;
+            }
+        }
+    }
+}
+
 /// Handles one message from an app server.
-pub(crate) async fn handle(cx: &ServerContext, message: ServiceMessage) {
+pub(crate) async fn handle(cx: &Arc<ServerContext>, message: ServiceMessage) {
     use ServiceMessage as M;
     let hub = &cx.hub;
+    let cluster = cx.shared.cluster.as_ref();
+    if is_query(&message) {
+        let mut here = answer_here(hub, &message, Some(&cx.link));
+        here.finish(hub, &cx.shared.instance_id, None).await;
+        match cluster {
+            Some(cluster) if !settles(&message, &here) && cluster.has_peers() => {
+                // The other nodes' answers are awaited aside: this connection's messages go on.
+                let (cx, cluster) = (cx.clone(), cluster.clone());
+                tokio::spawn(async move {
+                    let others = cluster.query(cx.hub.key(), &message).await;
+                    reply_to_query(&cx, &message, here, others).await;
+                });
+            }
+            _ => reply_to_query(cx, &message, here, Vec::new()).await,
+        }
+        return;
+    }
+    if let Some(cluster) = cluster
+        && fans_out(&message)
+    {
+        cluster.publish_message(hub.key(), &message);
+    }
     match message {
         M::Ping(ping) => handle_ping(cx, ping).await,
         M::ConnectionData(data) => {
@@ -68,90 +358,23 @@ pub(crate) async fn handle(cx: &ServerContext, message: ServiceMessage) {
         // From a server the client has moved away from (or an unknown client), it only says
         // that server has sent everything it had for the client.
         M::CloseConnection(_) => {}
-        M::MultiConnectionData(m) => hub.connections_send(&m.connection_ids, &m.payloads),
-        M::UserData(m) => hub.users_send(std::slice::from_ref(&m.user_id), &m.payloads),
-        M::MultiUserData(m) => hub.users_send(&m.user_ids, &m.payloads),
-        M::BroadcastData(m) => hub.broadcast(&m.excluded, &m.payloads),
-        M::GroupBroadcastData(m) => hub.group_send(&m.group, &m.excluded, &m.excluded_users, &m.payloads),
-        M::MultiGroupBroadcastData(m) => hub.groups_send(&m.groups, &m.payloads),
-        M::JoinGroup(m) => {
-            hub.join_group(&m.connection_id, &m.group);
-        }
-        M::LeaveGroup(m) => {
-            hub.leave_group(&m.connection_id, m.group.as_deref());
-        }
-        M::JoinGroupWithAck(m) => {
-            let found = hub.join_group(&m.connection_id, &m.group);
-            cx.ack(m.ack_id, found).await;
-        }
-        M::LeaveGroupWithAck(m) => {
-            let found = hub.leave_group(&m.connection_id, m.group.as_deref());
-            cx.ack(m.ack_id, found).await;
-        }
-        M::UserJoinGroup(m) => hub.user_join_group(&m.user_id, &m.group, m.ttl),
-        M::UserLeaveGroup(m) => hub.user_leave_group(&m.user_id, m.group.as_deref()),
-        M::UserJoinGroupWithAck(m) => {
-            hub.user_join_group(&m.user_id, &m.group, m.ttl);
-            cx.ack(m.ack_id, true).await;
-        }
-        M::UserLeaveGroupWithAck(m) => {
-            hub.user_leave_group(&m.user_id, m.group.as_deref());
-            cx.ack(m.ack_id, true).await;
-        }
-        M::CheckUserInGroupWithAck(m) => cx.ack(m.ack_id, hub.user_in_group(&m.user_id, &m.group)).await,
-        M::CheckGroupExistenceWithAck(m) => cx.ack(m.ack_id, hub.group_exists(&m.group)).await,
-        M::CheckConnectionExistenceWithAck(m) => cx.ack(m.ack_id, hub.connection_exists(&m.connection_id)).await,
-        M::CheckUserExistenceWithAck(m) => cx.ack(m.ack_id, hub.user_exists(&m.user_id)).await,
-        M::CloseConnectionWithAck(m) => {
-            let closed = hub.close(Selection::Connection(&m.connection_id), &[]);
-            cx.notify_closed(closed, m.reason, false).await;
-            cx.ack(m.ack_id, true).await;
-        }
-        M::CloseConnectionsWithAck(m) => {
-            let closed = hub.close(Selection::All, &m.excluded);
-            cx.notify_closed(closed, m.reason, false).await;
-            cx.ack(m.ack_id, true).await;
-        }
-        M::CloseUserConnectionsWithAck(m) => {
-            let closed = hub.close(Selection::User(&m.user_id), &m.excluded);
-            cx.notify_closed(closed, m.reason, false).await;
-            cx.ack(m.ack_id, true).await;
-        }
-        M::CloseGroupConnectionsWithAck(m) => {
-            let closed = hub.close(Selection::Group(&m.group), &m.excluded);
-            cx.notify_closed(closed, m.reason, false).await;
-            cx.ack(m.ack_id, true).await;
-        }
-        M::GroupMemberQuery(query) => handle_member_query(cx, query).await,
-        M::ClientInvocation(invocation) => {
-            // The client's own app server (when it is another one) must know of the
-            // invocation before the client can answer it: it relays the answer back.
-            let owner = hub.server_of(&invocation.connection_id);
-            match owner {
-                Some(owner) if !owner.same_server(&cx.link) => {
-                    owner.send(&M::ClientInvocation(invocation.clone())).await;
-                    cx.reply(M::ServiceMapping(ServiceMapping {
-                        invocation_id: invocation.invocation_id.clone(),
-                        connection_id: invocation.connection_id.clone(),
-                        instance_id: cx.shared.instance_id.clone(),
-                    }))
-                    .await;
-                }
-                Some(_) => {}
-                None => {
-                    let error = format!("Connection '{}' does not exist.", invocation.connection_id);
-                    cx.reply(M::ErrorCompletion(ErrorCompletion {
-                        invocation_id: invocation.invocation_id,
-                        connection_id: invocation.connection_id,
-                        caller_server_id: invocation.caller_server_id,
-                        error: Some(error),
-                        tracing_id: invocation.tracing_id,
-                    }))
-                    .await;
-                    return;
-                }
+        M::JoinGroup(_) | M::LeaveGroup(_) => {
+            // A connection elsewhere in the cluster: its node applies it.
+            if !apply(hub, &message)
+                && let Some(cluster) = cluster
+            {
+                cluster.publish_message(hub.key(), &message);
             }
-            hub.deliver_to_connection(&invocation.connection_id, &invocation.payloads);
+        }
+        M::UserJoinGroupWithAck(ref m) => {
+            let ack = m.ack_id;
+            apply(hub, &message);
+            cx.ack(ack, true).await;
+        }
+        M::UserLeaveGroupWithAck(ref m) => {
+            let ack = m.ack_id;
+            apply(hub, &message);
+            cx.ack(ack, true).await;
         }
         M::ClientCompletion(completion) => {
             let caller = completion.caller_server_id.clone();
@@ -163,7 +386,9 @@ pub(crate) async fn handle(cx: &ServerContext, message: ServiceMessage) {
         }
         // A repeated handshake, messages only the service sends, and what this relay does not
         // implement (access keys for Entra ID, flow control) are ignored.
-        _ => {}
+        other => {
+            apply(hub, &other);
+        }
     }
 }
 
@@ -216,19 +441,4 @@ async fn handle_ping(cx: &ServerContext, ping: Ping) {
     if let Some(reply) = reply {
         cx.reply(ServiceMessage::Ping(reply)).await;
     }
-}
-
-async fn handle_member_query(cx: &ServerContext, query: GroupMemberQuery) {
-    let page = cx
-        .hub
-        .group_members(&query.group, query.max, query.continuation_token.as_deref());
-    let mut payload = Vec::new();
-    page.encode(&mut payload);
-    cx.reply(ServiceMessage::Ack(Ack {
-        ack_id: query.ack_id,
-        status: AckStatus::Ok,
-        message: None,
-        payload: Some(payload.into()),
-    }))
-    .await;
 }

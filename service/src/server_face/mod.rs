@@ -9,7 +9,9 @@
 //! connection's bounded queue). Bad input, a record over the size limit or silence past the
 //! timeout close that connection only, and with it the clients pinned to it.
 
+mod forward;
 mod messages;
+pub(crate) mod remote;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -72,11 +74,58 @@ pub(crate) async fn accept(State(shared): State<Arc<Shared>>, request: Request) 
         .map(str::to_owned);
     let hub = hub.to_lowercase();
     let cid = query.get("cid").cloned().filter(|cid| !cid.is_empty());
+    let max_frame = shared.config.max_server_message_size.saturating_mul(4).max(1 << 20);
+    // An OnDemand connection for another node of the cluster goes on to it.
+    let elsewhere = shared.cluster.as_ref().and_then(|cluster| {
+        let target = query.get("target").filter(|t| *t != &cluster.settings.node_id)?;
+        if parts.headers.contains_key(forward::FORWARDED_BY) {
+            return None;
+        }
+        cluster.peers().into_iter().find(|peer| &peer.id == target)
+    });
+    let upstream = match (&elsewhere, &shared.cluster) {
+        (Some(peer), Some(cluster)) => {
+            let path = parts.uri.path_and_query().map_or("/server/", |p| p.as_str());
+            match forward::connect(
+                &peer.advertise,
+                path,
+                &parts.headers,
+                &cluster.settings.node_id,
+                max_frame,
+            )
+            .await
+            {
+                Ok(upstream) => Some(upstream),
+                Err(error) => {
+                    tracing::debug!(%hub, node = %peer.id, %error, "cannot forward a server connection");
+                    return status(StatusCode::BAD_GATEWAY);
+                }
+            }
+        }
+        _ => None,
+    };
     let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
         Ok(upgrade) => upgrade,
         Err(rejection) => return rejection.into_response(),
     };
-    let max_frame = shared.config.max_server_message_size.saturating_mul(4).max(1 << 20);
+    if let Some(upstream) = upstream {
+        let stop = shared.shutdown.clone();
+        let forwarded = shared.clone();
+        return upgrade
+            .read_buffer_size(link::READ_BUFFER_SIZE)
+            .max_message_size(max_frame)
+            .max_frame_size(max_frame)
+            .on_upgrade(move |socket| async move {
+                let stats = forwarded.cluster.as_ref().map(|c| &c.stats.forwarding);
+                if let Some(stats) = stats {
+                    stats.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                forward::pump(socket, upstream, stop).await;
+                if let Some(stats) = stats {
+                    stats.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+    }
     // tungstenite zero-fills as much of its read buffer as one read may use before every read:
     // at its 128 KiB default that costs more than the rest of the relay's work per message.
     upgrade
@@ -115,7 +164,7 @@ async fn run(shared: Arc<Shared>, socket: WebSocket, hub_key: String, cid: Optio
     }));
     let mut sender = Some(sender);
     // Set once the handshake is accepted.
-    let mut server: Option<(ServerContext, String)> = None;
+    let mut server: Option<(Arc<ServerContext>, String)> = None;
     'read: loop {
         let link_closed = async {
             match &server {
@@ -175,11 +224,11 @@ async fn run(shared: Arc<Shared>, socket: WebSocket, hub_key: String, cid: Optio
                     lock(&core).accept(cid.clone());
                     let hub = shared.hubs.attach_server(&hub_key, link.clone());
                     tracing::debug!(hub = %hub_key, connection = %cid, "server connection open");
-                    let cx = ServerContext {
+                    let cx = Arc::new(ServerContext {
                         shared: shared.clone(),
                         hub,
                         link,
-                    };
+                    });
                     server = Some((cx, cid));
                 }
                 Some(LinkEvent::Message(message)) => match &server {

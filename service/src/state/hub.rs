@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use switchboard::TransportType;
 use switchboard::protocol::membership::{Excluded, Membership, Recipients};
-use switchboard::protocol::service::{GroupMember, GroupMemberQueryResponse, Payloads};
+use switchboard::protocol::service::{GroupMember, Payloads};
 use switchboard::protocol::{Close, HubMessage, Protocol};
 use switchboard::transport::raw::RawSender;
 
@@ -395,30 +395,17 @@ impl Hub {
             .map(|client| client.server.clone())
     }
 
-    /// One page of a group's members, in connection id order: at most `max` (all when `max`
-    /// is not positive), after the connection id `after`.
-    pub(crate) fn group_members(&self, group: &str, max: i32, after: Option<&str>) -> GroupMemberQueryResponse {
+    /// A group's members here, in connection id order.
+    pub(crate) fn group_members(&self, group: &str) -> Vec<GroupMember> {
         let state = self.state();
         let mut ids: Vec<&str> = state.members.group_members(group).collect();
         ids.sort_unstable();
-        let start = after.map_or(0, |after| ids.partition_point(|id| *id <= after));
-        let limit = usize::try_from(max).ok().filter(|max| *max > 0).unwrap_or(usize::MAX);
-        let page: Vec<&str> = ids.iter().skip(start).take(limit).copied().collect();
-        let more = start + page.len() < ids.len();
-        GroupMemberQueryResponse {
-            continuation_token: if more {
-                page.last().map(|id| (*id).to_owned())
-            } else {
-                None
-            },
-            members: page
-                .into_iter()
-                .map(|id| GroupMember {
-                    connection_id: id.to_owned(),
-                    user_id: state.members.user_of(id).map(str::to_owned),
-                })
-                .collect(),
-        }
+        ids.into_iter()
+            .map(|id| GroupMember {
+                connection_id: id.to_owned(),
+                user_id: state.members.user_of(id).map(str::to_owned),
+            })
+            .collect()
     }
 
     /// Every client but the excluded ones.

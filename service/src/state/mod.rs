@@ -16,6 +16,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Keys;
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use hub::Selection;
@@ -27,8 +28,11 @@ pub(crate) struct Shared {
     pub(crate) keys: Arc<Keys>,
     pub(crate) hubs: Hubs,
     pub(crate) shutdown: CancellationToken,
-    /// This relay's name in `ServiceMapping` messages.
+    /// This relay's name in `ServiceMapping` messages, `target` and `offline` pings and the
+    /// `Asrs-Instance-Id` header (in a cluster, its node id).
     pub(crate) instance_id: String,
+    /// The cluster this relay is a node of (`--redis`).
+    pub(crate) cluster: Option<Arc<Cluster>>,
 }
 
 impl Shared {

@@ -64,6 +64,36 @@ async fn client_result(State(state): State<AppState>, Path(connection_id): Path<
     }
 }
 
+/// `GET /exists/{connection|user|group}/{name}`: whether TestHub has it (across app servers
+/// and, through a relay cluster, across its nodes): `true` or `false`.
+async fn exists(State(state): State<AppState>, Path((what, name)): Path<(String, String)>) -> Response {
+    let Some(hub) = state.test_hub.get() else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "TestHub is not mapped").into_response();
+    };
+    let found = match what.as_str() {
+        "connection" => hub.connection_exists(&name).await,
+        "user" => hub.user_exists(&name).await,
+        "group" => hub.group_exists(&name).await,
+        _ => return (StatusCode::NOT_FOUND, "connection, user or group").into_response(),
+    };
+    match found {
+        Ok(found) => found.to_string().into_response(),
+        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.message().to_owned()).into_response(),
+    }
+}
+
+/// `POST /groups/{group}/{connection_id}`: the app server adds a TestHub connection (on any
+/// app server) to a group; 200 once acknowledged, 500 with the error otherwise.
+async fn add_to_group(State(state): State<AppState>, Path((group, connection_id)): Path<(String, String)>) -> Response {
+    let Some(hub) = state.test_hub.get() else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "TestHub is not mapped").into_response();
+    };
+    match hub.groups().add(&connection_id, &group).await {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.message().to_owned()).into_response(),
+    }
+}
+
 /// Drops a TestHub connection's transport as a network failure would; the connection
 /// survives when it reconnects statefully (a test hook, not part of the reference app).
 async fn drop_transport(State(state): State<AppState>, Path(connection_id): Path<String>) -> Response {
@@ -226,6 +256,8 @@ pub fn build_app(
         .route("/stats", get(stats))
         .route("/clientresult/{connection_id}", get(client_result))
         .route("/droptransport/{connection_id}", get(drop_transport))
+        .route("/exists/{what}/{name}", get(exists))
+        .route("/groups/{group}/{connection_id}", post(add_to_group))
         .route("/redirect/negotiate", post(redirect))
         .route("/endpoints", post(change_endpoints))
         .layer(middleware::from_fn(negotiate_cookies))

@@ -119,18 +119,32 @@ async function start(name, bin, args, env = {}) {
 /**
  * A relay; `relay.connectionString` points app servers at it. Options: `port` (default any
  * free one) and `key` (default random), so that a relay can be started again where one was;
- * `maxClientsPerHub`, which it also reports as its capacity in status pings.
+ * `maxClientsPerHub`, which it also reports as its capacity in status pings; `redis` (a URL),
+ * `nodeId` and `nodeTimeoutSecs` for a node of a relay cluster.
  */
 export async function startRelay(options = {}) {
     const key = options.key ?? randomBytes(24).toString("hex");
     const args = ["--listen", `127.0.0.1:${options.port ?? 0}`, "--access-key", key];
+    const toml = [];
     if (options.maxClientsPerHub !== undefined) {
+        toml.push(`max_clients_per_hub = ${options.maxClientsPerHub}`);
+    }
+    if (options.nodeTimeoutSecs !== undefined) {
+        toml.push(`node_timeout_secs = ${options.nodeTimeoutSecs}`);
+    }
+    if (toml.length > 0) {
         const dir = mkdtempSync(path.join(os.tmpdir(), "switchboard-relay-"));
         const file = path.join(dir, "relay.toml");
-        writeFileSync(file, `max_clients_per_hub = ${options.maxClientsPerHub}\n`);
+        writeFileSync(file, toml.join("\n") + "\n");
         args.push("--config", file);
     }
-    const relay = await start("relay", RELAY_BIN, args);
+    if (options.redis) {
+        args.push("--redis", options.redis);
+    }
+    if (options.nodeId) {
+        args.push("--node-id", options.nodeId);
+    }
+    const relay = await start(options.nodeId ?? "relay", RELAY_BIN, args);
     const port = new URL(relay.url).port;
     relay.key = key;
     relay.port = Number(port);
@@ -194,6 +208,13 @@ export async function changeEndpoint(server, action, relay, type = "primary", na
         body: JSON.stringify({ action, connectionString: relay.connectionString, type, name }),
     });
     return { status: response.status, text: await response.text() };
+}
+
+/** The relay's app-server connections to `hub`, from its /metrics. */
+export async function relayServerConnections(relay, hub) {
+    const text = await (await fetch(`${relay.url}/metrics`)).text();
+    const match = new RegExp(`^switchboard_server_connections\\{hub="${hub}"\\} (\\d+)$`, "m").exec(text);
+    return match ? Number(match[1]) : 0;
 }
 
 /** The relay's client connections to `hub` (summed over transports), from its /metrics. */

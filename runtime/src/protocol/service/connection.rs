@@ -145,6 +145,10 @@ pub const MIGRATE_FROM: &str = "Asrs-Migrate-From";
 /// that server's name.
 pub const MIGRATE_TO: &str = "Asrs-Migrate-To";
 
+/// The OpenConnection header naming the service instance that holds the client: when that
+/// instance goes (an `["offline", instanceId]` ping), the app server drops its clients.
+pub const INSTANCE_ID: &str = "Asrs-Instance-Id";
+
 /// `ConnectionData` (type 6): bytes to or from one client connection.
 ///
 /// Wire: `[6, connectionId, payload, {ext: tracing id, data type, is partial}]`.

@@ -60,7 +60,7 @@ pub use acks::{
 };
 pub use connection::{
     AccessKeyRequest, AccessKeyResponse, CloseConnection, ConnectionData, ConnectionFlowControl, ConnectionReconnect,
-    DataMessageType, FlowControlConnectionType, FlowControlOperation, HandshakeRequest, HandshakeResponse,
+    DataMessageType, FlowControlConnectionType, FlowControlOperation, HandshakeRequest, HandshakeResponse, INSTANCE_ID,
     MIGRATE_FROM, MIGRATE_TO, OpenConnection,
 };
 pub use data::{

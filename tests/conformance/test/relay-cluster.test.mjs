@@ -1,0 +1,340 @@
+// A relay cluster: three switchboard-service nodes sharing one real redis-server, two app
+// servers in service mode that dial only the first node, and official clients spread over the
+// nodes by negotiate. Broadcasts, others, groups, users, connection sends, existence checks,
+// group adds and client results across nodes; garbage on the cluster's channels; a node
+// killed (SIGKILL) under continuous traffic; Redis killed and started again; Redis stalled
+// (SIGSTOP).
+
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { buildConnection, delay, eventually, Inbox, stopAll, useConnectionCleanup, withTimeout } from "../lib/hub.mjs";
+import { relayClients, relayServerConnections, startAppServer, startRelay } from "../lib/cluster.mjs";
+import { startRedis } from "../lib/redis.mjs";
+
+const TIMEOUT = 60_000;
+const NODE_TIMEOUT_SECS = 2;
+useConnectionCleanup();
+
+/** The node each client lands on: the one whose client count went up. */
+async function landed(nodes, hub, before) {
+    let node = null;
+    await eventually(async () => {
+        const now = await Promise.all(nodes.map((n) => relayClients(n, hub)));
+        const index = now.findIndex((count, i) => count > before[i]);
+        node = index >= 0 ? nodes[index] : null;
+        return node !== null;
+    }, 5_000, "a new client to show on a node");
+    return node;
+}
+
+describe("a relay cluster of three nodes on Redis", { timeout: 8 * TIMEOUT }, () => {
+    const processes = [];
+    let redis;
+    let nodes;
+    let servers;
+    let n1;
+
+    /** A started ChatHub client (negotiating at app server `server`), with an Inbox and its node. */
+    async function chatClient(server, user, options = {}) {
+        const before = await Promise.all(nodes.filter((n) => !n.hasExited).map((n) => relayClients(n, "chathub")));
+        const connection = buildConnection(`${server.url}/chathub?user=${encodeURIComponent(user)}`, options);
+        const inbox = new Inbox(connection, ["Send", "GroupMessage", "UserMessage", "Direct"]);
+        await withTimeout(connection.start(), 10_000, `start() at ${server.name}`);
+        const node = await landed(nodes.filter((n) => !n.hasExited), "chathub", before);
+        return { connection, inbox, user, node: node.name };
+    }
+
+    async function allGet(clients, method, text, what) {
+        await Promise.all(clients.map((client) => client.inbox.waitFor(
+            (item) => item.method === method && item.args.at(-1) === text,
+            10_000,
+            `${what}: ${client.user} on ${client.node}`,
+        )));
+    }
+
+    function got(client, method, text) {
+        return client.inbox.items.some((item) => item.method === method && item.args.at(-1) === text);
+    }
+
+    before(async () => {
+        redis = await startRedis();
+        processes.push(redis);
+        nodes = [];
+        for (const nodeId of ["n1", "n2", "n3"]) {
+            const node = await startRelay({ redis: redis.url, nodeId, nodeTimeoutSecs: NODE_TIMEOUT_SECS, key: nodes[0]?.key });
+            processes.push(node);
+            nodes.push(node);
+        }
+        n1 = nodes[0];
+        servers = [];
+        for (const name of ["s1", "s2"]) {
+            const server = await startAppServer(n1, name);
+            processes.push(server);
+            servers.push(server);
+        }
+        // Each node asks the app servers (through n1, where they are) for a connection of its own.
+        await eventually(async () => {
+            for (const node of nodes) {
+                for (const hub of ["chathub", "testhub"]) {
+                    if (await relayServerConnections(node, hub) < 2) {
+                        return false;
+                    }
+                }
+            }
+            // …and every node has heard so from the others' heartbeats.
+            for (const node of nodes) {
+                const health = await (await fetch(`${node.url}/api/health`)).json();
+                const served = (peer, hub) => (peer.hubs[hub] ?? []).length === 2;
+                if (health.peers.length !== 2 || !health.peers.every((p) => served(p, "chathub") && served(p, "testhub"))) {
+                    return false;
+                }
+            }
+            return true;
+        }, 20_000, "both app servers to reach every node");
+    });
+
+    after(async () => {
+        await stopAll();
+        for (const p of processes) {
+            try {
+                p.proc.kill("SIGCONT");
+            } catch {
+                // gone
+            }
+        }
+        await Promise.all(processes.map((p) => p.kill()));
+    });
+
+    test("every node knows the others, and says so in /api/health and /metrics", async () => {
+        for (const node of nodes) {
+            const health = await (await fetch(`${node.url}/api/health`)).json();
+            assert.equal(health.status, "ok");
+            assert.equal(health.redis, "up");
+            assert.deepEqual(health.peers.map((p) => p.id).sort(), ["n1", "n2", "n3"].filter((id) => id !== node.name));
+            const metrics = await (await fetch(`${node.url}/metrics`)).text();
+            assert.match(metrics, /^switchboard_cluster_peers 2$/m);
+            assert.match(metrics, /^switchboard_cluster_redis_up 1$/m);
+        }
+        const forwarded = await (await fetch(`${n1.url}/metrics`)).text();
+        const count = Number(/^switchboard_cluster_forwarded_server_connections (\d+)$/m.exec(forwarded)[1]);
+        assert.ok(count >= 4, `n1 forwards the other nodes' server connections (${count})`);
+    });
+
+    test("all, others, groups, users and connection sends reach clients on every node", { timeout: 2 * TIMEOUT }, async () => {
+        const clients = [];
+        for (let i = 0; i < 6; i++) {
+            clients.push(await chatClient(servers[i % 2], i === 0 || i === 4 ? "shared" : `user${i}`));
+        }
+        const used = new Set(clients.map((c) => c.node));
+        assert.equal(used.size, 3, `negotiate spreads clients over the nodes: ${clients.map((c) => c.node)}`);
+
+        await clients[2].connection.invoke("Broadcast", "b", "to all");
+        await allGet(clients, "Send", "to all", "broadcast");
+        await clients[3].connection.invoke("BroadcastOthers", "b", "to the others");
+        await allGet(clients.filter((_, i) => i !== 3), "Send", "to the others", "others");
+
+        const members = [clients[1], clients[2], clients[5]];
+        for (const member of members) {
+            await member.connection.invoke("JoinGroup", "g");
+        }
+        await clients[0].connection.invoke("SendToGroup", "g", "to the group");
+        await allGet(members, "GroupMessage", "to the group", "group send");
+        await clients[5].connection.invoke("SendToOthersInGroup", "g", "to the other members");
+        await allGet([clients[1], clients[2]], "GroupMessage", "to the other members", "others in group");
+        await members[0].connection.invoke("LeaveGroup", "g");
+        await clients[4].connection.invoke("SendToGroup", "g", "after a leave");
+        await allGet([clients[2], clients[5]], "GroupMessage", "after a leave", "group send after a leave");
+
+        await clients[3].connection.invoke("SendToUser", "shared", "to the user");
+        await allGet([clients[0], clients[4]], "UserMessage", "to the user", "user send");
+        await clients[1].connection.invoke("SendToUsers", ["shared", "user5"], "to the users");
+        await allGet([clients[0], clients[4], clients[5]], "UserMessage", "to the users", "users send");
+
+        await clients[0].connection.invoke("SendToConnection", clients[5].connection.connectionId, "direct");
+        await clients[0].connection.invoke("SendToConnections", [clients[2].connection.connectionId, clients[3].connection.connectionId], "directs");
+        await allGet([clients[5]], "Direct", "direct", "connection send");
+        await allGet([clients[2], clients[3]], "Direct", "directs", "connection sends");
+
+        const excluded = [clients[1].connection.connectionId, clients[4].connection.connectionId];
+        await clients[2].connection.invoke("SendToAllExcept", excluded, "all but two");
+        await allGet([clients[0], clients[2], clients[3], clients[5]], "Send", "all but two", "all except");
+
+        // In order: one sender's messages to a client on another node.
+        for (let i = 0; i < 50; i++) {
+            await clients[0].connection.send("SendToConnection", clients[5].connection.connectionId, `seq ${i}`);
+        }
+        await allGet([clients[5]], "Direct", "seq 49", "the last of a sequence");
+        const sequence = clients[5].inbox.items.filter((item) => item.method === "Direct" && item.args[0].startsWith("seq "));
+        assert.deepEqual(sequence.map((item) => item.args[0]), Array.from({ length: 50 }, (_, i) => `seq ${i}`));
+
+        await clients[0].connection.invoke("Broadcast", "a", "fence");
+        await allGet(clients, "Send", "fence", "fence");
+        assert.ok(!got(clients[3], "Send", "to the others"), "the caller of BroadcastOthers");
+        assert.ok(!got(clients[0], "GroupMessage", "to the group"), "a non-member");
+        assert.ok(!got(clients[5], "GroupMessage", "to the other members"), "the caller of SendToOthersInGroup");
+        assert.ok(!got(clients[1], "GroupMessage", "after a leave"), "a member that left");
+        assert.ok(!got(clients[1], "Send", "all but two") && !got(clients[4], "Send", "all but two"), "the excluded");
+        assert.ok(!got(clients[1], "UserMessage", "to the user"), "another user");
+        // Each message reached each client once.
+        for (const client of clients) {
+            const broadcasts = client.inbox.items.filter((item) => item.method === "Send" && item.args.at(-1) === "to all");
+            assert.equal(broadcasts.length, 1, `${client.user} on ${client.node} got the broadcast once`);
+        }
+        await Promise.all(clients.map((c) => c.connection.stop()));
+    });
+
+    test("existence checks, group adds and client results cross nodes", { timeout: TIMEOUT }, async () => {
+        const clients = [];
+        for (let i = 0; i < 4; i++) {
+            const before = await Promise.all(nodes.map((n) => relayClients(n, "testhub")));
+            const connection = buildConnection(`${servers[i % 2].url}/testhub`);
+            connection.on("Result", () => 42);
+            await withTimeout(connection.start(), 10_000, "TestHub start()");
+            clients.push({ connection, node: (await landed(nodes, "testhub", before)).name });
+        }
+        assert.ok(new Set(clients.map((c) => c.node)).size >= 2, `TestHub clients on several nodes: ${clients.map((c) => c.node)}`);
+        const get = async (server, path) => (await fetch(`${server.url}${path}`)).text();
+        for (const client of clients) {
+            for (const server of servers) {
+                assert.equal(await get(server, `/exists/connection/${client.connection.connectionId}`), "true", `a client on ${client.node}, asked through ${server.name}`);
+            }
+        }
+        assert.equal(await get(servers[0], "/exists/connection/nobody"), "false");
+        // An app server adds connections on every node to a group (each acknowledged by its node).
+        for (const client of clients) {
+            const added = await fetch(`${servers[1].url}/groups/cluster-group/${client.connection.connectionId}`, { method: "POST" });
+            assert.equal(added.status, 200, `the group add for a client on ${client.node}: ${await added.text()}`);
+        }
+        assert.equal(await get(servers[0], "/exists/group/cluster-group"), "true");
+        assert.equal(await get(servers[0], "/exists/group/no-such-group"), "false");
+        // A client result, asked through the app server that holds the client, on any node.
+        for (const client of clients) {
+            const answers = await Promise.all(servers.map((server) => get(server, `/clientresult/${client.connection.connectionId}`)));
+            assert.ok(answers.includes("42"), `a client result from ${client.node}: ${answers}`);
+        }
+        await Promise.all(clients.map((c) => c.connection.stop()));
+    });
+
+    test("garbage on the cluster's channels is dropped and logged", async () => {
+        const a = await chatClient(servers[0], "g1");
+        const b = await chatClient(servers[1], "g2");
+        redis.cli("PUBLISH", "switchboard:cluster", "not a cluster message");
+        redis.cli("PUBLISH", "switchboard:cluster", "\u0001\u0009\u0001");
+        redis.cli("PUBLISH", "switchboard:node:n2", "");
+        redis.cli("SET", "switchboard:registry:n9", "{not json");
+        redis.cli("SADD", "switchboard:nodes", "n9");
+        await a.connection.invoke("Broadcast", "a", "after garbage");
+        await allGet([a, b], "Send", "after garbage", "a broadcast after garbage");
+        await eventually(() => nodes.every((n) => /dropped a cluster message/.test(n.stderr)), 5_000, "the garbage to be logged");
+        assert.ok(nodes.every((n) => !n.hasExited), "no node went down");
+        redis.cli("DEL", "switchboard:registry:n9");
+        await Promise.all([a, b].map((c) => c.connection.stop()));
+    });
+
+    test("Redis stalled (SIGSTOP): traffic that needs no other node goes on; then the cluster resumes", { timeout: TIMEOUT }, async () => {
+        const clients = [];
+        for (let i = 0; i < 3; i++) {
+            clients.push(await chatClient(servers[i % 2], `stall${i}`));
+        }
+        redis.proc.kill("SIGSTOP");
+        try {
+            const started = Date.now();
+            for (let i = 0; i < 10; i++) {
+                for (const client of clients) {
+                    const [, payload] = await withTimeout(client.connection.invoke("Echo", i, `echo ${i}`), 2_000, `an echo on ${client.node} while Redis is stalled`);
+                    assert.equal(payload, `echo ${i}`);
+                }
+            }
+            assert.ok(Date.now() - started < 10_000);
+            await delay(NODE_TIMEOUT_SECS * 1000 + 500);
+        } finally {
+            redis.proc.kill("SIGCONT");
+        }
+        // Nobody was found dead, and cross-node traffic works again.
+        let seq = 0;
+        await eventually(async () => {
+            const text = `after the stall ${seq++}`;
+            await clients[0].connection.invoke("Broadcast", "a", text);
+            await delay(300);
+            return clients.every((client) => got(client, "Send", text));
+        }, 20_000, "a broadcast across nodes after the stall");
+        for (const node of nodes) {
+            assert.doesNotMatch(node.stderr, /stopped beating/, `${node.name} found nobody dead`);
+        }
+        await Promise.all(clients.map((c) => c.connection.stop()));
+    });
+
+    test("Redis killed and started again: the cluster recovers by itself", { timeout: TIMEOUT }, async () => {
+        const members = [];
+        for (let i = 0; i < 4; i++) {
+            const member = await chatClient(servers[i % 2], `restart${i}`);
+            await member.connection.invoke("JoinGroup", "after-restart");
+            members.push(member);
+        }
+        const port = redis.port;
+        await redis.kill();
+        processes.splice(processes.indexOf(redis), 1);
+        await delay(500);
+        redis = await startRedis(port);
+        processes.push(redis);
+        let seq = 0;
+        await eventually(async () => {
+            const text = `after the restart ${seq++}`;
+            await members[0].connection.invoke("SendToGroup", "after-restart", text);
+            await delay(300);
+            return members.every((member) => got(member, "GroupMessage", text));
+        }, 30_000, "a group send to reach every member after Redis came back");
+        await eventually(async () => {
+            for (const node of nodes) {
+                const health = await (await fetch(`${node.url}/api/health`)).json();
+                if (health.redis !== "up" || health.peers.length !== 2) {
+                    return false;
+                }
+            }
+            return true;
+        }, 10_000, "every node back in the registry");
+        await Promise.all(members.map((c) => c.connection.stop()));
+    });
+
+    test("a node killed (SIGKILL) under traffic: the others' clients lose nothing, its clients reconnect to the others", { timeout: 2 * TIMEOUT }, async () => {
+        const reconnect = Array.from({ length: 20 }, () => 500);
+        const clients = [];
+        for (let i = 0; i < 9; i++) {
+            clients.push(await chatClient(servers[i % 2], `kill${i}`, { automaticReconnect: reconnect }));
+        }
+        const n3 = nodes[2];
+        const sender = clients.find((c) => c.node === "n1");
+        const onN3 = clients.filter((c) => c.node === "n3");
+        const survivors = clients.filter((c) => c.node !== "n3");
+        assert.ok(sender && onN3.length > 0, `clients on n1 and n3: ${clients.map((c) => c.node)}`);
+        const reconnected = onN3.map((c) => new Promise((resolve) => c.connection.onreconnected(resolve)));
+        let sent = 0;
+        let sending = true;
+        const traffic = (async () => {
+            while (sending && sent < 400) {
+                await sender.connection.invoke("Broadcast", "n1", `tick ${sent}`);
+                sent++;
+                await delay(20);
+            }
+        })();
+        await delay(1_000);
+        await n3.kill();
+        await delay(2_000);
+        sending = false;
+        await traffic;
+        const last = `tick ${sent - 1}`;
+        await allGet(survivors, "Send", last, "the last tick");
+        for (const client of survivors) {
+            const ticks = client.inbox.items.filter((item) => item.method === "Send" && item.args[1].startsWith("tick ")).map((item) => item.args[1]);
+            assert.deepEqual(ticks, Array.from({ length: sent }, (_, i) => `tick ${i}`), `every tick, in order, on ${client.node}`);
+        }
+        await withTimeout(Promise.all(reconnected), 30_000, "n3's clients to reconnect");
+        await eventually(() => /stopped beating/.test(n1.stderr), 10_000, "n1 to find n3 dead");
+        const health = await (await fetch(`${n1.url}/api/health`)).json();
+        assert.deepEqual(health.peers.map((p) => p.id), ["n2"]);
+        const [onN1, onN2] = await Promise.all([relayClients(n1, "chathub"), relayClients(nodes[1], "chathub")]);
+        assert.equal(onN1 + onN2, clients.length, "every client is on n1 or n2 now");
+        await sender.connection.invoke("Broadcast", "n1", "after the loss");
+        await allGet(clients, "Send", "after the loss", "a broadcast after n3 died");
+    });
+});
