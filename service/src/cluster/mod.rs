@@ -601,10 +601,19 @@ async fn heartbeat(cluster: Weak<Cluster>, node: Weak<dyn Node>, stop: Cancellat
                 for id in joined {
                     tracing::info!(node = %id, "a cluster node joined");
                 }
-                for id in dead {
+                for id in &dead {
                     tracing::warn!(node = %id, "a cluster node stopped beating; its clients are gone");
-                    this.forget_node(&id);
-                    local.node_lost(&id);
+                    this.forget_node(id);
+                    local.node_lost(id);
+                }
+                if let (false, Some(connection)) = (dead.is_empty(), connection.as_mut()) {
+                    // Its entry goes now rather than when it expires.
+                    let mut forget = redis::pipe();
+                    for id in &dead {
+                        forget.cmd("DEL").arg(this.registry_key(id)).ignore();
+                    }
+                    forget.cmd("SREM").arg(this.registry_set()).arg(&dead).ignore();
+                    let _ = tokio::time::timeout(RESPONSE_TIMEOUT, forget.query_async::<()>(connection)).await;
                 }
                 this.ask_for_missing_servers(&hubs);
             }

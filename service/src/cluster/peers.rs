@@ -36,6 +36,9 @@ pub(crate) struct Peers {
     me: String,
     timeout: Duration,
     peers: HashMap<String, Peer>,
+    /// The nodes found dead, with their last beat: their entry may linger in the registry
+    /// until it expires, and only a new beat brings them back.
+    dead: HashMap<String, u64>,
     /// Whether the last round with Redis went well.
     sound: bool,
 }
@@ -46,6 +49,7 @@ impl Peers {
             me: me.to_owned(),
             timeout,
             peers: HashMap::new(),
+            dead: HashMap::new(),
             sound: false,
         }
     }
@@ -61,7 +65,13 @@ impl Peers {
             self.sound = true;
         }
         let mut joined = Vec::new();
+        let listed: std::collections::HashSet<String> = entries.iter().map(|info| info.id.clone()).collect();
+        self.dead.retain(|id, _| listed.contains(id));
         for info in entries.into_iter().filter(|info| info.id != self.me) {
+            if self.dead.get(&info.id) == Some(&info.beat) {
+                continue;
+            }
+            self.dead.remove(&info.id);
             match self.peers.get_mut(&info.id) {
                 Some(peer) => {
                     if peer.info.beat != info.beat {
@@ -89,7 +99,9 @@ impl Peers {
             .map(|(id, _)| id.clone())
             .collect();
         for id in &dead {
-            self.peers.remove(id);
+            if let Some(peer) = self.peers.remove(id) {
+                self.dead.insert(id.clone(), peer.info.beat);
+            }
         }
         joined.sort();
         (joined, dead)
@@ -162,8 +174,18 @@ mod tests {
             peers.observe(at(2), vec![info("b", 1, 0, None)]).1,
             Vec::<String>::new()
         );
-        assert_eq!(peers.observe(at(4), vec![]).1, vec!["b".to_owned()]);
+        assert_eq!(
+            peers.observe(at(4), vec![info("b", 1, 0, None)]).1,
+            vec!["b".to_owned()]
+        );
         assert!(peers.ids().is_empty());
+        // Its lingering entry does not bring it back; a new beat does.
+        assert_eq!(peers.observe(at(5), vec![info("b", 1, 0, None)]), (vec![], vec![]));
+        assert!(peers.ids().is_empty());
+        assert_eq!(
+            peers.observe(at(6), vec![info("b", 2, 0, None)]).0,
+            vec!["b".to_owned()]
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 // A relay cluster: three switchboard-service nodes sharing one real redis-server, two app
 // servers in service mode that dial only the first node, and official clients spread over the
 // nodes by negotiate. Broadcasts, others, groups, users, connection sends, existence checks,
-// group adds and client results across nodes; garbage on the cluster's channels; a node
+// group adds and client results across nodes; sticky routing and a graceful shutdown that
+// moves clients on every node; garbage on the cluster's channels; a node
 // killed (SIGKILL) under continuous traffic; Redis killed and started again; Redis stalled
 // (SIGSTOP).
 
@@ -34,9 +35,23 @@ describe("a relay cluster of three nodes on Redis", { timeout: 8 * TIMEOUT }, ()
     let servers;
     let n1;
 
+    /** The nodes' client counts of `hub` once they stay the same for 200 ms (clients that left are gone). */
+    async function settledCounts(hub) {
+        let last = null;
+        for (let i = 0; i < 50; i++) {
+            const counts = await Promise.all(nodes.filter((n) => !n.hasExited).map((n) => relayClients(n, hub)));
+            if (last && counts.every((c, j) => c === last[j])) {
+                return counts;
+            }
+            last = counts;
+            await delay(200);
+        }
+        return last;
+    }
+
     /** A started ChatHub client (negotiating at app server `server`), with an Inbox and its node. */
     async function chatClient(server, user, options = {}) {
-        const before = await Promise.all(nodes.filter((n) => !n.hasExited).map((n) => relayClients(n, "chathub")));
+        const before = await settledCounts("chathub");
         const connection = buildConnection(`${server.url}/chathub?user=${encodeURIComponent(user)}`, options);
         const inbox = new Inbox(connection, ["Send", "GroupMessage", "UserMessage", "Direct"]);
         await withTimeout(connection.start(), 10_000, `start() at ${server.name}`);
@@ -186,7 +201,7 @@ describe("a relay cluster of three nodes on Redis", { timeout: 8 * TIMEOUT }, ()
     test("existence checks, group adds and client results cross nodes", { timeout: TIMEOUT }, async () => {
         const clients = [];
         for (let i = 0; i < 4; i++) {
-            const before = await Promise.all(nodes.map((n) => relayClients(n, "testhub")));
+            const before = await settledCounts("testhub");
             const connection = buildConnection(`${servers[i % 2].url}/testhub`);
             connection.on("Result", () => 42);
             await withTimeout(connection.start(), 10_000, "TestHub start()");
@@ -294,6 +309,55 @@ describe("a relay cluster of three nodes on Redis", { timeout: 8 * TIMEOUT }, ()
             return true;
         }, 10_000, "every node back in the registry");
         await Promise.all(members.map((c) => c.connection.stop()));
+    });
+
+    test("sticky routing and a graceful shutdown with migration (SIGINT) on every node", { timeout: 2 * TIMEOUT }, async () => {
+        const movingFrom = await startAppServer(n1, "m-a", {
+            Azure__SignalR__ServerStickyMode: "Preferred",
+            Azure__SignalR__GracefulShutdown__Mode: "MigrateClients",
+        });
+        processes.push(movingFrom);
+        await eventually(async () => {
+            for (const node of nodes.slice(1)) {
+                const health = await (await fetch(`${node.url}/api/health`)).json();
+                if (!health.peers.every((p) => (p.hubs.chathub ?? []).includes("m-a"))) {
+                    return false;
+                }
+            }
+            const health = await (await fetch(`${n1.url}/api/health`)).json();
+            return health.peers.every((p) => (p.hubs.chathub ?? []).includes("m-a"));
+        }, 20_000, "m-a to reach every node");
+        const clients = [];
+        for (let i = 0; i < 9; i++) {
+            clients.push(await chatClient(movingFrom, `mover${i}`));
+        }
+        assert.equal(new Set(clients.map((c) => c.node)).size, 3, `clients on every node: ${clients.map((c) => c.node)}`);
+        for (const client of clients) {
+            assert.equal(await client.connection.invoke("GetServerName"), "m-a", `sticky on ${client.node}`);
+        }
+        const BROADCASTS = 120;
+        const received = clients.map(() => []);
+        clients.forEach((client, i) => client.connection.on("Send", (name, message) => {
+            if (name === "seq") {
+                received[i].push(Number(message));
+            }
+        }));
+        for (let k = 1; k <= BROADCASTS; k++) {
+            await clients[0].connection.invoke("Broadcast", "seq", String(k));
+            if (k === 30) {
+                movingFrom.signal("SIGINT");
+            }
+        }
+        const { code } = await movingFrom.exit(30_000);
+        assert.equal(code, 0, "m-a exits once its clients have moved");
+        for (const client of clients) {
+            const name = await client.connection.invoke("GetServerName");
+            assert.ok(name === "s1" || name === "s2", `moved on ${client.node}: ${name}`);
+        }
+        const expected = Array.from({ length: BROADCASTS }, (_, k) => k + 1);
+        await eventually(() => received.every((r) => r.length >= BROADCASTS), 10_000, "the last broadcasts");
+        received.forEach((r, i) => assert.deepEqual(r, expected, `every broadcast once, in order, on ${clients[i].node}`));
+        await Promise.all(clients.map((c) => c.connection.stop()));
     });
 
     test("a node killed (SIGKILL) under traffic: the others' clients lose nothing, its clients reconnect to the others", { timeout: 2 * TIMEOUT }, async () => {
