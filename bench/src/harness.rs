@@ -108,6 +108,12 @@ impl ServerProc {
     }
 
     fn stop(mut self) {
+        if self.stdin.is_none() {
+            // It does not watch a standard input (redis-server).
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            return;
+        }
         drop(self.stdin.take()); // --stop-when-stdin-closes
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
@@ -350,6 +356,15 @@ impl Harness {
                     for &t in &order {
                         if t.supports("idle") {
                             self.idle(t, conns, rep)?;
+                        }
+                    }
+                }
+            }
+            if self.wants("cluster-idle") {
+                for &conns in &plan.cluster_idle_conns {
+                    for &t in &order {
+                        if t.supports("cluster-idle") {
+                            self.cluster_idle(t, conns, rep)?;
                         }
                     }
                 }
@@ -623,6 +638,7 @@ impl Harness {
                     url,
                 }
             }
+            Deployment::Cluster => return self.start_cluster(self.opts.plan.cluster_nodes),
             Deployment::Socketioxide => {
                 let p = self.spawn_server("socketioxide-server", &port0)?;
                 let url = format!("http://127.0.0.1:{}/", p.port);
@@ -802,10 +818,13 @@ impl Harness {
                     let per = |us: u64| us as f64 / res.count as f64;
                     record.cpu_us_per_msg = Some(per(total));
                     record.server_cpu_pct = Some(total as f64 / (res.window_secs * 1e6) * 100.0);
+                    // Summed over the processes of each kind (a cluster has several relays).
+                    let add = |field: &mut Option<f64>, us: u64| *field = Some(field.unwrap_or(0.0) + per(us));
                     for ((name, _), us) in pids.iter().zip(&cpu) {
                         match *name {
-                            "switchboard-service" => record.relay_cpu_us_per_msg = Some(per(*us)),
-                            "conformance-server" => record.hub_cpu_us_per_msg = Some(per(*us)),
+                            "switchboard-service" => add(&mut record.relay_cpu_us_per_msg, *us),
+                            "conformance-server" => add(&mut record.hub_cpu_us_per_msg, *us),
+                            "redis-server" => add(&mut record.redis_cpu_us_per_msg, *us),
                             _ => {}
                         }
                     }
@@ -1068,6 +1087,254 @@ impl Harness {
         Ok(())
     }
 
+    /// Starts `redis-server` on a free loopback port, saving nothing: its process (killed
+    /// when stopped) once it answers `PING`.
+    fn spawn_redis(&mut self) -> Result<ServerProc, String> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let (log, log_path) = self.log_file("redis-server")?;
+        let mut cmd = self.pinned(self.server_cpu, Path::new("redis-server"));
+        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::null());
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start redis-server (install the redis-server package): {e}"))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                use std::io::Read;
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+                let mut answer = [0u8; 7];
+                if stream.write_all(b"PING\r\n").is_ok() && stream.read_exact(&mut answer).is_ok() && &answer == b"+PONG\r\n" {
+                    break;
+                }
+            }
+            if Instant::now() > deadline || !matches!(child.try_wait(), Ok(None)) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("redis-server did not start; see {}", log_path.display()));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(ServerProc {
+            name: "redis-server",
+            child,
+            stdin: None,
+            port,
+        })
+    }
+
+    /// A relay cluster of `nodes` nodes on its own Redis and one app server dialling the first
+    /// node, once that node's negotiate can send clients to every other node.
+    fn start_cluster(&mut self, nodes: usize) -> Result<Running, String> {
+        let mut procs = vec![self.spawn_redis()?];
+        let redis = format!("redis://127.0.0.1:{}/", procs[0].port);
+        let stop_all = |procs: Vec<ServerProc>| {
+            for p in procs.into_iter().rev() {
+                p.stop();
+            }
+        };
+        for node in 1..=nodes.max(1) {
+            let args: Vec<String> = [
+                "--listen",
+                "127.0.0.1:0",
+                "--access-key",
+                ACCESS_KEY,
+                "--stop-when-stdin-closes",
+                "--redis",
+                &redis,
+                "--node-id",
+                &format!("c{node}"),
+            ]
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+            match self.spawn_server("switchboard-service", &args) {
+                Ok(p) => procs.push(p),
+                Err(e) => {
+                    stop_all(procs);
+                    return Err(e);
+                }
+            }
+        }
+        let first = procs[1].port;
+        let service = format!("Endpoint=http://127.0.0.1;Port={first};AccessKey={ACCESS_KEY};Version=1.0;");
+        let args = ["--port", "0", "--stop-when-stdin-closes", "--service", &service].map(str::to_owned);
+        match self.spawn_server("conformance-server", &args) {
+            Ok(hub) => procs.push(hub),
+            Err(e) => {
+                stop_all(procs);
+                return Err(e);
+            }
+        }
+        let url = format!("http://127.0.0.1:{}/chathub", procs.last().map_or(0, |p| p.port));
+        let running = Running {
+            deployment: Deployment::Cluster,
+            procs,
+            url,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let peers = nodes.max(1) - 1;
+        loop {
+            let ready = probe(&running.url, Mode::Json).is_ok()
+                && cluster_peers_serving(first, "chathub").is_some_and(|serving| serving >= peers);
+            if ready {
+                return Ok(running);
+            }
+            if Instant::now() > deadline {
+                running.stop();
+                return Err(format!("the cluster of {nodes} nodes did not form within 60 s"));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Idle connections held by a relay cluster of `cluster_idle_nodes` nodes: several
+    /// generator processes (at most `generator_conns` connections each) open `conns` in all at
+    /// once; the record holds the connect rate and the relays' RSS per connection (summed over
+    /// the nodes), and the app server's.
+    fn cluster_idle(&mut self, t: Target, conns: usize, rep: usize) -> Result<(), String> {
+        let plan = self.opts.plan.clone();
+        let mut r = self.start_cluster(plan.cluster_idle_nodes)?;
+        let generators = conns.div_ceil(plan.generator_conns.max(1)).max(1);
+        let spec = |conns: usize| LoadSpec {
+            scenario: Scenario::Idle,
+            mode: t.mode,
+            url: r.url.clone(),
+            conns,
+            payload: 0,
+            warmup_ms: 0,
+            duration_ms: 0,
+            window: 1,
+            connect_concurrency: 64,
+            drain_ms: 10_000,
+            rate: 1.0,
+        };
+        let mut record = self.base_record(t, &spec(conns), rep);
+        record.scenario = "cluster-idle".to_owned();
+        std::thread::sleep(Duration::from_millis(plan.idle_settle_ms));
+        let pids = r.pids();
+        let rss = |pids: &[(&'static str, String)], name: &str| -> Option<u64> {
+            pids.iter()
+                .filter(|(n, _)| *n == name)
+                .map(|(_, pid)| procstat::rss_kb(pid))
+                .sum::<Option<u64>>()
+        };
+        let before = (rss(&pids, "switchboard-service"), rss(&pids, "conformance-server"));
+        let started = Instant::now();
+        let mut children = Vec::new();
+        let (tx, rx) = mpsc::channel::<(usize, String)>();
+        for g in 0..generators {
+            let share = conns / generators + usize::from(g < conns % generators);
+            let json = serde_json::to_string(&spec(share)).map_err(|e| e.to_string())?;
+            let mut cmd = self.pinned(self.loadgen_cpu, &self.self_exe);
+            cmd.arg("load")
+                .arg(json)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit());
+            let mut child = cmd.spawn().map_err(|e| format!("cannot start a generator: {e}"))?;
+            let stdout = child.stdout.take().ok_or("no stdout")?;
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send((g, line)).is_err() {
+                        break;
+                    }
+                }
+                let _ = tx.send((g, "exit".to_owned()));
+            });
+            children.push(child);
+        }
+        drop(tx);
+        let limit = Duration::from_secs(120 + conns as u64 / 200);
+        let deadline = Instant::now() + limit;
+        let mut ready = vec![false; generators];
+        let mut results: Vec<Option<LoadResult>> = (0..generators).map(|_| None).collect();
+        let mut exited = vec![false; generators];
+        let mut failure: Option<String> = None;
+        let mut after = (None, None);
+        let mut connect_secs = None;
+        while exited.iter().any(|e| !e) {
+            let Ok((g, line)) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
+                failure.get_or_insert_with(|| format!("the generators did not finish within {} s", limit.as_secs()));
+                break;
+            };
+            match line.as_str() {
+                "ready" => {
+                    ready[g] = true;
+                    if ready.iter().all(|r| *r) {
+                        connect_secs = Some(started.elapsed().as_secs_f64());
+                        std::thread::sleep(Duration::from_millis(plan.idle_settle_ms));
+                        after = (rss(&pids, "switchboard-service"), rss(&pids, "conformance-server"));
+                        for child in &mut children {
+                            if let Some(stdin) = child.stdin.as_mut() {
+                                let _ = stdin.write_all(b"stop\n");
+                                let _ = stdin.flush();
+                            }
+                        }
+                    }
+                }
+                "exit" => exited[g] = true,
+                other => {
+                    if let Some(json) = other.strip_prefix("result ") {
+                        results[g] = serde_json::from_str(json).ok();
+                    } else if let Some(why) = other.strip_prefix("failed ") {
+                        failure.get_or_insert_with(|| why.to_owned());
+                        // The others are told to stop: the point has failed.
+                        for child in &mut children {
+                            drop(child.stdin.take());
+                        }
+                    }
+                }
+            }
+        }
+        for mut child in children {
+            drop(child.stdin.take());
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let connected: usize = results.iter().flatten().map(|r| r.connected).sum();
+        let errors: u64 = results.iter().flatten().map(|r| r.errors + r.closed).sum();
+        record.connect_secs = connect_secs.unwrap_or(0.0);
+        record.connect_rate = connect_secs.map(|secs| connected as f64 / secs.max(1e-9));
+        let per_conn = |b: Option<u64>, a: Option<u64>| match (b, a) {
+            (Some(b), Some(a)) if conns > 0 => Some((a as f64 - b as f64) * 1.024 / conns as f64),
+            _ => None,
+        };
+        (record.relay_rss_before_kb, record.relay_rss_after_kb) = (before.0, after.0);
+        record.relay_kb_per_conn = per_conn(before.0, after.0);
+        (record.rss_before_kb, record.rss_after_kb) = (before.1, after.1);
+        record.kb_per_conn = per_conn(before.1, after.1);
+        let mut problems = Vec::new();
+        if let Some(why) = failure {
+            problems.push(why);
+        }
+        if connected != conns {
+            problems.push(format!("{connected} of {conns} connected"));
+        }
+        if errors > 0 {
+            let first = results.iter().flatten().find_map(|r| r.first_error.clone());
+            problems.push(format!("{errors} errors or closes (first: {})", first.unwrap_or_default()));
+        }
+        if record.relay_kb_per_conn.is_none() {
+            problems.push("no memory reading".into());
+        }
+        if !r.alive() {
+            problems.push("a server process exited".into());
+        }
+        record.ok = problems.is_empty();
+        record.error = (!problems.is_empty()).then(|| problems.join("; "));
+        r.stop();
+        self.finish(record);
+        Ok(())
+    }
+
     fn finish(&mut self, record: Record) {
         if let Ok(line) = serde_json::to_string(&record) {
             let _ = writeln!(self.jsonl, "{line}");
@@ -1099,6 +1366,28 @@ fn fill_load(record: &mut Record, res: &LoadResult) {
 }
 
 /// One connection and one echo against `url`, on a throw-away runtime.
+/// How many other nodes the relay on `port` knows that have an app server for `hub` (from its
+/// `/api/health`); `None` when it does not answer.
+fn cluster_peers_serving(port: u16, hub: &str) -> Option<usize> {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream
+        .write_all(b"GET /api/health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let body = text.split_once("\r\n\r\n")?.1;
+    let health: serde_json::Value = serde_json::from_str(body).ok()?;
+    let peers = health.get("peers")?.as_array()?;
+    Some(
+        peers
+            .iter()
+            .filter(|peer| peer["hubs"][hub].as_array().is_some_and(|servers| !servers.is_empty()))
+            .count(),
+    )
+}
+
 fn probe(url: &str, mode: Mode) -> Result<(), String> {
     use futures_util::{SinkExt, StreamExt};
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -4,13 +4,14 @@
 //! ```text
 //! switchboard-bench run [--smoke] [--out DIR] [--bin-dir DIR] [--node-dir DIR] [--node PATH]
 //!                       [--reps N] [--warmup-ms MS] [--duration-ms MS]
-//!                       [--scenarios echo,echo-measure,broadcast,group,open-loop,idle,migrate]
-//!                       [--targets floor,direct-json,direct-msgpack,relay-json,relay-msgpack,node-ws,socketio,socketioxide]
+//!                       [--scenarios echo,echo-measure,broadcast,group,open-loop,idle,migrate,cluster-idle]
+//!                       [--targets floor,direct-json,direct-msgpack,relay-json,relay-msgpack,node-ws,socketio,socketioxide,cluster-json]
 //!                       [--echo-conns 1,10,…] [--echo-payloads 64,2048] [--echo-measure-conns …]
 //!                       [--echo-measure-payloads …] [--broadcast-receivers 1000,…] [--broadcast-payloads 64,…]
 //!                       [--group-receivers …] [--group-payloads …] [--window N] [--idle-conns 1000,…] [--migrate-conns 1000,…]
 //!                       [--open-loop-conns 1000,2000,…] [--open-loop-payload B] [--open-loop-rate R]
-//!                       [--open-loop-warmup-ms MS] [--open-loop-duration-ms MS] [--no-pin]
+//!                       [--open-loop-warmup-ms MS] [--open-loop-duration-ms MS] [--cluster-nodes N]
+//!                       [--cluster-idle-conns 100000,…] [--cluster-idle-nodes N] [--generator-conns N] [--no-pin]
 //! switchboard-bench report DIR
 //! switchboard-bench load '<LoadSpec JSON>'
 //! ```
@@ -25,12 +26,13 @@ use switchboard_bench::plan::{self, Plan};
 
 const USAGE: &str =
     "usage: switchboard-bench run [--smoke] [--out DIR] [--bin-dir DIR] [--node-dir DIR] [--node PATH] \
-[--reps N] [--warmup-ms MS] [--duration-ms MS] [--scenarios echo,echo-measure,broadcast,group,open-loop,idle,migrate] \
-[--targets floor,direct-json,direct-msgpack,relay-json,relay-msgpack,node-ws,socketio,socketioxide] \
+[--reps N] [--warmup-ms MS] [--duration-ms MS] [--scenarios echo,echo-measure,broadcast,group,open-loop,idle,migrate,cluster-idle] \
+[--targets floor,direct-json,direct-msgpack,relay-json,relay-msgpack,node-ws,socketio,socketioxide,cluster-json] \
 [--echo-conns LIST] [--echo-payloads LIST] [--echo-measure-conns LIST] [--echo-measure-payloads LIST] \
 [--broadcast-receivers LIST] [--broadcast-payloads LIST] [--group-receivers LIST] [--group-payloads LIST] \
 [--window N] [--idle-conns LIST] [--migrate-conns LIST] [--open-loop-conns LIST] [--open-loop-payload B] [--open-loop-rate R] \
-[--open-loop-warmup-ms MS] [--open-loop-duration-ms MS] [--no-pin]
+[--open-loop-warmup-ms MS] [--open-loop-duration-ms MS] [--cluster-nodes N] [--cluster-idle-conns LIST] \
+[--cluster-idle-nodes N] [--generator-conns N] [--no-pin]
        switchboard-bench report DIR      (rewrite DIR/summary.md and DIR/chart.svg from DIR/results.jsonl)
        switchboard-bench load '<spec JSON>'
 
@@ -146,6 +148,10 @@ fn parse_run(args: &[String]) -> Result<Options, String> {
             "--open-loop-rate" => plan.open_loop_rate = one(arg, it.next())?,
             "--open-loop-warmup-ms" => plan.open_loop_warmup_ms = one(arg, it.next())?,
             "--open-loop-duration-ms" => plan.open_loop_duration_ms = one(arg, it.next())?,
+            "--cluster-nodes" => plan.cluster_nodes = one(arg, it.next())?,
+            "--cluster-idle-conns" => plan.cluster_idle_conns = list(arg, it.next())?,
+            "--cluster-idle-nodes" => plan.cluster_idle_nodes = one(arg, it.next())?,
+            "--generator-conns" => plan.generator_conns = one(arg, it.next())?,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -165,6 +171,22 @@ fn parse_run(args: &[String]) -> Result<Options, String> {
     if plan.conns_max() > plan::MAX_CONNS {
         return Err(format!(
             "at most {} connections per point (one process may hold 20000 descriptors)",
+            plan::MAX_CONNS
+        ));
+    }
+    if plan.cluster_nodes == 0 || plan.cluster_idle_nodes == 0 {
+        return Err("--cluster-nodes and --cluster-idle-nodes must be at least 1".into());
+    }
+    if plan.generator_conns == 0 || plan.generator_conns > plan::MAX_CONNS {
+        return Err(format!("--generator-conns must be 1 to {}", plan::MAX_CONNS));
+    }
+    if plan
+        .cluster_idle_conns
+        .iter()
+        .any(|conns| conns.div_ceil(plan.cluster_idle_nodes) > plan::MAX_CONNS)
+    {
+        return Err(format!(
+            "a cluster idle point may put at most {} connections on each node",
             plan::MAX_CONNS
         ));
     }

@@ -35,6 +35,10 @@ pub enum Deployment {
     SocketIo,
     /// The socketioxide (Rust Socket.IO) server (`socketioxide-server`).
     Socketioxide,
+    /// A relay cluster: `redis-server`, several `switchboard-service --redis` nodes and
+    /// `conformance-server --service` dialling the first; negotiate spreads clients over the
+    /// nodes.
+    Cluster,
 }
 
 impl Deployment {
@@ -47,6 +51,7 @@ impl Deployment {
             Deployment::NodeWs => "node-ws",
             Deployment::SocketIo => "socketio",
             Deployment::Socketioxide => "socketioxide",
+            Deployment::Cluster => "cluster",
         }
     }
 
@@ -57,14 +62,14 @@ impl Deployment {
 
     /// Whether this is Switchboard (self-hosted or through the relay).
     pub fn is_switchboard(self) -> bool {
-        matches!(self, Deployment::Direct | Deployment::Relay)
+        matches!(self, Deployment::Direct | Deployment::Relay | Deployment::Cluster)
     }
 
     /// The protocol of the readiness probe.
     pub(crate) fn probe_mode(self) -> Mode {
         match self {
             Deployment::Floor | Deployment::NodeWs => Mode::Raw,
-            Deployment::Direct | Deployment::Relay => Mode::Json,
+            Deployment::Direct | Deployment::Relay | Deployment::Cluster => Mode::Json,
             Deployment::SocketIo | Deployment::Socketioxide => Mode::SocketIo,
         }
     }
@@ -74,7 +79,7 @@ impl Deployment {
         match self {
             Deployment::Floor => &["floor-server"],
             Deployment::Direct => &["conformance-server"],
-            Deployment::Relay => &["switchboard-service", "conformance-server"],
+            Deployment::Relay | Deployment::Cluster => &["switchboard-service", "conformance-server"],
             Deployment::NodeWs | Deployment::SocketIo => &[],
             Deployment::Socketioxide => &["socketioxide-server"],
         }
@@ -92,7 +97,7 @@ pub struct Target {
 
 impl Target {
     /// Every target, in report order: the floor, Switchboard, the comparators.
-    pub const ALL: [Target; 8] = [
+    pub const ALL: [Target; 9] = [
         Target {
             deployment: Deployment::Floor,
             mode: Mode::Raw,
@@ -125,6 +130,10 @@ impl Target {
             deployment: Deployment::Socketioxide,
             mode: Mode::SocketIo,
         },
+        Target {
+            deployment: Deployment::Cluster,
+            mode: Mode::Json,
+        },
     ];
 
     /// `floor`, `direct-json`, `relay-msgpack`, `node-ws`, `socketio`, `socketioxide`.
@@ -140,6 +149,10 @@ impl Target {
     /// idle (they have no client-method echo, no groups); the open-loop ramp runs on the floor
     /// and Switchboard; idle memory runs one protocol per deployment (JSON for Switchboard).
     pub fn supports(self, scenario: &str) -> bool {
+        if self.deployment == Deployment::Cluster {
+            // Against one relay: cross-node broadcast and echo; and the many-node idle point.
+            return matches!(scenario, "echo" | "broadcast" | "cluster-idle");
+        }
         match scenario {
             "echo" | "broadcast" => true,
             "echo-measure" | "group" | "open-loop" => {
@@ -154,7 +167,7 @@ impl Target {
 }
 
 /// Scenario names `run` knows, in run order.
-pub const SCENARIOS: [&str; 7] = [
+pub const SCENARIOS: [&str; 8] = [
     "echo",
     "echo-measure",
     "broadcast",
@@ -162,6 +175,7 @@ pub const SCENARIOS: [&str; 7] = [
     "open-loop",
     "idle",
     "migrate",
+    "cluster-idle",
 ];
 
 /// What to run: the scenario points, repetitions and timings.
@@ -210,6 +224,15 @@ pub struct Plan {
     pub duration_ms: u64,
     /// Time idle connections settle before memory is read, in milliseconds.
     pub idle_settle_ms: u64,
+    /// Relay nodes of the `cluster` target under load.
+    pub cluster_nodes: usize,
+    /// Idle connections held by a relay cluster of `cluster_idle_nodes` nodes (each point split
+    /// over several generator processes).
+    pub cluster_idle_conns: Vec<usize>,
+    /// Relay nodes of the cluster idle points.
+    pub cluster_idle_nodes: usize,
+    /// The most connections one generator process opens (a process may hold 20,000 files).
+    pub generator_conns: usize,
     /// Scenarios to run (names as in [`SCENARIOS`]).
     pub scenarios: Vec<String>,
     /// Targets to run (names as [`Target::name`]).
@@ -246,6 +269,10 @@ impl Plan {
             warmup_ms: 1000,
             duration_ms: 3000,
             idle_settle_ms: 1000,
+            cluster_nodes: 3,
+            cluster_idle_conns: vec![100_000],
+            cluster_idle_nodes: 6,
+            generator_conns: 16_000,
             scenarios: SCENARIOS.iter().map(|s| s.to_string()).collect(),
             targets: Target::ALL.iter().map(|t| t.name()).collect(),
         }
@@ -273,6 +300,9 @@ impl Plan {
             warmup_ms: 20,
             duration_ms: 120,
             idle_settle_ms: 100,
+            cluster_idle_conns: vec![60],
+            cluster_idle_nodes: 2,
+            generator_conns: 25,
             ..Self::full()
         }
     }
@@ -343,6 +373,8 @@ pub struct Record {
     pub relay_cpu_us_per_msg: Option<f64>,
     /// The hub's share of `cpu_us_per_msg` (direct and relay deployments).
     pub hub_cpu_us_per_msg: Option<f64>,
+    /// redis-server's share of `cpu_us_per_msg` (a relay cluster).
+    pub redis_cpu_us_per_msg: Option<f64>,
     /// Load-generator CPU in % of one core during the window.
     pub loadgen_cpu_pct: f64,
     /// CPU used during the window by everything but the servers and the generator (other

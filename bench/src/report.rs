@@ -584,6 +584,7 @@ pub fn markdown(plan: &Plan, env: &Environment, records: &[Record], wall_secs: f
     }
     open_loop_details(&mut s, &targets, records);
     migration_table(&mut s, records);
+    cluster_tables(&mut s, &g, records);
     let failures: Vec<&Record> = records.iter().filter(|r| !r.ok).collect();
     if !failures.is_empty() {
         let _ = writeln!(s, "\n## Failed runs\n");
@@ -592,6 +593,81 @@ pub fn markdown(plan: &Plan, env: &Environment, records: &[Record], wall_secs: f
         }
     }
     s
+}
+
+/// A cost ratio against its bound: lower is better.
+fn at_most(r: Option<f64>, bound: f64) -> String {
+    match r {
+        Some(r) => format!("{r:.2}× {}", if r <= bound { "✅" } else { "❌" }),
+        None => "—".into(),
+    }
+}
+
+/// The relay cluster against one relay: cross-node broadcast cost and latency, and the idle
+/// connections a cluster of several processes holds.
+fn cluster_tables(s: &mut String, g: &BTreeMap<Key, Vec<&Record>>, records: &[Record]) {
+    let broadcast: Vec<(usize, usize)> = points(records, "broadcast")
+        .into_iter()
+        .filter(|&(payload, conns)| g.contains_key(&key("broadcast", payload, conns, "cluster-json")))
+        .collect();
+    if !broadcast.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n## Relay cluster: three nodes against one relay\n\n\
+             Broadcasts from one client; negotiate spreads the receivers over the nodes, each node \
+             its own process, all on one core: so the cost, not the speed, is compared. *CPU* is \
+             the servers' µs per delivery, summed over the relay nodes, the app server and (in the \
+             cluster) redis-server; the targets are at most 1.5× one relay's CPU and 2× its p99.\n\n\
+             | payload | receivers | relay deliveries/s | cluster deliveries/s | relay CPU µs | cluster CPU µs | of which Redis | CPU ratio | relay p99 | cluster p99 | p99 ratio |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|"
+        );
+        for (payload, conns) in broadcast {
+            let relay = key("broadcast", payload, conns, "relay-json");
+            let cluster = key("broadcast", payload, conns, "cluster-json");
+            let cpu = |k: &Key| stat_of(g, k, |r| r.cpu_us_per_msg);
+            let p99 = |k: &Key| stat_of(g, k, |r| Some(r.p99_us));
+            let _ = writeln!(
+                s,
+                "| {} | {conns} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                size(payload),
+                rate_cell(g, &relay),
+                rate_cell(g, &cluster),
+                med_range(cpu(&relay)),
+                med_range(cpu(&cluster)),
+                med(stat_of(g, &cluster, |r| r.redis_cpu_us_per_msg)),
+                at_most(ratio(cpu(&cluster), cpu(&relay)), 1.5),
+                med(p99(&relay)),
+                med(p99(&cluster)),
+                at_most(ratio(p99(&cluster), p99(&relay)), 2.0),
+            );
+        }
+    }
+    let idle: Vec<&Record> = records.iter().filter(|r| r.scenario == "cluster-idle").collect();
+    if !idle.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n## Relay cluster: idle connections over several relay processes\n\n\
+             Several generator processes open the connections at once through one app server; \
+             negotiate spreads them over the nodes. *Relay KB/conn* is the growth of the nodes' \
+             RSS summed, per connection.\n\n\
+             | conns | rep | relay KB/conn | app server KB/conn | relays' RSS after (MiB) | connect s | connects/s | ok |\n\
+             |---|---|---|---|---|---|---|---|"
+        );
+        for r in idle {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.conns,
+                r.rep,
+                r.relay_kb_per_conn.map_or("—".into(), num),
+                r.kb_per_conn.map_or("—".into(), num),
+                r.relay_rss_after_kb.map_or("—".into(), |kb| num(kb as f64 / 1024.0)),
+                num(r.connect_secs),
+                r.connect_rate.map_or("—".into(), num),
+                if r.ok { "✅" } else { "❌" }
+            );
+        }
+    }
 }
 
 /// Client migration: how long the old app server took to hand every client over, and what

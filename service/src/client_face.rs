@@ -143,6 +143,10 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut raw: RawConnection) {
     raw.close();
 }
 
+/// The query parameter of a client that negotiate sent on to another node (its value that
+/// node's id): it is not sent on again.
+const REDIRECTED: &str = "asrs.sb.node";
+
 /// Negotiate in a cluster: a new client goes on to the node with the fewest clients when that
 /// is another one that has an app server for its hub, with the token it came with.
 pub(crate) fn redirect(
@@ -150,6 +154,10 @@ pub(crate) fn redirect(
     request: &RequestInfo,
 ) -> Option<switchboard::protocol::negotiate::NegotiateRedirect> {
     let cluster = shared.cluster.as_ref()?;
+    // A client sent here by another node stays.
+    if request.query(REDIRECTED).is_some() {
+        return None;
+    }
     let hub = request.query("hub")?.to_lowercase();
     let token = request
         .headers()
@@ -159,7 +167,6 @@ pub(crate) fn redirect(
         .map(str::to_owned)
         .or_else(|| request.query("access_token").map(str::to_owned))?;
     let mine: usize = shared.hubs.all().iter().map(|hub| hub.counts().0).sum();
-    tracing::debug!(%hub, mine, "negotiate: is another node less loaded?");
     let node = cluster.redirect_target(&hub, mine)?;
     let kept: Vec<&str> = request
         .query_string()
@@ -172,7 +179,12 @@ pub(crate) fn redirect(
         .collect();
     tracing::debug!(%hub, node = %node.id, "negotiate sends a client to another node");
     Some(switchboard::protocol::negotiate::NegotiateRedirect {
-        url: format!("{}/client/?{}", node.advertise.trim_end_matches('/'), kept.join("&")),
+        url: format!(
+            "{}/client/?{}&{REDIRECTED}={}",
+            node.advertise.trim_end_matches('/'),
+            kept.join("&"),
+            node.id
+        ),
         access_token: Some(token),
     })
 }

@@ -8,7 +8,7 @@
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { buildConnection, delay, eventually, Inbox, stopAll, useConnectionCleanup, withTimeout } from "../lib/hub.mjs";
+import { buildConnection, delay, eventually, Inbox, RecordingHttpClient, stopAll, useConnectionCleanup, withTimeout } from "../lib/hub.mjs";
 import { relayClients, relayServerConnections, startAppServer, startRelay } from "../lib/cluster.mjs";
 import { startRedis } from "../lib/redis.mjs";
 
@@ -52,9 +52,13 @@ describe("a relay cluster of three nodes on Redis", { timeout: 8 * TIMEOUT }, ()
     /** A started ChatHub client (negotiating at app server `server`), with an Inbox and its node. */
     async function chatClient(server, user, options = {}) {
         const before = await settledCounts("chathub");
-        const connection = buildConnection(`${server.url}/chathub?user=${encodeURIComponent(user)}`, options);
+        const httpClient = new RecordingHttpClient();
+        const connection = buildConnection(`${server.url}/chathub?user=${encodeURIComponent(user)}`, { httpClient, ...options });
         const inbox = new Inbox(connection, ["Send", "GroupMessage", "UserMessage", "Direct"]);
         await withTimeout(connection.start(), 10_000, `start() at ${server.name}`);
+        // The app server, the node it names, and at most one node that node sends the client on to.
+        const negotiates = httpClient.log.filter((e) => new URL(e.url).pathname.endsWith("/negotiate"));
+        assert.ok(negotiates.length <= 3, `negotiated ${negotiates.length} times: ${negotiates.map((e) => e.url).join(", ")}`);
         const node = await landed(nodes.filter((n) => !n.hasExited), "chathub", before);
         return { connection, inbox, user, node: node.name };
     }
