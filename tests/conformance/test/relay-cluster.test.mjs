@@ -1,13 +1,14 @@
 // A relay cluster: three switchboard-service nodes sharing one real redis-server, two app
 // servers in service mode that dial only the first node, and official clients spread over the
 // nodes by negotiate. Broadcasts, others, groups, users, connection sends, existence checks,
-// group adds and client results across nodes; sticky routing and a graceful shutdown that
+// group adds and client results across nodes; stateful reconnect; sticky routing and a graceful shutdown that
 // moves clients on every node; garbage on the cluster's channels; a node
 // killed (SIGKILL) under continuous traffic; Redis killed and started again; Redis stalled
 // (SIGSTOP).
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import WebSocket from "ws";
 import { buildConnection, delay, eventually, Inbox, RecordingHttpClient, stopAll, useConnectionCleanup, withTimeout } from "../lib/hub.mjs";
 import { relayClients, relayServerConnections, startAppServer, startRelay } from "../lib/cluster.mjs";
 import { startRedis } from "../lib/redis.mjs";
@@ -230,6 +231,54 @@ describe("a relay cluster of three nodes on Redis", { timeout: 8 * TIMEOUT }, ()
         for (const client of clients) {
             const answers = await Promise.all(servers.map((server) => get(server, `/clientresult/${client.connection.connectionId}`)));
             assert.ok(answers.includes("42"), `a client result from ${client.node}: ${answers}`);
+        }
+        await Promise.all(clients.map((c) => c.connection.stop()));
+    });
+
+    test("stateful reconnect on any node: dropped WebSockets lose nothing", { timeout: TIMEOUT }, async () => {
+        const clients = [];
+        for (let i = 0; i < 3; i++) {
+            const before = await settledCounts("testhub");
+            const opened = [];
+            const sockets = [];
+            class CountingWebSocket extends WebSocket {
+                constructor(url, ...rest) {
+                    super(url, ...rest);
+                    opened.push(String(url));
+                    sockets.push(this);
+                }
+            }
+            const connection = buildConnection(`${servers[i % 2].url}/testhub`, {
+                statefulReconnect: true,
+                httpOptions: { WebSocket: CountingWebSocket },
+            });
+            const received = [];
+            const reconnecting = [];
+            connection.on("Message", (m) => received.push(m));
+            connection.onreconnecting((e) => reconnecting.push(e));
+            await withTimeout(connection.start(), 10_000, "a stateful TestHub start()");
+            assert.equal(connection.connection.features.reconnect, true, "stateful reconnect offered through the cluster");
+            const node = (await landed(nodes, "testhub", before)).name;
+            clients.push({ connection, received, reconnecting, opened, sockets, node, id: connection.connectionId });
+        }
+        const MESSAGES = 150;
+        await Promise.all(clients.map(async (client) => {
+            for (let k = 1; k <= MESSAGES; k++) {
+                await client.connection.send("InvokeWithString", String(k));
+                if (k % 50 === 0) {
+                    // A network failure: the client's side of the socket goes without a close.
+                    client.sockets.at(-1).terminate();
+                    await delay(50);
+                }
+            }
+        }));
+        for (const client of clients) {
+            await eventually(() => client.received.length >= MESSAGES, 15_000, `every message on ${client.node} (got ${client.received.length}, sockets ${client.opened.join(" ")}, state ${client.connection.state})`);
+            assert.deepEqual(client.received, Array.from({ length: MESSAGES }, (_, k) => String(k + 1)), `in order, once, on ${client.node}`);
+            assert.equal(client.connection.connectionId, client.id, "the same connection");
+            assert.deepEqual(client.reconnecting, [], "no reconnect that loses the connection");
+            assert.ok(client.opened.length >= 3, `a new WebSocket after each drop on ${client.node}: ${client.opened.length}`);
+            assert.equal(new Set(client.opened.map((u) => new URL(u).host)).size, 1, "every WebSocket to the same node");
         }
         await Promise.all(clients.map((c) => c.connection.stop()));
     });
