@@ -1037,10 +1037,7 @@ impl Harness {
         match result {
             Ok((res, _)) => {
                 fill_load(&mut record, &res);
-                let per_conn = |b: Option<u64>, a: Option<u64>| match (b, a) {
-                    (Some(b), Some(a)) if conns > 0 => Some((a as f64 - b as f64) * 1.024 / conns as f64),
-                    _ => None,
-                };
+                let per_conn = |b: Option<u64>, a: Option<u64>| kb_per_conn(b, a, conns);
                 for (i, (name, _)) in pids.iter().enumerate() {
                     // for Node.js this is the node process: its heap as the GC left it
                     let (b, a) = (before.get(i).copied().flatten(), after.get(i).copied().flatten());
@@ -1096,10 +1093,19 @@ impl Harness {
             .port();
         let (log, log_path) = self.log_file("redis-server")?;
         let mut cmd = self.pinned(self.server_cpu, Path::new("redis-server"));
-        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::null());
+        cmd.args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::null());
         let mut child = cmd
             .spawn()
             .map_err(|e| format!("cannot start redis-server (install the redis-server package): {e}"))?;
@@ -1109,7 +1115,10 @@ impl Harness {
                 use std::io::Read;
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
                 let mut answer = [0u8; 7];
-                if stream.write_all(b"PING\r\n").is_ok() && stream.read_exact(&mut answer).is_ok() && &answer == b"+PONG\r\n" {
+                if stream.write_all(b"PING\r\n").is_ok()
+                    && stream.read_exact(&mut answer).is_ok()
+                    && &answer == b"+PONG\r\n"
+                {
                     break;
                 }
             }
@@ -1303,10 +1312,7 @@ impl Harness {
         let errors: u64 = results.iter().flatten().map(|r| r.errors + r.closed).sum();
         record.connect_secs = connect_secs.unwrap_or(0.0);
         record.connect_rate = connect_secs.map(|secs| connected as f64 / secs.max(1e-9));
-        let per_conn = |b: Option<u64>, a: Option<u64>| match (b, a) {
-            (Some(b), Some(a)) if conns > 0 => Some((a as f64 - b as f64) * 1.024 / conns as f64),
-            _ => None,
-        };
+        let per_conn = |b: Option<u64>, a: Option<u64>| kb_per_conn(b, a, conns);
         (record.relay_rss_before_kb, record.relay_rss_after_kb) = (before.0, after.0);
         record.relay_kb_per_conn = per_conn(before.0, after.0);
         (record.rss_before_kb, record.rss_after_kb) = (before.1, after.1);
@@ -1320,7 +1326,10 @@ impl Harness {
         }
         if errors > 0 {
             let first = results.iter().flatten().find_map(|r| r.first_error.clone());
-            problems.push(format!("{errors} errors or closes (first: {})", first.unwrap_or_default()));
+            problems.push(format!(
+                "{errors} errors or closes (first: {})",
+                first.unwrap_or_default()
+            ));
         }
         if record.relay_kb_per_conn.is_none() {
             problems.push("no memory reading".into());
@@ -1366,6 +1375,14 @@ fn fill_load(record: &mut Record, res: &LoadResult) {
 }
 
 /// One connection and one echo against `url`, on a throw-away runtime.
+/// The RSS growth from `before` to `after` (KiB) per connection, in KB (1000 B).
+fn kb_per_conn(before: Option<u64>, after: Option<u64>, conns: usize) -> Option<f64> {
+    match (before, after) {
+        (Some(b), Some(a)) if conns > 0 => Some((a as f64 - b as f64) * 1.024 / conns as f64),
+        _ => None,
+    }
+}
+
 /// How many other nodes the relay on `port` knows that have an app server for `hub` (from its
 /// `/api/health`); `None` when it does not answer.
 fn cluster_peers_serving(port: u16, hub: &str) -> Option<usize> {

@@ -86,13 +86,19 @@ fn smoke_run_covers_every_scenario_and_target() {
     // the relay cluster: cross-node broadcast and echo against one relay; idle connections
     // opened by several generator processes
     for scenario in ["echo", "broadcast", "cluster-idle"] {
-        assert!(ran(scenario, "cluster-json"), "no successful {scenario} run on cluster-json");
+        assert!(
+            ran(scenario, "cluster-json"),
+            "no successful {scenario} run on cluster-json"
+        );
     }
     for r in records.iter().filter(|r| r["scenario"] == "cluster-idle") {
         assert!(r["relay_kb_per_conn"].as_f64().is_some(), "{r}");
         assert!(r["connect_rate"].as_f64().unwrap() > 0.0, "{r}");
     }
-    for r in records.iter().filter(|r| r["scenario"] != "idle" && r["scenario"] != "cluster-idle") {
+    for r in records
+        .iter()
+        .filter(|r| r["scenario"] != "idle" && r["scenario"] != "cluster-idle")
+    {
         assert!(r["rate"].as_f64().unwrap() > 0.0, "{r}");
         assert!(r["p99_us"].as_f64().unwrap() >= r["p50_us"].as_f64().unwrap(), "{r}");
         assert_eq!(r["lost"], 0, "{r}");
@@ -113,8 +119,14 @@ fn smoke_run_covers_every_scenario_and_target() {
     let summary_md = std::fs::read_to_string(out.join("summary.md")).expect("summary.md");
     assert!(summary_md.contains("## Against the targets"));
     assert!(summary_md.contains("## Client migration"), "{summary_md}");
-    assert!(summary_md.contains("## Relay cluster: three nodes against one relay"), "{summary_md}");
-    assert!(summary_md.contains("## Relay cluster: idle connections"), "{summary_md}");
+    assert!(
+        summary_md.contains("## Relay cluster: three nodes against one relay"),
+        "{summary_md}"
+    );
+    assert!(
+        summary_md.contains("## Relay cluster: idle connections"),
+        "{summary_md}"
+    );
     assert!(summary_md.contains("Comparators, echo msgs/s"), "{summary_md}");
     assert!(
         summary_md.contains("Comparators, broadcast deliveries/s"),

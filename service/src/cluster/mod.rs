@@ -240,25 +240,64 @@ impl Cluster {
         let peers = lock(&self.peers).ids();
         let stats = &self.stats;
         let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        let gauges = [
+        let metrics = [
             (
                 "switchboard_cluster_redis_up",
+                "gauge",
                 "Whether the last heartbeat round with Redis went well.",
                 u64::from(self.redis_up()),
             ),
             (
                 "switchboard_cluster_peers",
+                "gauge",
                 "The other live nodes of the cluster.",
                 peers.len() as u64,
             ),
             (
                 "switchboard_cluster_forwarded_server_connections",
+                "gauge",
                 "App-server connections forwarded to another node now.",
                 get(&stats.forwarding),
             ),
+            (
+                "switchboard_cluster_published_total",
+                "counter",
+                "Messages published to the other nodes.",
+                get(&stats.published),
+            ),
+            (
+                "switchboard_cluster_published_bytes_total",
+                "counter",
+                "Bytes published to the other nodes.",
+                get(&stats.published_bytes),
+            ),
+            (
+                "switchboard_cluster_received_total",
+                "counter",
+                "Messages received from Redis.",
+                get(&stats.received),
+            ),
+            (
+                "switchboard_cluster_received_bytes_total",
+                "counter",
+                "Bytes received from Redis.",
+                get(&stats.received_bytes),
+            ),
+            (
+                "switchboard_cluster_dropped_total",
+                "counter",
+                "Messages not published: the queue was full or Redis refused them.",
+                get(&stats.dropped),
+            ),
+            (
+                "switchboard_cluster_malformed_total",
+                "counter",
+                "Messages from Redis dropped because they do not parse.",
+                get(&stats.malformed),
+            ),
         ];
-        for (name, help, value) in gauges {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+        for (name, kind, help, value) in metrics {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
         }
         out.push_str("# HELP switchboard_cluster_peer A live node of the cluster (always 1).\n");
         out.push_str("# TYPE switchboard_cluster_peer gauge\n");
@@ -268,41 +307,6 @@ impl Cluster {
                 "switchboard_cluster_peer{{node=\"{}\"}} 1",
                 crate::metrics::escape(peer)
             );
-        }
-        let counters = [
-            (
-                "switchboard_cluster_published_total",
-                "Messages published to the other nodes.",
-                get(&stats.published),
-            ),
-            (
-                "switchboard_cluster_published_bytes_total",
-                "Bytes published to the other nodes.",
-                get(&stats.published_bytes),
-            ),
-            (
-                "switchboard_cluster_received_total",
-                "Messages received from Redis.",
-                get(&stats.received),
-            ),
-            (
-                "switchboard_cluster_received_bytes_total",
-                "Bytes received from Redis.",
-                get(&stats.received_bytes),
-            ),
-            (
-                "switchboard_cluster_dropped_total",
-                "Messages not published: the queue was full or Redis refused them.",
-                get(&stats.dropped),
-            ),
-            (
-                "switchboard_cluster_malformed_total",
-                "Messages from Redis dropped because they do not parse.",
-                get(&stats.malformed),
-            ),
-        ];
-        for (name, help, value) in counters {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
         }
     }
 

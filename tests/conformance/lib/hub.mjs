@@ -6,6 +6,7 @@ import {
     DefaultHttpClient, HttpClient, HttpTransportType, HubConnectionBuilder, HubConnectionState, LogLevel, NullLogger,
 } from "@microsoft/signalr";
 import { MessagePackHubProtocol } from "@microsoft/signalr-protocol-msgpack";
+import WebSocket from "ws";
 import { DEBUG } from "./server.mjs";
 // raw.mjs imports this module too; neither uses the other's bindings while it loads.
 import { redirectedEndpoint } from "./raw.mjs";
@@ -354,6 +355,23 @@ export function collectStream(connection, method, ...args) {
 export async function httpGet(url) {
     const res = await fetch(url);
     return { status: res.status, text: await res.text() };
+}
+
+/**
+ * The `ws` WebSocket (for `httpOptions.WebSocket`), counting the sockets a client opens and the
+ * URLs it opens them with: {CountingWebSocket, opened, sockets}.
+ */
+export function countingWebSocket() {
+    const opened = [];
+    const sockets = [];
+    class CountingWebSocket extends WebSocket {
+        constructor(url, ...rest) {
+            super(url, ...rest);
+            opened.push(String(url));
+            sockets.push(this);
+        }
+    }
+    return { CountingWebSocket, opened, sockets };
 }
 
 /** An HttpClient (for the `httpClient` option) that records every request and its outcome. */

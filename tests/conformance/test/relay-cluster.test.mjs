@@ -8,10 +8,10 @@
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import WebSocket from "ws";
-import { buildConnection, delay, eventually, Inbox, RecordingHttpClient, stopAll, useConnectionCleanup, withTimeout } from "../lib/hub.mjs";
+import { buildConnection, countingWebSocket, delay, eventually, RecordingHttpClient, stopAll, useConnectionCleanup, withTimeout } from "../lib/hub.mjs";
 import { relayClients, relayServerConnections, startAppServer, startRelay } from "../lib/cluster.mjs";
 import { startRedis } from "../lib/redis.mjs";
+import { SPREAD_USERS, allGet, chatClient, got, sendsReachEveryone } from "../lib/spread-clients.mjs";
 
 const TIMEOUT = 60_000;
 const NODE_TIMEOUT_SECS = 2;
@@ -51,29 +51,15 @@ describe("a relay cluster of three nodes on Redis", { timeout: 8 * TIMEOUT }, ()
     }
 
     /** A started ChatHub client (negotiating at app server `server`), with an Inbox and its node. */
-    async function chatClient(server, user, options = {}) {
+    async function chatClientOnSomeNode(server, user, options = {}) {
         const before = await settledCounts("chathub");
         const httpClient = new RecordingHttpClient();
-        const connection = buildConnection(`${server.url}/chathub?user=${encodeURIComponent(user)}`, { httpClient, ...options });
-        const inbox = new Inbox(connection, ["Send", "GroupMessage", "UserMessage", "Direct"]);
-        await withTimeout(connection.start(), 10_000, `start() at ${server.name}`);
+        const client = await chatClient(server, user, { httpClient, ...options });
         // The app server, the node it names, and at most one node that node sends the client on to.
         const negotiates = httpClient.log.filter((e) => new URL(e.url).pathname.endsWith("/negotiate"));
         assert.ok(negotiates.length <= 3, `negotiated ${negotiates.length} times: ${negotiates.map((e) => e.url).join(", ")}`);
         const node = await landed(nodes.filter((n) => !n.hasExited), "chathub", before);
-        return { connection, inbox, user, node: node.name };
-    }
-
-    async function allGet(clients, method, text, what) {
-        await Promise.all(clients.map((client) => client.inbox.waitFor(
-            (item) => item.method === method && item.args.at(-1) === text,
-            10_000,
-            `${what}: ${client.user} on ${client.node}`,
-        )));
-    }
-
-    function got(client, method, text) {
-        return client.inbox.items.some((item) => item.method === method && item.args.at(-1) === text);
+        return { ...client, node: node.name, where: node.name };
     }
 
     before(async () => {
@@ -143,63 +129,12 @@ describe("a relay cluster of three nodes on Redis", { timeout: 8 * TIMEOUT }, ()
     test("all, others, groups, users and connection sends reach clients on every node", { timeout: 2 * TIMEOUT }, async () => {
         const clients = [];
         for (let i = 0; i < 6; i++) {
-            clients.push(await chatClient(servers[i % 2], i === 0 || i === 4 ? "shared" : `user${i}`));
+            clients.push(await chatClientOnSomeNode(servers[i % 2], SPREAD_USERS[i]));
         }
         const used = new Set(clients.map((c) => c.node));
         assert.equal(used.size, 3, `negotiate spreads clients over the nodes: ${clients.map((c) => c.node)}`);
 
-        await clients[2].connection.invoke("Broadcast", "b", "to all");
-        await allGet(clients, "Send", "to all", "broadcast");
-        await clients[3].connection.invoke("BroadcastOthers", "b", "to the others");
-        await allGet(clients.filter((_, i) => i !== 3), "Send", "to the others", "others");
-
-        const members = [clients[1], clients[2], clients[5]];
-        for (const member of members) {
-            await member.connection.invoke("JoinGroup", "g");
-        }
-        await clients[0].connection.invoke("SendToGroup", "g", "to the group");
-        await allGet(members, "GroupMessage", "to the group", "group send");
-        await clients[5].connection.invoke("SendToOthersInGroup", "g", "to the other members");
-        await allGet([clients[1], clients[2]], "GroupMessage", "to the other members", "others in group");
-        await members[0].connection.invoke("LeaveGroup", "g");
-        await clients[4].connection.invoke("SendToGroup", "g", "after a leave");
-        await allGet([clients[2], clients[5]], "GroupMessage", "after a leave", "group send after a leave");
-
-        await clients[3].connection.invoke("SendToUser", "shared", "to the user");
-        await allGet([clients[0], clients[4]], "UserMessage", "to the user", "user send");
-        await clients[1].connection.invoke("SendToUsers", ["shared", "user5"], "to the users");
-        await allGet([clients[0], clients[4], clients[5]], "UserMessage", "to the users", "users send");
-
-        await clients[0].connection.invoke("SendToConnection", clients[5].connection.connectionId, "direct");
-        await clients[0].connection.invoke("SendToConnections", [clients[2].connection.connectionId, clients[3].connection.connectionId], "directs");
-        await allGet([clients[5]], "Direct", "direct", "connection send");
-        await allGet([clients[2], clients[3]], "Direct", "directs", "connection sends");
-
-        const excluded = [clients[1].connection.connectionId, clients[4].connection.connectionId];
-        await clients[2].connection.invoke("SendToAllExcept", excluded, "all but two");
-        await allGet([clients[0], clients[2], clients[3], clients[5]], "Send", "all but two", "all except");
-
-        // In order: one sender's messages to a client on another node.
-        for (let i = 0; i < 50; i++) {
-            await clients[0].connection.send("SendToConnection", clients[5].connection.connectionId, `seq ${i}`);
-        }
-        await allGet([clients[5]], "Direct", "seq 49", "the last of a sequence");
-        const sequence = clients[5].inbox.items.filter((item) => item.method === "Direct" && item.args[0].startsWith("seq "));
-        assert.deepEqual(sequence.map((item) => item.args[0]), Array.from({ length: 50 }, (_, i) => `seq ${i}`));
-
-        await clients[0].connection.invoke("Broadcast", "a", "fence");
-        await allGet(clients, "Send", "fence", "fence");
-        assert.ok(!got(clients[3], "Send", "to the others"), "the caller of BroadcastOthers");
-        assert.ok(!got(clients[0], "GroupMessage", "to the group"), "a non-member");
-        assert.ok(!got(clients[5], "GroupMessage", "to the other members"), "the caller of SendToOthersInGroup");
-        assert.ok(!got(clients[1], "GroupMessage", "after a leave"), "a member that left");
-        assert.ok(!got(clients[1], "Send", "all but two") && !got(clients[4], "Send", "all but two"), "the excluded");
-        assert.ok(!got(clients[1], "UserMessage", "to the user"), "another user");
-        // Each message reached each client once.
-        for (const client of clients) {
-            const broadcasts = client.inbox.items.filter((item) => item.method === "Send" && item.args.at(-1) === "to all");
-            assert.equal(broadcasts.length, 1, `${client.user} on ${client.node} got the broadcast once`);
-        }
+        await sendsReachEveryone(clients);
         await Promise.all(clients.map((c) => c.connection.stop()));
     });
 
@@ -239,15 +174,7 @@ describe("a relay cluster of three nodes on Redis", { timeout: 8 * TIMEOUT }, ()
         const clients = [];
         for (let i = 0; i < 3; i++) {
             const before = await settledCounts("testhub");
-            const opened = [];
-            const sockets = [];
-            class CountingWebSocket extends WebSocket {
-                constructor(url, ...rest) {
-                    super(url, ...rest);
-                    opened.push(String(url));
-                    sockets.push(this);
-                }
-            }
+            const { CountingWebSocket, opened, sockets } = countingWebSocket();
             const connection = buildConnection(`${servers[i % 2].url}/testhub`, {
                 statefulReconnect: true,
                 httpOptions: { WebSocket: CountingWebSocket },
@@ -284,8 +211,8 @@ describe("a relay cluster of three nodes on Redis", { timeout: 8 * TIMEOUT }, ()
     });
 
     test("garbage on the cluster's channels is dropped and logged", async () => {
-        const a = await chatClient(servers[0], "g1");
-        const b = await chatClient(servers[1], "g2");
+        const a = await chatClientOnSomeNode(servers[0], "g1");
+        const b = await chatClientOnSomeNode(servers[1], "g2");
         redis.cli("PUBLISH", "switchboard:cluster", "not a cluster message");
         redis.cli("PUBLISH", "switchboard:cluster", "\u0001\u0009\u0001");
         redis.cli("PUBLISH", "switchboard:node:n2", "");
@@ -302,7 +229,7 @@ describe("a relay cluster of three nodes on Redis", { timeout: 8 * TIMEOUT }, ()
     test("Redis stalled (SIGSTOP): traffic that needs no other node goes on; then the cluster resumes", { timeout: TIMEOUT }, async () => {
         const clients = [];
         for (let i = 0; i < 3; i++) {
-            clients.push(await chatClient(servers[i % 2], `stall${i}`));
+            clients.push(await chatClientOnSomeNode(servers[i % 2], `stall${i}`));
         }
         redis.proc.kill("SIGSTOP");
         try {
@@ -335,7 +262,7 @@ describe("a relay cluster of three nodes on Redis", { timeout: 8 * TIMEOUT }, ()
     test("Redis killed and started again: the cluster recovers by itself", { timeout: TIMEOUT }, async () => {
         const members = [];
         for (let i = 0; i < 4; i++) {
-            const member = await chatClient(servers[i % 2], `restart${i}`);
+            const member = await chatClientOnSomeNode(servers[i % 2], `restart${i}`);
             await member.connection.invoke("JoinGroup", "after-restart");
             members.push(member);
         }
@@ -382,7 +309,7 @@ describe("a relay cluster of three nodes on Redis", { timeout: 8 * TIMEOUT }, ()
         }, 20_000, "m-a to reach every node");
         const clients = [];
         for (let i = 0; i < 9; i++) {
-            clients.push(await chatClient(movingFrom, `mover${i}`));
+            clients.push(await chatClientOnSomeNode(movingFrom, `mover${i}`));
         }
         assert.equal(new Set(clients.map((c) => c.node)).size, 3, `clients on every node: ${clients.map((c) => c.node)}`);
         for (const client of clients) {
@@ -417,7 +344,7 @@ describe("a relay cluster of three nodes on Redis", { timeout: 8 * TIMEOUT }, ()
         const reconnect = Array.from({ length: 20 }, () => 500);
         const clients = [];
         for (let i = 0; i < 9; i++) {
-            clients.push(await chatClient(servers[i % 2], `kill${i}`, { automaticReconnect: reconnect }));
+            clients.push(await chatClientOnSomeNode(servers[i % 2], `kill${i}`, { automaticReconnect: reconnect }));
         }
         const n3 = nodes[2];
         const sender = clients.find((c) => c.node === "n1");

@@ -17,7 +17,7 @@ import WebSocket from "ws";
 import { HubConnectionState } from "@microsoft/signalr";
 import { useServer } from "../lib/server.mjs";
 import {
-    PROTOCOLS, SERVICE_MODE, RecordingHttpClient, buildConnection, delay, useConnectionCleanup, withTimeout, WAIT_MS,
+    PROTOCOLS, SERVICE_MODE, RecordingHttpClient, buildConnection, countingWebSocket, delay, useConnectionCleanup, withTimeout, WAIT_MS,
 } from "../lib/hub.mjs";
 import { http } from "../lib/raw.mjs";
 
@@ -29,20 +29,6 @@ const MESSAGES = 300;
 /** Negotiate requests per connection: one self-hosted; the app server's redirect and the relay's through the relay. */
 const NEGOTIATES = SERVICE_MODE ? 2 : 1;
 const DROP_AT = [75, 150, 225];
-
-/** The `ws` WebSocket, counting the sockets the client opens and the URLs it opens them with. */
-function countingWebSocket() {
-    const opened = [];
-    const sockets = [];
-    class CountingWebSocket extends WebSocket {
-        constructor(url, ...rest) {
-            super(url, ...rest);
-            opened.push(String(url));
-            sockets.push(this);
-        }
-    }
-    return { CountingWebSocket, opened, sockets };
-}
 
 /** Starts a stateful-reconnect connection and checks that the server agreed to it. */
 async function statefulClient(protocol) {
