@@ -1008,19 +1008,7 @@ impl Harness {
     fn idle(&mut self, t: Target, conns: usize, rep: usize) -> Result<(), String> {
         let plan = self.opts.plan.clone();
         let mut r = self.start(t.deployment)?;
-        let spec = LoadSpec {
-            scenario: Scenario::Idle,
-            mode: t.mode,
-            url: r.url.clone(),
-            conns,
-            payload: 0,
-            warmup_ms: 0,
-            duration_ms: 0,
-            window: 1,
-            connect_concurrency: 64,
-            drain_ms: 10_000,
-            rate: 1.0,
-        };
+        let spec = idle_spec(t.mode, &r.url, conns);
         let mut record = self.base_record(t, &spec, rep);
         // let the probe connection go away before the baseline reading
         std::thread::sleep(Duration::from_millis(plan.idle_settle_ms));
@@ -1210,19 +1198,7 @@ impl Harness {
         let plan = self.opts.plan.clone();
         let mut r = self.start_cluster(plan.cluster_idle_nodes)?;
         let generators = conns.div_ceil(plan.generator_conns.max(1)).max(1);
-        let spec = |conns: usize| LoadSpec {
-            scenario: Scenario::Idle,
-            mode: t.mode,
-            url: r.url.clone(),
-            conns,
-            payload: 0,
-            warmup_ms: 0,
-            duration_ms: 0,
-            window: 1,
-            connect_concurrency: 64,
-            drain_ms: 10_000,
-            rate: 1.0,
-        };
+        let spec = |conns: usize| idle_spec(t.mode, &r.url, conns);
         let mut record = self.base_record(t, &spec(conns), rep);
         record.scenario = "cluster-idle".to_owned();
         std::thread::sleep(Duration::from_millis(plan.idle_settle_ms));
@@ -1375,6 +1351,23 @@ fn fill_load(record: &mut Record, res: &LoadResult) {
 }
 
 /// One connection and one echo against `url`, on a throw-away runtime.
+/// What a generator opening `conns` idle connections to `url` runs.
+fn idle_spec(mode: Mode, url: &str, conns: usize) -> LoadSpec {
+    LoadSpec {
+        scenario: Scenario::Idle,
+        mode,
+        url: url.to_owned(),
+        conns,
+        payload: 0,
+        warmup_ms: 0,
+        duration_ms: 0,
+        window: 1,
+        connect_concurrency: 64,
+        drain_ms: 10_000,
+        rate: 1.0,
+    }
+}
+
 /// The RSS growth from `before` to `after` (KiB) per connection, in KB (1000 B).
 fn kb_per_conn(before: Option<u64>, after: Option<u64>, conns: usize) -> Option<f64> {
     match (before, after) {

@@ -73,3 +73,19 @@ export async function startRedis(port) {
         },
     };
 }
+
+/**
+ * Kills `redis` (SIGKILL) and starts a new, empty one on its port: the new one. In
+ * `processes` (the test's list of what to kill at the end), the new one takes the old one's place.
+ */
+export async function restartRedis(redis, processes = []) {
+    const port = redis.port;
+    await redis.kill();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const started = await startRedis(port);
+    const index = processes.indexOf(redis);
+    if (index >= 0) {
+        processes[index] = started;
+    }
+    return started;
+}

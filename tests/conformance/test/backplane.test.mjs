@@ -7,7 +7,7 @@ import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { buildConnection, delay, eventually, stopAll, useConnectionCleanup, withTimeout } from "../lib/hub.mjs";
 import { startBackplaneServer } from "../lib/cluster.mjs";
-import { startRedis } from "../lib/redis.mjs";
+import { restartRedis, startRedis } from "../lib/redis.mjs";
 import { SPREAD_USERS, allGet, chatClient, got, sendsReachEveryone } from "../lib/spread-clients.mjs";
 
 const TIMEOUT = 60_000;
@@ -60,12 +60,7 @@ describe("the Redis backplane with three app servers", { timeout: 5 * TIMEOUT },
         assert.ok(servers.every((s) => !s.hasExited), "no server went down");
 
         // Redis killed and started again on its port: the servers subscribe again by themselves.
-        const port = redis.port;
-        await redis.kill();
-        processes.splice(processes.indexOf(redis), 1);
-        await delay(500);
-        redis = await startRedis(port);
-        processes.push(redis);
+        redis = await restartRedis(redis, processes);
         let seq = 0;
         await eventually(async () => {
             const text = `after the restart ${seq++}`;

@@ -10,7 +10,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { buildConnection, countingWebSocket, delay, eventually, RecordingHttpClient, stopAll, useConnectionCleanup, withTimeout } from "../lib/hub.mjs";
 import { relayClients, relayServerConnections, startAppServer, startRelay } from "../lib/cluster.mjs";
-import { startRedis } from "../lib/redis.mjs";
+import { restartRedis, startRedis } from "../lib/redis.mjs";
 import { SPREAD_USERS, allGet, chatClient, got, sendsReachEveryone } from "../lib/spread-clients.mjs";
 
 const TIMEOUT = 60_000;
@@ -266,12 +266,7 @@ describe("a relay cluster of three nodes on Redis", { timeout: 8 * TIMEOUT }, ()
             await member.connection.invoke("JoinGroup", "after-restart");
             members.push(member);
         }
-        const port = redis.port;
-        await redis.kill();
-        processes.splice(processes.indexOf(redis), 1);
-        await delay(500);
-        redis = await startRedis(port);
-        processes.push(redis);
+        redis = await restartRedis(redis, processes);
         let seq = 0;
         await eventually(async () => {
             const text = `after the restart ${seq++}`;
