@@ -331,10 +331,12 @@ impl Cluster {
     }
 
     /// Asks every other live node; resolves with the answers of those that answered within
-    /// [`QUERY_TIMEOUT`] (a node that dies meanwhile is not waited for).
+    /// [`QUERY_TIMEOUT`] (a node that dies meanwhile is not waited for), at once with none
+    /// while Redis is away.
     pub(crate) async fn query(&self, hub: &str, message: &ServiceMessage) -> Vec<Ack> {
         let waiting: HashSet<String> = lock(&self.peers).ids().into_iter().collect();
-        if waiting.is_empty() {
+        // With Redis away nobody would hear the question: this node's answer is all there is.
+        if waiting.is_empty() || !self.redis_up() {
             return Vec::new();
         }
         let id = self.next_query.fetch_add(1, Ordering::Relaxed);
@@ -561,6 +563,9 @@ async fn subscriber(cluster: Weak<Cluster>, node: Weak<dyn Node>, stop: Cancella
 async fn heartbeat(cluster: Weak<Cluster>, node: Weak<dyn Node>, stop: CancellationToken) {
     let mut connection: Option<redis::aio::ConnectionManager> = None;
     let mut beat = 0u64;
+    let mut warned_twin = false;
+    // The beat this node last wrote (after a round that went well).
+    let mut written: Option<u64> = None;
     loop {
         let Some(this) = cluster.upgrade() else { return };
         let interval = (this.settings.node_timeout / 5).max(Duration::from_millis(100));
@@ -597,7 +602,18 @@ async fn heartbeat(cluster: Weak<Cluster>, node: Weak<dyn Node>, stop: Cancellat
             None => Err("no connection".to_owned()),
         };
         match round {
-            Ok(entries) => {
+            Ok((previous, entries)) => {
+                // This node's entry should hold what it wrote last round: anything else was
+                // written by another node with the same id.
+                // (A round that failed on this side may still have been written.)
+                let twin = written.is_some_and(|written| {
+                    previous.is_some_and(|p| p.advertise != info.advertise || !(written..info.beat).contains(&p.beat))
+                });
+                written = Some(info.beat);
+                if twin && !warned_twin {
+                    warned_twin = true;
+                    tracing::warn!(node = %info.id, "another relay uses this node id; give each node its own --node-id");
+                }
                 if !this.redis_up.swap(true, Ordering::Relaxed) {
                     tracing::info!(node = %this.settings.node_id, "in the cluster's registry on Redis");
                 }
@@ -637,17 +653,20 @@ async fn heartbeat(cluster: Weak<Cluster>, node: Weak<dyn Node>, stop: Cancellat
     }
 }
 
-/// One registry round: writes `info`, returns every node's entry.
+/// One registry round: writes `info`, returns what this node's entry held just before (if
+/// anything) and every node's entry.
 async fn round(
     cluster: &Cluster,
     connection: &mut redis::aio::ConnectionManager,
     info: &NodeInfo,
-) -> Result<Vec<NodeInfo>, String> {
+) -> Result<(Option<NodeInfo>, Vec<NodeInfo>), String> {
     let text = |e: redis::RedisError| e.to_string();
     let json = serde_json::to_string(info).map_err(|e| e.to_string())?;
     let expiry = u64::try_from(cluster.settings.node_timeout.as_millis().saturating_mul(3)).unwrap_or(u64::MAX);
     let mut write = redis::pipe();
     write
+        .cmd("GET")
+        .arg(cluster.registry_key(&info.id))
         .cmd("SET")
         .arg(cluster.registry_key(&info.id))
         .arg(json)
@@ -660,7 +679,7 @@ async fn round(
         .ignore()
         .cmd("SMEMBERS")
         .arg(cluster.registry_set());
-    let (ids,): (Vec<String>,) = write.query_async(connection).await.map_err(text)?;
+    let (previous, ids): (Option<String>, Vec<String>) = write.query_async(connection).await.map_err(text)?;
     let keys: Vec<String> = ids.iter().map(|id| cluster.registry_key(id)).collect();
     let entries: Vec<Option<String>> = if keys.is_empty() {
         Vec::new()
@@ -691,5 +710,6 @@ async fn round(
             .query_async(connection)
             .await;
     }
-    Ok(infos)
+    let previous = previous.and_then(|text| serde_json::from_str::<NodeInfo>(&text).ok());
+    Ok((previous, infos))
 }

@@ -255,6 +255,7 @@ describe("a relay cluster of three nodes on Redis", { timeout: 8 * TIMEOUT }, ()
         }, 20_000, "a broadcast across nodes after the stall");
         for (const node of nodes) {
             assert.doesNotMatch(node.stderr, /stopped beating/, `${node.name} found nobody dead`);
+            assert.doesNotMatch(node.stderr, /another relay uses this node id/, `${node.name} saw no twin`);
         }
         await Promise.all(clients.map((c) => c.connection.stop()));
     });
@@ -412,5 +413,13 @@ describe("a relay cluster of three nodes on Redis", { timeout: 8 * TIMEOUT }, ()
         assert.equal(onN1 + onN2, clients.length, "every client is on n1 or n2 now");
         await sender.connection.invoke("Broadcast", "n1", "after the loss");
         await allGet(clients, "Send", "after the loss", "a broadcast after n3 died");
+    });
+
+    test("a second node with a taken node id is told so in the logs", { timeout: TIMEOUT }, async () => {
+        const twin = await startRelay({ redis: redis.url, nodeId: "n2", nodeTimeoutSecs: NODE_TIMEOUT_SECS, key: n1.key });
+        processes.push(twin);
+        const warning = /another relay uses this node id/;
+        await eventually(() => warning.test(twin.stderr) || warning.test(nodes[1].stderr), 10_000, "the warning");
+        await twin.kill();
     });
 });
