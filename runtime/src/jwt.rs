@@ -145,7 +145,7 @@ impl Verifier {
         let mut last = None;
         for key in &self.keys {
             match jsonwebtoken::decode::<Map<String, Value>>(token, key, validation) {
-                Ok(data) => return Ok(data.claims),
+                Ok(data) => return not_before(data.claims),
                 Err(error) => last = Some(JwtError::from_library(error)),
             }
         }
@@ -155,12 +155,47 @@ impl Verifier {
     }
 }
 
+/// How far in the future a token's `nbf` may be and the token still be taken (clocks differ
+/// between machines): ASP.NET Core's default `ClockSkew`.
+pub const NOT_BEFORE_SKEW: Duration = Duration::from_secs(300);
+
+/// `claims`, unless their `nbf` is later than now by more than [`NOT_BEFORE_SKEW`].
+fn not_before(claims: Map<String, Value>) -> Result<Map<String, Value>, JwtError> {
+    let Some(nbf) = claims.get("nbf").and_then(Value::as_f64) else {
+        return Ok(claims);
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    if nbf > now + NOT_BEFORE_SKEW.as_secs_f64() {
+        return Err(JwtError {
+            kind: "the token is not valid yet (nbf)".to_owned(),
+        });
+    }
+    Ok(claims)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn claims(json: Value) -> Map<String, Value> {
         json.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn jwt_a_token_not_valid_yet_is_refused_past_the_clock_skew() {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let with_nbf = |nbf: u64| {
+            let body = claims(serde_json::json!({"nbf": nbf, "exp": now + 7200}));
+            jsonwebtoken::encode(&Header::default(), &body, &EncodingKey::from_secret(b"k")).unwrap()
+        };
+        let verifier = Verifier::new([b"k".as_slice()], &[Algorithm::HS256]);
+        assert!(verifier.verify(&with_nbf(now), None).is_ok());
+        assert!(verifier.verify(&with_nbf(now + 60), None).is_ok(), "within the skew");
+        let error = verifier.verify(&with_nbf(now + 3600), None).unwrap_err();
+        assert!(error.to_string().contains("not valid yet"), "{error}");
     }
 
     #[test]

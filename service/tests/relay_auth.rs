@@ -98,6 +98,7 @@ async fn auth_client_bad_tokens_get_401_with_empty_body() {
             )),
         ),
         ("garbage", Some("not.a.jwt".to_owned())),
+        ("not valid for an hour yet", Some(not_yet_valid(CLIENT_AUD))),
     ];
     for (case, token) in &cases {
         let response = negotiate(&relay, token.as_deref(), None).await;
@@ -143,4 +144,27 @@ async fn auth_server_face_checks_its_token() {
     // The token goes in the Authorization header only.
     let in_query = format!("/server/?hub=chat&cid=c1&access_token={good}");
     assert_eq!(http(&relay, "GET", &in_query, &[], b"").await.status, 401);
+}
+
+/// A token for `audience` whose `nbf` is an hour from now (past any clock skew).
+fn not_yet_valid(audience: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let body = json!({"aud": audience, "nbf": now + 3600, "exp": now + 7200, "nameid": "app1"});
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(Algorithm::HS256),
+        &body,
+        &jsonwebtoken::EncodingKey::from_secret(KEY.as_bytes()),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn auth_a_server_token_not_valid_yet_is_refused() {
+    let relay = relay().await;
+    let refused = ws_with_bearer(&relay, "/server/?hub=chat", &not_yet_valid(SERVER_AUD)).await;
+    assert_eq!(refused.err(), Some(401));
+    assert!(ws_with_bearer(&relay, "/server/?hub=chat", &server_token("chat", "app1")).await.is_ok());
 }
