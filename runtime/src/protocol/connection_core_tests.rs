@@ -277,6 +277,28 @@ fn disconnect_timeout_without_a_transport() {
 }
 
 #[test]
+fn a_messagepack_length_prefix_past_2gb_fails_with_a_format_exception() {
+    let t0 = Instant::now();
+    let mut core = ConnectionCore::new(t0, None);
+    core.start_hub(t0, config());
+    core.handle_input(t0, b"{\"protocol\":\"messagepack\",\"version\":1}\x1e");
+    assert_eq!(
+        outputs(&mut core),
+        vec![Output::Opened(Protocol::MessagePack), transmit("{}\u{1e}")]
+    );
+    // 2^35, in five VarInt bytes and a sixth.
+    core.handle_input(t0, &[0x80, 0x80, 0x80, 0x80, 0x80, 0x01]);
+    assert_eq!(
+        outputs(&mut core),
+        vec![Output::Close(Closing::Failed {
+            exception_type: "FormatException",
+            message: "Messages over 2GB in size are not supported.".to_owned(),
+            allow_reconnect: true,
+        })]
+    );
+}
+
+#[test]
 fn oversized_and_malformed_messages_fail_the_connection() {
     let t0 = Instant::now();
     let mut core = opened(t0, 1, None);

@@ -58,15 +58,20 @@ pub fn read_varint(bytes: &[u8]) -> Result<Option<(usize, usize)>, ProtocolError
         length |= u64::from(byte & 0x7f) << (7 * index);
         if byte & 0x80 == 0 {
             if length > MAX_BINARY_RECORD as u64 {
-                return Err(ProtocolError::invalid("Messages over 2GB in size are not supported."));
+                return Err(too_large());
             }
             return Ok(Some((length as usize, index + 1)));
         }
         if index == 4 {
-            return Err(ProtocolError::invalid("Messages over 2GB in size are not supported."));
+            return Err(too_large());
         }
     }
     Ok(None)
+}
+
+/// A length prefix past 2 GB, as the reference's binary message parser reports it.
+fn too_large() -> ProtocolError {
+    ProtocolError::Format("Messages over 2GB in size are not supported.".to_owned())
 }
 
 /// Appends `length` as a VarInt.

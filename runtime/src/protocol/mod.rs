@@ -88,6 +88,8 @@ pub enum ProtocolError {
     },
     /// A value could not be encoded.
     Encode(String),
+    /// The framing itself is malformed (a length prefix too long): .NET's `FormatException`.
+    Format(String),
 }
 
 impl ProtocolError {
@@ -100,6 +102,7 @@ impl ProtocolError {
         match self {
             ProtocolError::InvalidData(_) | ProtocolError::MessageTooLarge { .. } => "InvalidDataException",
             ProtocolError::Encode(_) => "InvalidOperationException",
+            ProtocolError::Format(_) => "FormatException",
         }
     }
 }
@@ -107,7 +110,9 @@ impl ProtocolError {
 impl std::fmt::Display for ProtocolError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ProtocolError::InvalidData(text) | ProtocolError::Encode(text) => f.write_str(text),
+            ProtocolError::InvalidData(text) | ProtocolError::Encode(text) | ProtocolError::Format(text) => {
+                f.write_str(text)
+            }
             ProtocolError::MessageTooLarge { max } => write!(
                 f,
                 "The maximum message size of {max}B was exceeded. The message size can be configured in AddHubOptions."
