@@ -12,6 +12,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use switchboard::protocol::Protocol;
 use switchboard::protocol::framing::RECORD_SEPARATOR;
+use switchboard::protocol::handshake::HANDSHAKE_CANCELED;
 use switchboard::protocol::service::{
     CloseConnection, ConnectionData, ConnectionReconnect, INSTANCE_ID, MIGRATE_FROM, MIGRATE_TO, OpenConnection, Ping,
     ServiceMessage,
@@ -26,6 +27,10 @@ use crate::state::hub::{Hub, NewClient, Refusal, SERVER_OFFLINE, Sticky, close_r
 use crate::state::hubs::Pinned;
 use crate::state::mover::Mover;
 use crate::state::server_link::ServerLink;
+
+/// The largest handshake request the relay waits for: ASP.NET Core's default
+/// `MaximumReceiveMessageSize` (32 KiB), which bounds a self-hosted server's handshake.
+const MAX_HANDSHAKE_SIZE: usize = 32 * 1024;
 
 /// The handshake error of a client whose token requires an app server that has no server
 /// connection to the hub (the text Azure SignalR Service gives).
@@ -411,12 +416,20 @@ fn data(connection_id: &str, payload: Bytes) -> ServiceMessage {
 /// with it), or `None` if it left, took too long, or sent too much without a record end.
 async fn read_handshake(shared: &Shared, raw: &mut RawConnection) -> Option<Bytes> {
     let deadline = tokio::time::Instant::now() + shared.config.handshake_timeout;
+    let limit = shared.config.max_message_size.min(MAX_HANDSHAKE_SIZE);
     let mut buf = BytesMut::new();
     loop {
         let chunk = tokio::select! {
             biased;
             _ = shared.shutdown.cancelled() => return None,
-            chunk = tokio::time::timeout_at(deadline, raw.recv()) => chunk.ok()??,
+            chunk = tokio::time::timeout_at(deadline, raw.recv()) => match chunk {
+                Ok(chunk) => chunk?,
+                Err(_) => {
+                    tracing::debug!("no client handshake in time");
+                    raw.send(handshake_error(HANDSHAKE_CANCELED));
+                    return None;
+                }
+            },
         };
         shared.metrics().client_received(chunk.len());
         if buf.is_empty() && chunk.contains(&RECORD_SEPARATOR) {
@@ -426,8 +439,10 @@ async fn read_handshake(shared: &Shared, raw: &mut RawConnection) -> Option<Byte
         if buf.contains(&RECORD_SEPARATOR) {
             return Some(buf.freeze());
         }
-        if buf.len() > shared.config.max_message_size {
+        if buf.len() > limit {
+            // As a self-hosted server does once a handshake outgrows its message limit.
             tracing::debug!("client handshake too large");
+            raw.send(handshake_error(HANDSHAKE_CANCELED));
             return None;
         }
     }

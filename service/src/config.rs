@@ -54,9 +54,10 @@ CONFIG FILE (TOML; every key optional):
                                     # past this many clients on one server connection, ask its
                                     #   app server for one more (it opens an OnDemand connection
                                     #   unless it has MaxHubServerConnectionCount) [default: 1000]
-    max_message_size = 1048576      # bytes: largest client handshake, and the frame and POST
-                                    #   limits of the client transports (4x this, 1 MiB at least)
-                                    #   [default: 1048576]
+    max_message_size = 1048576      # bytes: the frame and POST limits of the client transports
+                                    #   (4x this, 1 MiB at least); a client handshake may be this
+                                    #   or 32 KiB long, the smaller (past it: \"Handshake was
+                                    #   canceled.\", as a self-hosted server answers) [default: 1048576]
     max_server_message_size = 16777216
                                     # bytes: largest record from an app server; a larger one
                                     #   closes that server connection [default: 16777216]
@@ -104,8 +105,8 @@ pub struct Config {
     /// for another connection to the hub (a `target` ping; the app opens an OnDemand
     /// connection unless it holds its `MaxHubServerConnectionCount`), once per connection.
     pub clients_per_server_connection: usize,
-    /// The largest client handshake, in bytes; the client transports accept frames and POST
-    /// bodies of four times this (1 MiB at least).
+    /// The client transports accept frames and POST bodies of four times this, in bytes (1 MiB
+    /// at least); a client handshake may be this or 32 KiB long, whichever is smaller.
     pub max_message_size: usize,
     /// The largest record an app server may send, in bytes; a larger one closes its
     /// connection.

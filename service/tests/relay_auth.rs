@@ -166,5 +166,9 @@ async fn auth_a_server_token_not_valid_yet_is_refused() {
     let relay = relay().await;
     let refused = ws_with_bearer(&relay, "/server/?hub=chat", &not_yet_valid(SERVER_AUD)).await;
     assert_eq!(refused.err(), Some(401));
-    assert!(ws_with_bearer(&relay, "/server/?hub=chat", &server_token("chat", "app1")).await.is_ok());
+    assert!(
+        ws_with_bearer(&relay, "/server/?hub=chat", &server_token("chat", "app1"))
+            .await
+            .is_ok()
+    );
 }

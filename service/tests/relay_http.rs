@@ -201,6 +201,42 @@ async fn http_oversized_client_handshake_closes_the_client() {
         .unwrap();
     client.send_text(&"x".repeat(800)).await;
     client.send_text(&"x".repeat(800)).await;
+    assert_eq!(
+        client.next_text().await,
+        "{\"error\":\"Handshake was canceled.\"}\u{1e}"
+    );
+    client.closed().await;
+}
+
+#[tokio::test]
+async fn http_a_handshake_past_32_kib_is_refused_at_once() {
+    // The relay's own limit is larger; a handshake is bounded as a self-hosted server bounds it.
+    let relay = relay().await;
+    let _server = AppServer::connect(&relay, "chat", "app1").await;
+    let mut client = Client::open(&relay, "chat", &client_token("chat", json!({})))
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    client.send_text(&"x".repeat(33 * 1024)).await;
+    assert_eq!(
+        client.next_text().await,
+        "{\"error\":\"Handshake was canceled.\"}\u{1e}"
+    );
+    client.closed().await;
+    assert!(started.elapsed() < Duration::from_secs(2), "refused at once");
+}
+
+#[tokio::test]
+async fn http_a_client_without_a_handshake_is_told_when_it_times_out() {
+    let relay = relay_with(|c| c.handshake_timeout = Duration::from_secs(1)).await;
+    let _server = AppServer::connect(&relay, "chat", "app1").await;
+    let mut client = Client::open(&relay, "chat", &client_token("chat", json!({})))
+        .await
+        .unwrap();
+    assert_eq!(
+        client.next_text().await,
+        "{\"error\":\"Handshake was canceled.\"}\u{1e}"
+    );
     client.closed().await;
 }
 
