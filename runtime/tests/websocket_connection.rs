@@ -614,3 +614,79 @@ async fn lifetime_send_encodes_once_per_protocol() {
         "one encoding per protocol for five recipients"
     );
 }
+
+/// A client WebSocket frame, written by hand: `fin`, `opcode`, masked (with a zero mask, so the
+/// payload goes as is) unless `masked` is false.
+fn raw_frame(opcode: u8, payload: &[u8], masked: bool) -> Vec<u8> {
+    let mut frame = vec![0x80 | opcode];
+    let mask_bit = if masked { 0x80 } else { 0 };
+    assert!(payload.len() < 126);
+    frame.push(mask_bit | payload.len() as u8);
+    if masked {
+        frame.extend_from_slice(&[0, 0, 0, 0]);
+    }
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// Opens a WebSocket to `path` over a plain TCP stream, completes a JSON handshake, sends
+/// `bad` and returns the code of the Close frame the server answers with.
+async fn close_code_after(addr: &str, path: &str, bad: &[u8]) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let upgrade = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    tcp.write_all(upgrade.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        tcp.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    tcp.write_all(&raw_frame(0x1, b"{\"protocol\":\"json\",\"version\":1}\x1e", true))
+        .await
+        .unwrap();
+    tcp.write_all(bad).await.unwrap();
+    // Server frames are unmasked and short here: opcode, length, payload.
+    loop {
+        let mut header = [0u8; 2];
+        tokio::time::timeout(WAIT, tcp.read_exact(&mut header))
+            .await
+            .expect("the server answers")
+            .expect("a frame, not the end of the stream");
+        let mut payload = vec![0u8; usize::from(header[1] & 0x7f)];
+        tcp.read_exact(&mut payload).await.unwrap();
+        if header[0] & 0x0f == 0x8 {
+            return u16::from_be_bytes([payload[0], payload[1]]);
+        }
+    }
+}
+
+#[tokio::test]
+async fn websocket_protocol_errors_close_with_the_codes_the_reference_uses() {
+    let app = Switchboard::builder().hub("/probe", Probe::default()).build().unwrap();
+    let addr = serve(&app).await;
+    // A text frame that is not UTF-8: 1007.
+    assert_eq!(
+        close_code_after(&addr, "/probe", &raw_frame(0x1, b"\xff\xfe", true)).await,
+        1007
+    );
+    // A client frame without a mask: 1002.
+    assert_eq!(
+        close_code_after(&addr, "/probe", &raw_frame(0x1, b"{}", false)).await,
+        1002
+    );
+    // A reserved opcode: 1002.
+    assert_eq!(
+        close_code_after(&addr, "/probe", &raw_frame(0x3, b"", true)).await,
+        1002
+    );
+    // A client that closes normally still gets 1000.
+    assert_eq!(
+        close_code_after(&addr, "/probe", &raw_frame(0x8, &[0x03, 0xe8], true)).await,
+        1000
+    );
+}

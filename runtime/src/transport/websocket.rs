@@ -2,6 +2,7 @@
 //! outbound queue, coalescing everything queued into one frame and one flush.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
 
 use crate::queue;
 use axum::extract::FromRequestParts;
@@ -16,7 +17,7 @@ use http::request::Parts;
 use super::registry::{Attached, Claim};
 use super::{AppState, Endpoint, empty, new_connection, new_id, outbound, posted_inbound, run_endpoint, text};
 use crate::connection::claims::Claims;
-use crate::connection::inbound::Inbound;
+use crate::connection::inbound::{Inbound, NORMAL_CLOSURE, close_code_for};
 use crate::connection::{CloseReason, Connection};
 use crate::options::TransportType;
 use tokio_util::sync::CancellationToken;
@@ -117,8 +118,9 @@ fn configure(upgrade: WebSocketUpgrade, endpoint: &Endpoint) -> WebSocketUpgrade
 async fn run(socket: WebSocket, conn: Arc<Connection>, outbound: queue::Receiver<Bytes>, endpoint: &Endpoint) {
     let send_timeout = endpoint.options.transport_send_timeout;
     let (sink, stream) = socket.split();
-    let writer = tokio::spawn(write(sink, outbound, conn.clone(), send_timeout));
-    run_endpoint(endpoint, conn, Inbound::WebSocket(stream), true).await;
+    let close_code = Arc::new(AtomicU16::new(NORMAL_CLOSURE));
+    let writer = tokio::spawn(write(sink, outbound, conn.clone(), send_timeout, close_code.clone()));
+    run_endpoint(endpoint, conn, Inbound::WebSocket(stream, close_code), true).await;
     let _ = writer.await;
 }
 
@@ -141,6 +143,7 @@ async fn write(
     mut outbound: queue::Receiver<Bytes>,
     conn: Arc<Connection>,
     timeout: std::time::Duration,
+    close_code: Arc<AtomicU16>,
 ) {
     while let Some(bytes) = outbound::next_batch(&mut outbound, &conn).await {
         let Some(message) = frame(&conn, bytes) else { continue };
@@ -157,12 +160,17 @@ async fn write(
     {
         return;
     }
-    let close = Message::Close(Some(CloseFrame {
-        code: 1000,
-        reason: Utf8Bytes::from_static(""),
-    }));
-    let _ = send(&mut sink, close, timeout).await;
+    let _ = send(&mut sink, close_frame(&close_code), timeout).await;
     let _ = tokio::time::timeout(timeout, sink.close()).await;
+}
+
+/// The Close frame a socket ends with: normal, unless a broken frame from the client calls for
+/// another code (see [`close_code_for`](crate::connection::inbound::close_code_for)).
+fn close_frame(code: &AtomicU16) -> Message {
+    Message::Close(Some(CloseFrame {
+        code: code.load(Ordering::Relaxed),
+        reason: Utf8Bytes::from_static(""),
+    }))
 }
 
 /// Runs one socket of a connection that reconnects statefully. The socket may drop and a
@@ -176,6 +184,7 @@ async fn run_reattachable(socket: WebSocket, attached: Arc<Attached>, timeout: s
         conn.reconnected();
     }
     let (mut sink, mut stream) = socket.split();
+    let close_code = AtomicU16::new(NORMAL_CLOSURE);
     let done = stop.child_token();
     let reader = async {
         let Some(inbound) = attached.inbound.clone() else {
@@ -191,7 +200,11 @@ async fn run_reattachable(socket: WebSocket, attached: Arc<Attached>, timeout: s
                 Some(Ok(Message::Text(text))) => Bytes::from(text),
                 Some(Ok(Message::Binary(bytes))) => bytes,
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                Some(Err(error)) => {
+                    close_code.store(close_code_for(&error), Ordering::Relaxed);
+                    break;
+                }
+                Some(Ok(Message::Close(_))) | None => break,
             };
             conn.mark_received();
             if inbound.send(bytes).await.is_err() {
@@ -201,7 +214,7 @@ async fn run_reattachable(socket: WebSocket, attached: Arc<Attached>, timeout: s
         done.cancel();
     };
     let writer = async {
-        write_reattachable(&mut sink, &attached, &done, timeout, reconnect).await;
+        write_reattachable(&mut sink, &attached, &done, timeout, reconnect, &close_code).await;
         done.cancel();
     };
     tokio::join!(reader, writer);
@@ -222,6 +235,7 @@ async fn write_reattachable(
     done: &CancellationToken,
     timeout: std::time::Duration,
     reconnect: bool,
+    close_code: &AtomicU16,
 ) {
     let conn = &attached.conn;
     let Some(queue) = &attached.outbound else { return };
@@ -296,10 +310,6 @@ async fn write_reattachable(
     {
         return;
     }
-    let close = Message::Close(Some(CloseFrame {
-        code: 1000,
-        reason: Utf8Bytes::from_static(""),
-    }));
-    let _ = send(sink, close, timeout).await;
+    let _ = send(sink, close_frame(close_code), timeout).await;
     let _ = tokio::time::timeout(timeout, sink.close()).await;
 }
