@@ -311,8 +311,12 @@ async fn websocket_malformed_messages_close_only_that_connection() {
             "Connection closed with an error. InvalidDataException: Missing required property 'target'.",
         ),
         (
+            "{\"type\":1,\"invocationId\":1,\"target\":\"Echo\",\"arguments\":[]}\u{1e}",
+            "Connection closed with an error. InvalidDataException: Expected 'invocationId' to be of type String.",
+        ),
+        (
             "[1,2,3]\u{1e}",
-            "Connection closed with an error. InvalidDataException: Error reading JSON.",
+            "Connection closed with an error. InvalidDataException: Unexpected JSON Token Type 'Array'. Expected a JSON Object.",
         ),
     ];
     for (bad, error) in cases {

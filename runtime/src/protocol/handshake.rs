@@ -77,7 +77,8 @@ pub fn parse_request(record: &[u8]) -> Result<HandshakeRequest, ProtocolError> {
     Ok(HandshakeRequest { protocol, version })
 }
 
-fn json_token_type(value: &serde_json::Value) -> &'static str {
+/// The name .NET's JSON reader gives a value's first token.
+pub(super) fn json_token_type(value: &serde_json::Value) -> &'static str {
     match value {
         serde_json::Value::Array(_) => "Array",
         serde_json::Value::String(_) => "String",

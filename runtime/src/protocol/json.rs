@@ -45,9 +45,14 @@ fn missing(name: &str) -> ProtocolError {
     ProtocolError::invalid(format!("Missing required property '{name}'."))
 }
 
+/// How deep arrays and objects may nest in a record: .NET's JSON reader's default `MaxDepth`.
+const MAX_DEPTH: usize = 64;
+
 pub(super) fn parse(record: Bytes) -> Result<Option<HubMessage>, ProtocolError> {
-    let wire: WireMessage<'_> =
-        serde_json::from_slice(&record).map_err(|_| ProtocolError::invalid("Error reading JSON."))?;
+    if nests_deeper_than(&record, MAX_DEPTH) {
+        return Err(ProtocolError::invalid("Error reading JSON."));
+    }
+    let wire: WireMessage<'_> = serde_json::from_slice(&record).map_err(|_| diagnose(&record))?;
     let kind = wire.kind.as_ref().ok_or_else(|| missing("type"))?;
     let Some(kind) = kind.as_u64().or_else(|| {
         kind.as_f64()
@@ -120,6 +125,105 @@ pub(super) fn parse(record: Bytes) -> Result<Option<HubMessage>, ProtocolError> 
         _ => return Ok(None),
     };
     Ok(Some(message))
+}
+
+/// Whether arrays and objects nest deeper than `max` anywhere in `json` (strings skipped).
+fn nests_deeper_than(json: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &byte in json {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// A record's properties in the order they come, each value as raw JSON.
+struct Properties<'a>(Vec<(String, &'a JsonRaw)>);
+
+impl<'de> Deserialize<'de> for Properties<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Properties<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut properties = Vec::new();
+                while let Some(entry) = map.next_entry::<String, &'de JsonRaw>()? {
+                    properties.push(entry);
+                }
+                Ok(Properties(properties))
+            }
+        }
+        deserializer.deserialize_map(Visit)
+    }
+}
+
+/// Why a record that does not read as a hub message fails, in the reference server's words:
+/// not JSON; not an object; or the first property of the wrong type.
+fn diagnose(record: &[u8]) -> ProtocolError {
+    let error = |text: &str| ProtocolError::invalid(text);
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(record) else {
+        return error("Error reading JSON.");
+    };
+    if !value.is_object() {
+        return error(&format!(
+            "Unexpected JSON Token Type '{}'. Expected a JSON Object.",
+            super::handshake::json_token_type(&value)
+        ));
+    }
+    let Ok(Properties(properties)) = serde_json::from_slice::<Properties<'_>>(record) else {
+        return error("Error reading JSON.");
+    };
+    for (name, raw) in properties {
+        let first = raw.get().as_bytes().first().copied().unwrap_or(b' ');
+        let expected = match name.as_str() {
+            "type" | "sequenceId" if !(first == b'-' || first.is_ascii_digit()) => "of type Number",
+            "invocationId" | "target" | "error" if first != b'"' && first != b'n' => "of type String",
+            "arguments" | "streamIds" if first != b'[' => "of type Array",
+            "allowReconnect" if first != b't' && first != b'f' => "true or false",
+            "headers" if first != b'{' => "of type StartObject",
+            "headers" => {
+                let headers: Vec<(String, &JsonRaw)> = serde_json::from_str::<Properties<'_>>(raw.get())
+                    .map(|p| p.0)
+                    .unwrap_or_default();
+                if let Some((header, _)) = headers.iter().find(|(_, v)| !v.get().starts_with('"')) {
+                    return error(&format!("Expected header '{header}' to be of type String."));
+                }
+                continue;
+            }
+            "streamIds" => {
+                let ids: Vec<&JsonRaw> = serde_json::from_str(raw.get()).unwrap_or_default();
+                if ids.iter().any(|id| !id.get().starts_with('"')) {
+                    // .NET reads each id as a string, and fails on anything else.
+                    return error("Error reading JSON.");
+                }
+                continue;
+            }
+            _ => continue,
+        };
+        return error(&format!("Expected '{name}' to be {expected}."));
+    }
+    error("Error reading JSON.")
 }
 
 /// Writes `{"type":N` and, when given and not empty, the headers.

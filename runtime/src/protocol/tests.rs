@@ -241,9 +241,9 @@ fn json_tolerates_type_last_unknown_properties_and_null_error() {
 
 #[test]
 fn json_reports_the_reference_error_texts() {
-    let err = |text: &'static str| {
+    let err = |text: &str| {
         Protocol::Json
-            .parse_record(Bytes::from_static(text.as_bytes()))
+            .parse_record(Bytes::copy_from_slice(text.as_bytes()))
             .unwrap_err()
             .to_string()
     };
@@ -273,7 +273,70 @@ fn json_reports_the_reference_error_texts() {
     );
     assert_eq!(err(r#"{"type":"one"}"#), "Expected 'type' to be of type Number.");
     assert_eq!(err(r#"{"type":1,"target""#), "Error reading JSON.");
-    assert_eq!(err(r#"[1,2]"#), "Error reading JSON.");
+    assert_eq!(
+        err(r#"[1,2]"#),
+        "Unexpected JSON Token Type 'Array'. Expected a JSON Object."
+    );
+    assert_eq!(
+        err(r#""text""#),
+        "Unexpected JSON Token Type 'String'. Expected a JSON Object."
+    );
+    // Each property of the wrong type is named, as the reference server names it; the first
+    // one in the record wins.
+    let cases = [
+        (
+            r#"{"type":1,"invocationId":5,"target":"x","arguments":[]}"#,
+            "Expected 'invocationId' to be of type String.",
+        ),
+        (
+            r#"{"type":1,"target":[],"arguments":[]}"#,
+            "Expected 'target' to be of type String.",
+        ),
+        (
+            r#"{"type":1,"target":"x","arguments":{}}"#,
+            "Expected 'arguments' to be of type Array.",
+        ),
+        (
+            r#"{"type":1,"target":"x","arguments":[],"streamIds":"s"}"#,
+            "Expected 'streamIds' to be of type Array.",
+        ),
+        (r#"{"type":7,"error":false}"#, "Expected 'error' to be of type String."),
+        (
+            r#"{"type":7,"allowReconnect":"yes"}"#,
+            "Expected 'allowReconnect' to be true or false.",
+        ),
+        (
+            r#"{"type":1,"target":"x","arguments":[],"headers":[]}"#,
+            "Expected 'headers' to be of type StartObject.",
+        ),
+        (
+            r#"{"type":1,"target":"x","arguments":[],"headers":{"a":"1","b":2}}"#,
+            "Expected header 'b' to be of type String.",
+        ),
+        (
+            r#"{"type":8,"sequenceId":"1"}"#,
+            "Expected 'sequenceId' to be of type Number.",
+        ),
+        (r#"{"target":7,"type":"x"}"#, "Expected 'target' to be of type String."),
+    ];
+    for (record, text) in cases {
+        assert_eq!(err(record), text, "{record}");
+    }
+    // Nesting deeper than 64, as .NET's JSON reader refuses it; 64 is fine.
+    let nested = |depth: usize| {
+        format!(
+            r#"{{"type":1,"target":"x","arguments":{}{}}}"#,
+            "[".repeat(depth),
+            "]".repeat(depth)
+        )
+    };
+    assert_eq!(err(&nested(64)), "Error reading JSON.");
+    assert!(Protocol::Json.parse_record(Bytes::from(nested(63))).is_ok());
+    let in_strings = format!(r#"{{"type":1,"target":"x","arguments":["{}"]}}"#, "[".repeat(200));
+    assert!(
+        Protocol::Json.parse_record(Bytes::from(in_strings)).is_ok(),
+        "brackets in strings do not count"
+    );
 }
 
 #[test]
