@@ -310,7 +310,10 @@ async fn open(shared: &Shared, raw: &mut RawConnection) -> Option<Opened> {
     let mut handshake = read_handshake(shared, raw).await?;
     let (protocol, version) = handshake_request(&handshake);
     let hub_protocol = protocol.as_deref().and_then(Protocol::from_name);
-    raw.set_binary(protocol.as_deref().is_some_and(is_binary_protocol));
+    match hub_protocol {
+        Some(hub_protocol) => raw.set_protocol(hub_protocol),
+        None => raw.set_binary(protocol.as_deref().is_some_and(is_binary_protocol)),
+    }
     let connection_id = raw.connection_id().to_owned();
     let client = NewClient {
         sender: raw.sender(),

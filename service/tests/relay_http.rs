@@ -451,3 +451,29 @@ async fn http_an_expired_token_ends_an_event_stream() {
         other => panic!("expected CloseConnection, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn http_a_client_that_does_not_read_is_told_why_it_is_closed() {
+    let relay = relay().await;
+    let mut server = AppServer::connect(&relay, "chat", "app1").await;
+    let (mut client, _) = connect_through(&relay, &mut server, "chat", "json", json!({})).await;
+    // Far more than the client's queue and the sockets' buffers hold, while it reads nothing.
+    let payload = format!("{{\"type\":1,\"target\":\"m\",\"arguments\":[\"{}\"]}}\u{1e}", "x".repeat(2000));
+    for _ in 0..8000 {
+        server
+            .send(&ServiceMessage::BroadcastData(switchboard::protocol::service::BroadcastData {
+                payloads: vec![("json".to_owned(), payload.clone().into())],
+                ..Default::default()
+            }))
+            .await;
+    }
+    let mut last = String::new();
+    while let Ok((_, bytes)) = client.next().await {
+        last = String::from_utf8_lossy(&bytes).into_owned();
+    }
+    let close = last.rsplit('\u{1e}').find(|record| !record.is_empty()).unwrap_or_default();
+    assert_eq!(
+        close,
+        "{\"type\":7,\"error\":\"Connection closed with an error. The client did not read its messages fast enough: its outbound queue is full.\",\"allowReconnect\":true}"
+    );
+}

@@ -51,6 +51,15 @@ impl CloseReason {
         }
     }
 
+    /// Ended normally by whoever speaks the hub protocol on a raw connection (it sends its own
+    /// Close message, if any): what was queued goes out, with no Close message added.
+    pub fn quiet() -> Self {
+        Self {
+            send_close_message: false,
+            ..Self::graceful()
+        }
+    }
+
     /// The transport went away; nothing more can be sent.
     pub fn transport_closed() -> Self {
         Self {

@@ -182,9 +182,18 @@ impl RawConnection {
         self.conn.send_frame(bytes);
     }
 
-    /// Closes the connection.
+    /// Closes the connection (what was sent before still goes out).
     pub fn close(&self) {
-        self.conn.close(CloseReason::graceful());
+        self.conn.close(CloseReason::quiet());
+    }
+
+    /// Names the hub protocol the bytes passed through speak: a client closed because it does
+    /// not read its messages is then told why with a Close message in that protocol, as a hub
+    /// connection is (the frames follow the protocol's format too).
+    #[cfg(feature = "relay")]
+    pub fn set_protocol(&self, protocol: Protocol) {
+        self.conn.set_protocol(protocol);
+        self.fixed_format.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// A handle that sends to and closes this connection from other tasks, while this one
@@ -224,7 +233,7 @@ impl RawSender {
 
     /// Closes the connection: what was sent before still goes out, then the transport ends.
     pub fn close(&self) {
-        self.conn.close(CloseReason::graceful());
+        self.conn.close(CloseReason::quiet());
     }
 
     /// Resolves once the client has come back on a new WebSocket since the last call (after
