@@ -64,6 +64,9 @@ CONFIG FILE (TOML; every key optional):
     handshake_timeout_secs = 15     # time for a client's or app server's handshake [default: 15]
     server_keep_alive_secs = 5      # ping an app server sent nothing this long [default: 5]
     server_timeout_secs = 30        # close an app-server connection silent this long [default: 30]
+    request_header_timeout_secs = 30
+                                    # close an HTTP connection whose request headers take longer
+                                    #   (as Kestrel does) [default: 30]
     redis = \"redis://127.0.0.1:6379/\" # like --redis
     node_id = \"relay-1\"             # like --node-id
     advertise = \"http://10.0.0.5:8080\"
@@ -117,6 +120,8 @@ pub struct Config {
     pub server_keep_alive_interval: Duration,
     /// An app-server connection that sends nothing (not even a ping) for this long is closed.
     pub server_timeout: Duration,
+    /// An HTTP connection whose request headers have not all come within this is closed.
+    pub request_header_timeout: Duration,
     /// The Redis of the relay cluster this node joins; `None` for a relay on its own.
     pub redis: Option<String>,
     /// This node's id in the cluster; random when `None`.
@@ -143,6 +148,7 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(15),
             server_keep_alive_interval: switchboard::protocol::service::link::KEEP_ALIVE_INTERVAL,
             server_timeout: switchboard::protocol::service::link::RECEIVE_TIMEOUT,
+            request_header_timeout: Duration::from_secs(30),
             redis: None,
             node_id: None,
             advertise: None,
@@ -166,6 +172,7 @@ impl std::fmt::Debug for Config {
             .field("handshake_timeout", &self.handshake_timeout)
             .field("server_keep_alive_interval", &self.server_keep_alive_interval)
             .field("server_timeout", &self.server_timeout)
+            .field("request_header_timeout", &self.request_header_timeout)
             // The URL may hold a password.
             .field("redis", &self.redis.as_ref().map(|_| "[redacted]"))
             .field("node_id", &self.node_id)
@@ -208,6 +215,7 @@ struct FileConfig {
     handshake_timeout_secs: Option<u64>,
     server_keep_alive_secs: Option<u64>,
     server_timeout_secs: Option<u64>,
+    request_header_timeout_secs: Option<u64>,
     redis: Option<String>,
     node_id: Option<String>,
     advertise: Option<String>,
@@ -261,6 +269,7 @@ impl Config {
         secs(file.server_keep_alive_secs, &mut self.server_keep_alive_interval);
         secs(file.server_timeout_secs, &mut self.server_timeout);
         secs(file.node_timeout_secs, &mut self.node_timeout);
+        secs(file.request_header_timeout_secs, &mut self.request_header_timeout);
         for (value, target) in [
             (file.redis, &mut self.redis),
             (file.node_id, &mut self.node_id),
@@ -395,6 +404,7 @@ impl Config {
             ("handshake_timeout_secs", self.handshake_timeout),
             ("server_keep_alive_secs", self.server_keep_alive_interval),
             ("server_timeout_secs", self.server_timeout),
+            ("request_header_timeout_secs", self.request_header_timeout),
         ];
         if let Some((name, _)) = durations.iter().find(|(_, d)| d.is_zero()) {
             return Err(Error::config(format!("{name} must be at least 1")));
@@ -552,6 +562,7 @@ mod tests {
             "handshake_timeout_secs",
             "server_keep_alive_secs",
             "server_timeout_secs",
+            "request_header_timeout_secs",
             "--redis",
             "--node-id",
             "--advertise",

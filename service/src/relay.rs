@@ -1,7 +1,6 @@
 //! A running relay: the HTTP app (the runtime's transports for clients at `/client`, the
 //! server face at `/server`, health and metrics), served on a TCP listener until shut down.
 
-use axum::serve::ListenerExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -127,16 +126,8 @@ impl Relay {
         });
         let app = app(shared.clone())?;
         let stop = shared.shutdown.clone();
-        let task = tokio::spawn(async move {
-            // Small messages go out at once rather than waiting for the previous one's ACK.
-            let listener = listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            let serving = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
-            if let Err(error) = serving.await {
-                tracing::error!(%error, "the relay stopped serving");
-            }
-        });
+        let header_timeout = shared.config.request_header_timeout;
+        let task = tokio::spawn(serve_http(listener, app, header_timeout, stop));
         Ok(Relay {
             addr,
             shared,
@@ -222,10 +213,16 @@ impl Relay {
     /// them to end.
     pub async fn shutdown(mut self) {
         self.shared.stop();
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
         if let Some(mut task) = self.task.take()
-            && tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await.is_err()
+            && tokio::time::timeout_at(deadline, &mut task).await.is_err()
         {
             task.abort();
+        }
+        // WebSockets live on after their HTTP connection: wait for the hubs to let them go.
+        let hubs = &self.shared.hubs;
+        while hubs.all().iter().any(|hub| hub.counts() != (0, 0)) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     }
 
@@ -244,6 +241,49 @@ impl Drop for Relay {
     fn drop(&mut self) {
         self.shared.stop();
     }
+}
+
+/// Serves `app` over HTTP/1.1 on `listener` until `stop`: WebSockets upgrade; a connection
+/// whose request headers take longer than `header_timeout` is closed, as Kestrel closes it.
+async fn serve_http(listener: TcpListener, app: Router, header_timeout: Duration, stop: CancellationToken) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let tcp = match accepted {
+            Ok((tcp, _)) => tcp,
+            Err(error) => {
+                // Out of descriptors, say: the listener stays, and tries again shortly.
+                tracing::warn!(%error, "cannot accept a connection");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        // Small messages go out at once rather than waiting for the previous one's ACK.
+        let _ = tcp.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let stop = stop.clone();
+        connections.spawn(async move {
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            let connection = http
+                .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                .with_upgrades();
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                _ = stop.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+        });
+        while connections.try_join_next().is_some() {}
+    }
+    while connections.join_next().await.is_some() {}
 }
 
 /// The whole HTTP app.

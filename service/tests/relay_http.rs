@@ -458,22 +458,67 @@ async fn http_a_client_that_does_not_read_is_told_why_it_is_closed() {
     let mut server = AppServer::connect(&relay, "chat", "app1").await;
     let (mut client, _) = connect_through(&relay, &mut server, "chat", "json", json!({})).await;
     // Far more than the client's queue and the sockets' buffers hold, while it reads nothing.
-    let payload = format!("{{\"type\":1,\"target\":\"m\",\"arguments\":[\"{}\"]}}\u{1e}", "x".repeat(2000));
+    let payload = format!(
+        "{{\"type\":1,\"target\":\"m\",\"arguments\":[\"{}\"]}}\u{1e}",
+        "x".repeat(2000)
+    );
     for _ in 0..8000 {
         server
-            .send(&ServiceMessage::BroadcastData(switchboard::protocol::service::BroadcastData {
-                payloads: vec![("json".to_owned(), payload.clone().into())],
-                ..Default::default()
-            }))
+            .send(&ServiceMessage::BroadcastData(
+                switchboard::protocol::service::BroadcastData {
+                    payloads: vec![("json".to_owned(), payload.clone().into())],
+                    ..Default::default()
+                },
+            ))
             .await;
     }
     let mut last = String::new();
     while let Ok((_, bytes)) = client.next().await {
         last = String::from_utf8_lossy(&bytes).into_owned();
     }
-    let close = last.rsplit('\u{1e}').find(|record| !record.is_empty()).unwrap_or_default();
+    let close = last
+        .rsplit('\u{1e}')
+        .find(|record| !record.is_empty())
+        .unwrap_or_default();
     assert_eq!(
         close,
         "{\"type\":7,\"error\":\"Connection closed with an error. The client did not read its messages fast enough: its outbound queue is full.\",\"allowReconnect\":true}"
     );
+}
+
+#[tokio::test]
+async fn http_a_request_whose_headers_never_end_is_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let relay = relay_with(|c| c.request_header_timeout = Duration::from_secs(1)).await;
+    let mut slow = tokio::net::TcpStream::connect(relay.local_addr()).await.unwrap();
+    let started = std::time::Instant::now();
+    slow.write_all(b"GET /api/health HTTP/1.1\r\nHo").await.unwrap();
+    // One more byte now and then, never the end of the headers.
+    let mut read = [0u8; 256];
+    let trickle = async {
+        loop {
+            tokio::select! {
+                n = slow.read(&mut read) => break n,
+                _ = tokio::time::sleep(Duration::from_millis(300)) => {
+                    if slow.write_all(b"s").await.is_err() {
+                        break Ok(0);
+                    }
+                }
+            }
+        }
+    };
+    let ended = tokio::time::timeout(Duration::from_secs(8), trickle)
+        .await
+        .expect("the relay closes a connection whose headers never end");
+    assert!(
+        matches!(ended, Ok(0) | Err(_)),
+        "the relay closed the connection: {ended:?}"
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+    // Requests that finish their headers are served as before.
+    assert_eq!(http(&relay, "GET", "/api/health", &[], b"").await.status, 200);
 }
