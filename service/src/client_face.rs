@@ -164,13 +164,9 @@ pub(crate) fn redirect(
         return None;
     }
     let hub = request.query("hub")?.to_lowercase();
-    let token = request
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::to_owned)
-        .or_else(|| request.query("access_token").map(str::to_owned))?;
+    let token = switchboard::transport::auth::bearer_header(request.headers())
+        .or_else(|| request.query("access_token"))?
+        .to_owned();
     let mine: usize = shared.hubs.all().iter().map(|hub| hub.counts().0).sum();
     let node = cluster.redirect_target(&hub, mine)?;
     let kept: Vec<&str> = request

@@ -401,16 +401,8 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     response
 }
 
-/// A node id for a node not given one: `node-` and 12 random hex digits.
+/// A node id for a node not given one: `node-` and 12 random characters.
 fn random_node_id() -> String {
-    let mut bytes = [0u8; 6];
-    if getrandom::fill(&mut bytes).is_err() {
-        // No randomness: the time will do to tell nodes apart.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        bytes.copy_from_slice(&nanos.to_le_bytes()[..6]);
-    }
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("node-{hex}")
+    let id = switchboard::transport::new_id();
+    format!("node-{}", &id[..12])
 }

@@ -242,8 +242,9 @@ fn authenticate(state: &AppState, endpoint: &Endpoint, parts: &Parts) -> Result<
     Ok(claims)
 }
 
-/// A new random id: 16 bytes, base64url without padding (22 characters).
-pub(crate) fn new_id() -> String {
+/// A new random id: 16 bytes, base64url without padding (22 characters), as connection ids
+/// and tokens are made (a relay names its cluster nodes with one too).
+pub fn new_id() -> String {
     let mut bytes = [0u8; 16];
     if getrandom::fill(&mut bytes).is_err() {
         // The OS random source is unavailable: fall back to a time-and-counter id, which is

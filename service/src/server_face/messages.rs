@@ -34,21 +34,21 @@ impl ServerContext {
         }))
         .await;
     }
+}
 
-    /// Tells each closed client's server connection (but this one's app server, when
-    /// `skip_own` says the app closed it itself) that it is gone.
-    async fn notify_closed(&self, closed: Vec<Closed>, reason: Option<String>, skip_own: bool) {
-        for Closed { connection_id, server } in closed {
-            if skip_own && server.same_server(&self.link) {
-                continue;
-            }
-            let close = CloseConnection {
-                connection_id,
-                error_message: reason.clone(),
-                ..CloseConnection::default()
-            };
-            server.send(&ServiceMessage::CloseConnection(close)).await;
+/// Tells each closed client's server connection (but `skip`'s app server, which closed it
+/// itself) that it is gone.
+async fn notify_closed(closed: Vec<Closed>, reason: Option<&str>, skip: Option<&ServerLink>) {
+    for Closed { connection_id, server } in closed {
+        if skip.is_some_and(|skip| server.same_server(skip)) {
+            continue;
         }
+        let close = CloseConnection {
+            connection_id,
+            error_message: reason.map(str::to_owned),
+            ..CloseConnection::default()
+        };
+        server.send(&ServiceMessage::CloseConnection(close)).await;
     }
 }
 
@@ -125,7 +125,12 @@ fn settles(message: &ServiceMessage, found: &Found) -> bool {
 /// Answers a query from this node's state, doing what it asks (a group change, a close) to
 /// the clients here; `caller` is the app server's connection that asked, when it is here.
 /// Nothing is sent yet: see [`Found::finish`].
-pub(crate) fn answer_here(hub: &Hub, message: &ServiceMessage, caller: Option<&Arc<ServerLink>>) -> Found {
+pub(crate) fn answer_here(
+    hub: &Hub,
+    message: &ServiceMessage,
+    caller: Option<&Arc<ServerLink>>,
+    instance_id: &str,
+) -> Found {
     use ServiceMessage as M;
     let found = |found: bool| Found {
         found,
@@ -177,7 +182,7 @@ pub(crate) fn answer_here(hub: &Hub, message: &ServiceMessage, caller: Option<&A
                         M::ServiceMapping(ServiceMapping {
                             invocation_id: invocation.invocation_id.clone(),
                             connection_id: invocation.connection_id.clone(),
-                            instance_id: String::new(),
+                            instance_id: instance_id.to_owned(),
                         }),
                     ));
                 }
@@ -193,26 +198,12 @@ pub(crate) fn answer_here(hub: &Hub, message: &ServiceMessage, caller: Option<&A
 }
 
 impl Found {
-    /// Sends what the answer takes: closed clients' server connections are told (but
-    /// `skip`'s app server, which closed them itself), a client invocation goes to the
-    /// client's app server and the caller, then to the client.
-    pub(crate) async fn finish(&mut self, hub: &Hub, instance_id: &str, skip: Option<&ServerLink>) {
-        for Closed { connection_id, server } in std::mem::take(&mut self.closed) {
-            if skip.is_some_and(|skip| server.same_server(skip)) {
-                continue;
-            }
-            let close = CloseConnection {
-                connection_id,
-                error_message: self.reason.clone(),
-                ..CloseConnection::default()
-            };
-            server.send(&ServiceMessage::CloseConnection(close)).await;
-        }
+    /// Sends what the answer takes: closed clients' server connections are told, a client
+    /// invocation goes to the client's app server and the caller, then to the client.
+    pub(crate) async fn finish(&mut self, hub: &Hub) {
+        notify_closed(std::mem::take(&mut self.closed), self.reason.as_deref(), None).await;
         if let Some((sends, invocation)) = self.invocation.take() {
-            for (link, mut message) in sends {
-                if let ServiceMessage::ServiceMapping(mapping) = &mut message {
-                    mapping.instance_id = instance_id.to_owned();
-                }
+            for (link, message) in sends {
                 link.send(&message).await;
             }
             hub.deliver_to_connection(&invocation.connection_id, &invocation.payloads);
@@ -326,8 +317,8 @@ pub(crate) async fn handle(cx: &Arc<ServerContext>, message: ServiceMessage) {
     let hub = &cx.hub;
     let cluster = cx.shared.cluster.as_ref();
     if is_query(&message) {
-        let mut here = answer_here(hub, &message, Some(&cx.link));
-        here.finish(hub, &cx.shared.instance_id, None).await;
+        let mut here = answer_here(hub, &message, Some(&cx.link), &cx.shared.instance_id);
+        here.finish(hub).await;
         match cluster {
             Some(cluster) if !settles(&message, &here) && cluster.has_peers() => {
                 // The other nodes' answers are awaited aside: this connection's messages go on.
@@ -353,7 +344,7 @@ pub(crate) async fn handle(cx: &Arc<ServerContext>, message: ServiceMessage) {
         }
         M::CloseConnection(close) if hub.served_by(&close.connection_id, &cx.link) => {
             let closed = hub.close(Selection::Connection(&close.connection_id), &[]);
-            cx.notify_closed(closed, close.error_message, true).await;
+            notify_closed(closed, close.error_message.as_deref(), Some(&cx.link)).await;
         }
         // From a server the client has moved away from (or an unknown client), it only says
         // that server has sent everything it had for the client.

@@ -58,9 +58,9 @@ impl Node for ClusterNode {
             });
         };
         // What the query changes here is done now, in the order the messages came.
-        let mut here = answer_here(&hub, &message, None);
+        let mut here = answer_here(&hub, &message, None, &shared.instance_id);
         tokio::spawn(async move {
-            here.finish(&hub, &shared.instance_id, None).await;
+            here.finish(&hub).await;
             let payload = matches!(message, ServiceMessage::GroupMemberQuery(_)).then(|| {
                 let mut payload = Vec::new();
                 GroupMemberQueryResponse {
