@@ -315,6 +315,25 @@ impl ServiceHub {
         }
     }
 
+    /// Whether every initial (fixed) server connection is up.
+    pub fn is_fully_connected(&self) -> bool {
+        let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
+        slots.iter().take(self.fixed).all(Option::is_some)
+    }
+
+    /// Resolves once every initial (fixed) server connection is up.
+    pub async fn until_fully_connected(&self) {
+        loop {
+            let attached = self.attached.notified();
+            tokio::pin!(attached);
+            attached.as_mut().enable();
+            if self.is_fully_connected() {
+                return;
+            }
+            attached.await;
+        }
+    }
+
     pub fn detach(&self, slot: usize) {
         if let Some(entry) = self.slots.write().unwrap_or_else(|e| e.into_inner()).get_mut(slot) {
             *entry = None;

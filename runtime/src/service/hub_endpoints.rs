@@ -23,6 +23,9 @@ use crate::protocol::service::link::frame;
 use crate::protocol::service::{Ping, ServiceMessage, ShutdownMode};
 use crate::transport::{NegotiateRedirect, RedirectError};
 
+/// How many status pings at most go every second while an endpoint starts (see `status_pings`).
+const STARTUP_STATUS_PINGS: u32 = 10;
+
 /// How often an endpoint is asked for its status (clients, servers, capacity).
 const STATUS_INTERVAL: Duration = Duration::from_secs(10);
 /// … and while it is being removed, to see soon when its last client has gone.
@@ -345,20 +348,27 @@ impl HubEndpoints {
     }
 }
 
-/// Asks an endpoint for its status as soon as it is connected, then every 10 s (every 1 s
-/// until it has answered once, and while it is being removed), until it stops.
+/// Asks an endpoint for its status as soon as it is connected, then every 10 s, until it
+/// stops. Until the endpoint has answered a ping sent with all its initial server connections
+/// up, it asks again every second and at once when the last of them comes up, so that the
+/// first metrics negotiate weighs count every server connection (at most
+/// [`STARTUP_STATUS_PINGS`] times). While it is being removed, every second.
 async fn status_pings(hub: Arc<ServiceHub>) {
+    let mut startup_pings = 0;
+    let mut settled = false;
     loop {
         tokio::select! {
             _ = hub.until_connected() => {}
             _ = hub.stopping.cancelled() => return,
         }
+        let complete = hub.is_fully_connected();
+        let answers = hub.status_answers();
         if let Some(writer) = hub.writer(None) {
             let _ = writer.try_send(frame(&ServiceMessage::Ping(Ping::status(true))));
         }
-        // Until the first answer has come (a ping sent as the first connection comes up may
-        // find the service not ready for it), and while being removed, every second.
-        let interval = if hub.phase() == Phase::Removing || hub.status_answers() == 0 {
+        let starting = !settled && startup_pings < STARTUP_STATUS_PINGS;
+        startup_pings += 1;
+        let interval = if hub.phase() == Phase::Removing || starting {
             REMOVING_STATUS_INTERVAL
         } else {
             STATUS_INTERVAL
@@ -366,8 +376,11 @@ async fn status_pings(hub: Arc<ServiceHub>) {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = hub.until(|hub| hub.phase() == Phase::Removing), if interval == STATUS_INTERVAL => {}
+            _ = hub.until_fully_connected(), if starting && !complete => {}
             _ = hub.stopping.cancelled() => return,
         }
+        // The ping sent with every connection up has been answered: the metrics are whole.
+        settled = settled || (complete && hub.status_answers() > answers);
     }
 }
 
@@ -429,6 +442,80 @@ mod tests {
 
     fn request(query: &str) -> RequestInfo {
         RequestInfo::from_service(&[], query)
+    }
+
+    /// The status answer of a service with `servers` server connections.
+    fn answer(hub: &ServiceHub, servers: i32) {
+        hub.status_received(crate::protocol::service::ServiceStatus {
+            active: false,
+            client_count: Some(0),
+            server_count: Some(servers),
+            capacity: Some(1000),
+        });
+    }
+
+    /// Waits for the next status ping; returns how long it took.
+    async fn next_ping(pings: &mut mpsc::Receiver<bytes::Bytes>) -> Duration {
+        let started = tokio::time::Instant::now();
+        let frame = pings.recv().await.expect("a status ping");
+        assert!(!frame.is_empty());
+        started.elapsed()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn status_is_asked_again_when_the_last_server_connection_is_up_then_every_ten_seconds() {
+        let endpoints = endpoints(None);
+        let hub = endpoints.hubs()[0].clone();
+        let slots = hub.slot_count();
+        assert!(slots > 1);
+        let (sender, mut pings) = mpsc::channel(64);
+        hub.attach(0, sender.clone());
+        let task = tokio::spawn(status_pings(hub.clone()));
+        assert_eq!(
+            next_ping(&mut pings).await,
+            Duration::ZERO,
+            "asked as the first connection is up"
+        );
+        answer(&hub, 1);
+        // The first answer counted one server connection: asked every second…
+        assert_eq!(next_ping(&mut pings).await, REMOVING_STATUS_INTERVAL);
+        answer(&hub, 1);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // … and at once when the last of them comes up.
+        for slot in 1..slots {
+            hub.attach(slot, sender.clone());
+        }
+        assert_eq!(next_ping(&mut pings).await, Duration::ZERO);
+        answer(&hub, i32::try_from(slots).unwrap());
+        // That answer is whole: after one more ping the status is asked every 10 s.
+        assert_eq!(next_ping(&mut pings).await, REMOVING_STATUS_INTERVAL);
+        answer(&hub, i32::try_from(slots).unwrap());
+        assert_eq!(next_ping(&mut pings).await, STATUS_INTERVAL);
+        hub.stopping.cancel();
+        task.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_server_connection_that_never_comes_up_stops_the_fast_status_pings_after_ten() {
+        let endpoints = endpoints(None);
+        let hub = endpoints.hubs()[0].clone();
+        let (sender, mut pings) = mpsc::channel(64);
+        hub.attach(0, sender);
+        let task = tokio::spawn(status_pings(hub.clone()));
+        let mut intervals = Vec::new();
+        for _ in 0..=STARTUP_STATUS_PINGS {
+            intervals.push(next_ping(&mut pings).await);
+            answer(&hub, 1);
+        }
+        let fast = usize::try_from(STARTUP_STATUS_PINGS).unwrap();
+        assert_eq!(intervals[0], Duration::ZERO);
+        assert!(
+            intervals[1..fast + 1].iter().all(|i| *i == REMOVING_STATUS_INTERVAL),
+            "{intervals:?}"
+        );
+        assert_eq!(next_ping(&mut pings).await, STATUS_INTERVAL);
+        hub.stopping.cancel();
+        task.await.unwrap();
     }
 
     #[test]

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { HubConnectionState } from "@microsoft/signalr";
 import { buildConnection, delay, eventually, Inbox, stopAll, useConnectionCleanup, withTimeout } from "../lib/hub.mjs";
 import {
-    changeEndpoint, endpointsEnv, refusedAppServer, relayClients, startAppServer, startRelay,
+    changeEndpoint, endpointsEnv, refusedAppServer, relayClients, relayServerConnections, startAppServer, startRelay,
 } from "../lib/cluster.mjs";
 
 const TIMEOUT = 90_000;
@@ -88,9 +88,11 @@ describe("several service endpoints", { timeout: 10 * TIMEOUT }, () => {
             ]),
             Azure__SignalR__InitialHubServerConnectionCount: "8",
         });
-        // The first status answers carry the capacities (asked as each endpoint connects);
-        // leave them time on a loaded machine.
-        await delay(2000);
+        // The app server asks each endpoint for its status again the moment its last server
+        // connection is up; that answer carries the capacity and all 8 server connections.
+        await eventually(async () => (await relayServerConnections(small, "chathub")) === 8
+            && (await relayServerConnections(big, "chathub")) === 8, 10_000, "8 server connections at each primary");
+        await delay(500);
         await chatClients(a, 30);
         const [onSmall, onBig, onSecondary] = await Promise.all(
             [small, big, secondary].map((r) => relayClients(r, "chathub")),
