@@ -17,7 +17,7 @@ pub mod jwt;
 pub mod lifetime;
 mod options;
 pub mod protocol;
-mod queue;
+pub mod queue;
 pub mod service;
 pub mod transport;
 

@@ -42,6 +42,7 @@ impl TransportType {
 /// | `supported_protocols` | JSON and MessagePack |
 /// | `transports` | every transport the runtime implements |
 /// | `max_queued_messages` | 4096 messages waiting for one connection's transport |
+/// | `max_queued_bytes` | 4 MiB of messages waiting for one connection's transport |
 /// | `transport_send_timeout` | 10 s for one write to the transport |
 /// | `disconnect_timeout` | 15 s to attach a transport after negotiate, or between polls |
 /// | `long_polling_timeout` | 90 s a poll waits for data |
@@ -75,6 +76,11 @@ pub struct HubOptions {
     /// is full when another message is sent to it is closed with an error: a client that
     /// does not read cannot make the server hold unbounded memory.
     pub max_queued_messages: usize,
+    /// The bound of a connection's outbound queue, in bytes, with the same outcome as
+    /// [`max_queued_messages`](Self::max_queued_messages): a message that would take the
+    /// queued bytes past it closes the connection. A single message larger than this still
+    /// goes when nothing else is queued. Stream items and results wait for room instead.
+    pub max_queued_bytes: usize,
     /// A single write to a transport that takes longer than this closes the connection.
     pub transport_send_timeout: Duration,
     /// How long a negotiated connection waits for its transport, and how long a connection
@@ -110,6 +116,7 @@ impl Default for HubOptions {
                 TransportType::LongPolling,
             ],
             max_queued_messages: 4096,
+            max_queued_bytes: 4 << 20,
             transport_send_timeout: Duration::from_secs(10),
             disconnect_timeout: Duration::from_secs(15),
             long_polling_timeout: Duration::from_secs(90),
@@ -152,6 +159,9 @@ impl HubOptions {
         }
         if self.max_queued_messages == 0 {
             return Err(BuildError::new("HubOptions.max_queued_messages must be at least 1."));
+        }
+        if self.max_queued_bytes == 0 {
+            return Err(BuildError::new("HubOptions.max_queued_bytes must be at least 1."));
         }
         if self.maximum_receive_message_size == Some(0) {
             return Err(BuildError::new(

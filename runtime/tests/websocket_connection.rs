@@ -507,6 +507,53 @@ async fn websocket_slow_reader_is_dropped_and_others_continue() {
 }
 
 #[tokio::test]
+async fn websocket_a_client_that_does_not_read_is_closed_past_its_queued_bytes() {
+    // Default options: 600 broadcasts are far fewer than the 4,096 messages a queue may hold,
+    // but 600 × 64 KiB = 39 MB is far more than its 4 MiB and the sockets' buffers.
+    let app = Switchboard::builder().hub("/probe", Probe::default()).build().unwrap();
+    let handle = app.hub_handle::<Probe>().unwrap();
+    let addr = serve(&app).await;
+    let mut slow = connect_json(&addr, "/probe").await;
+    let slow_id = invoke(&mut slow, "1", "Whoami", json!([])).await["result"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let payload = "q".repeat(64 * 1024);
+    for _ in 0..600 {
+        handle.clients().all().send("Flood", (payload.clone(),)).await.unwrap();
+        tokio::task::yield_now().await;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while handle.is_connected(&slow_id) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the client that does not read was never closed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // What it reads now ends with the reason, as a count-bound close gives.
+    let mut last = serde_json::Value::Null;
+    let mut delivered = 0usize;
+    loop {
+        match tokio::time::timeout(WAIT, next_event(&mut slow)).await.expect("the socket ends") {
+            Event::Text(text) => {
+                for record in text.split('\u{1e}').filter(|r| !r.is_empty()) {
+                    last = serde_json::from_str(record).unwrap();
+                    delivered += usize::from(last["target"] == "Flood");
+                }
+            }
+            _ => break,
+        }
+    }
+    assert!(delivered < 600, "only what was queued and buffered arrives ({delivered})");
+    assert_eq!(last["type"], 7, "{last}");
+    assert_eq!(
+        last["error"],
+        "Connection closed with an error. The client did not read its messages fast enough: its outbound queue is full."
+    );
+}
+
+#[tokio::test]
 async fn websocket_lifecycle_counts_and_query() {
     let app = Switchboard::builder().hub("/probe", Probe::default()).build().unwrap();
     let addr = serve(&app).await;

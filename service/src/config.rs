@@ -61,6 +61,16 @@ CONFIG FILE (TOML; every key optional):
     max_server_message_size = 16777216
                                     # bytes: largest record from an app server; a larger one
                                     #   closes that server connection [default: 16777216]
+    max_client_queued_bytes = 4194304
+                                    # bytes waiting for one client; a client that does not read
+                                    #   is closed past this (with the Close error a self-hosted
+                                    #   server sends), one larger message passes alone
+                                    #   [default: 4194304]
+    max_client_queued_messages = 4096
+                                    # the same bound in messages [default: 4096]
+    max_server_queued_bytes = 8388608
+                                    # bytes of records waiting for one app-server connection;
+                                    #   clients sending through it wait past this [default: 8388608]
     handshake_timeout_secs = 15     # time for a client's or app server's handshake [default: 15]
     server_keep_alive_secs = 5      # ping an app server sent nothing this long [default: 5]
     server_timeout_secs = 30        # close an app-server connection silent this long [default: 30]
@@ -114,6 +124,12 @@ pub struct Config {
     /// The largest record an app server may send, in bytes; a larger one closes its
     /// connection.
     pub max_server_message_size: usize,
+    /// The bytes waiting for one client before it is closed as not reading.
+    pub max_client_queued_bytes: usize,
+    /// The messages waiting for one client before it is closed as not reading.
+    pub max_client_queued_messages: usize,
+    /// The bytes of records waiting for one app-server connection before its senders wait.
+    pub max_server_queued_bytes: usize,
     /// How long a client or an app server has to send its handshake.
     pub handshake_timeout: Duration,
     /// The relay pings an app-server connection it has sent nothing to for this long.
@@ -145,6 +161,9 @@ impl Default for Config {
             clients_per_server_connection: 1000,
             max_message_size: 1 << 20,
             max_server_message_size: 16 << 20,
+            max_client_queued_bytes: 4 << 20,
+            max_client_queued_messages: 4096,
+            max_server_queued_bytes: switchboard::protocol::service::link::QUEUE_BYTES,
             handshake_timeout: Duration::from_secs(15),
             server_keep_alive_interval: switchboard::protocol::service::link::KEEP_ALIVE_INTERVAL,
             server_timeout: switchboard::protocol::service::link::RECEIVE_TIMEOUT,
@@ -169,6 +188,9 @@ impl std::fmt::Debug for Config {
             .field("clients_per_server_connection", &self.clients_per_server_connection)
             .field("max_message_size", &self.max_message_size)
             .field("max_server_message_size", &self.max_server_message_size)
+            .field("max_client_queued_bytes", &self.max_client_queued_bytes)
+            .field("max_client_queued_messages", &self.max_client_queued_messages)
+            .field("max_server_queued_bytes", &self.max_server_queued_bytes)
             .field("handshake_timeout", &self.handshake_timeout)
             .field("server_keep_alive_interval", &self.server_keep_alive_interval)
             .field("server_timeout", &self.server_timeout)
@@ -212,6 +234,9 @@ struct FileConfig {
     clients_per_server_connection: Option<usize>,
     max_message_size: Option<usize>,
     max_server_message_size: Option<usize>,
+    max_client_queued_bytes: Option<usize>,
+    max_client_queued_messages: Option<usize>,
+    max_server_queued_bytes: Option<usize>,
     handshake_timeout_secs: Option<u64>,
     server_keep_alive_secs: Option<u64>,
     server_timeout_secs: Option<u64>,
@@ -262,8 +287,15 @@ impl Config {
         if let Some(size) = file.max_message_size {
             self.max_message_size = size;
         }
-        if let Some(size) = file.max_server_message_size {
-            self.max_server_message_size = size;
+        for (value, target) in [
+            (file.max_server_message_size, &mut self.max_server_message_size),
+            (file.max_client_queued_bytes, &mut self.max_client_queued_bytes),
+            (file.max_client_queued_messages, &mut self.max_client_queued_messages),
+            (file.max_server_queued_bytes, &mut self.max_server_queued_bytes),
+        ] {
+            if let Some(value) = value {
+                *target = value;
+            }
         }
         secs(file.handshake_timeout_secs, &mut self.handshake_timeout);
         secs(file.server_keep_alive_secs, &mut self.server_keep_alive_interval);
@@ -395,10 +427,15 @@ impl Config {
         if self.max_clients_per_hub == Some(0) {
             return Err(Error::config("max_clients_per_hub must be at least 1"));
         }
-        if self.max_message_size == 0 || self.max_server_message_size == 0 {
-            return Err(Error::config(
-                "max_message_size and max_server_message_size must be at least 1",
-            ));
+        let sizes = [
+            ("max_message_size", self.max_message_size),
+            ("max_server_message_size", self.max_server_message_size),
+            ("max_client_queued_bytes", self.max_client_queued_bytes),
+            ("max_client_queued_messages", self.max_client_queued_messages),
+            ("max_server_queued_bytes", self.max_server_queued_bytes),
+        ];
+        if let Some((name, _)) = sizes.iter().find(|(_, size)| *size == 0) {
+            return Err(Error::config(format!("{name} must be at least 1")));
         }
         let durations = [
             ("handshake_timeout_secs", self.handshake_timeout),
@@ -559,6 +596,9 @@ mod tests {
             "max_clients_per_hub",
             "max_message_size",
             "max_server_message_size",
+            "max_client_queued_bytes",
+            "max_client_queued_messages",
+            "max_server_queued_bytes",
             "handshake_timeout_secs",
             "server_keep_alive_secs",
             "server_timeout_secs",

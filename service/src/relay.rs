@@ -290,6 +290,7 @@ async fn serve_http(listener: TcpListener, app: Router, header_timeout: Duration
 fn app(shared: Arc<Shared>) -> Result<Router, Error> {
     let config = &shared.config;
     let (max_message_size, handshake_timeout) = (config.max_message_size, config.handshake_timeout);
+    let (queued_bytes, queued_messages) = (config.max_client_queued_bytes, config.max_client_queued_messages);
     let for_clients = shared.clone();
     let for_negotiate = shared.clone();
     let switchboard = Switchboard::builder()
@@ -298,6 +299,8 @@ fn app(shared: Arc<Shared>) -> Result<Router, Error> {
             options.maximum_receive_message_size = Some(max_message_size);
             options.handshake_timeout = handshake_timeout;
             options.allow_stateful_reconnects = true;
+            options.max_queued_bytes = queued_bytes;
+            options.max_queued_messages = queued_messages;
         })
         .authenticator(ClientAuthenticator {
             keys: shared.keys.clone(),

@@ -487,6 +487,46 @@ async fn http_a_client_that_does_not_read_is_told_why_it_is_closed() {
 }
 
 #[tokio::test]
+async fn http_a_client_that_does_not_read_is_closed_past_its_queued_bytes() {
+    let relay = relay().await;
+    let mut server = AppServer::connect(&relay, "chat", "app1").await;
+    let (mut client, _) = connect_through(&relay, &mut server, "chat", "json", json!({})).await;
+    // Far fewer messages than the client's queue may count (4,096), far more bytes than its
+    // 4 MiB and the sockets' buffers hold, while it reads nothing.
+    let payload = format!(
+        "{{\"type\":1,\"target\":\"m\",\"arguments\":[\"{}\"]}}\u{1e}",
+        "x".repeat(64 * 1024)
+    );
+    for _ in 0..600 {
+        server
+            .send(&ServiceMessage::BroadcastData(
+                switchboard::protocol::service::BroadcastData {
+                    payloads: vec![("json".to_owned(), payload.clone().into())],
+                    ..Default::default()
+                },
+            ))
+            .await;
+    }
+    let started = std::time::Instant::now();
+    let mut last = String::new();
+    let mut delivered = 0;
+    while let Ok((_, bytes)) = client.next().await {
+        last = String::from_utf8_lossy(&bytes).into_owned();
+        delivered += last.matches("\"target\":\"m\"").count();
+    }
+    let close = last
+        .rsplit('\u{1e}')
+        .find(|record| !record.is_empty())
+        .unwrap_or_default();
+    assert!(delivered < 600, "only what was queued and buffered arrives ({delivered})");
+    assert_eq!(
+        close,
+        "{\"type\":7,\"error\":\"Connection closed with an error. The client did not read its messages fast enough: its outbound queue is full.\",\"allowReconnect\":true}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5), "closed at once, not at the send timeout");
+}
+
+#[tokio::test]
 async fn http_a_request_whose_headers_never_end_is_closed() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let relay = relay_with(|c| c.request_header_timeout = Duration::from_secs(1)).await;

@@ -247,6 +247,8 @@ pub(crate) struct ConnectionParts {
     pub hand_over_request: bool,
     pub transport: TransportType,
     pub queue_capacity: usize,
+    /// The outbound queue's bound in bytes.
+    pub queue_bytes: usize,
     /// The send buffer limit, when the connection may reconnect statefully.
     pub stateful_buffer: Option<usize>,
 }
@@ -255,7 +257,7 @@ impl Connection {
     /// Creates a connection and the receiving end of its outbound queue, which the
     /// transport drains.
     pub fn new(parts: ConnectionParts) -> (Arc<Self>, queue::Receiver<Bytes>) {
-        let (outbound, receiver) = queue::channel(parts.queue_capacity);
+        let (outbound, receiver) = queue::bytes_channel(parts.queue_capacity, parts.queue_bytes);
         let created = Instant::now();
         let (request, claims, handed_over) = if parts.hand_over_request {
             (

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::{Map, Value};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::connection_string::ConnectionString;
@@ -18,6 +18,7 @@ use super::options::ServiceOptions;
 use super::router::EndpointMetrics;
 use super::tokens;
 use crate::HubError;
+use crate::queue;
 use crate::connection::Connection;
 use crate::protocol::service::{AckStatus, ServiceStatus};
 
@@ -88,7 +89,7 @@ pub(crate) struct ServiceHub {
     pub options: ServiceOptions,
     pub server_id: String,
     pub allow_stateful_reconnects: bool,
-    slots: RwLock<Vec<Option<mpsc::Sender<Bytes>>>>,
+    slots: RwLock<Vec<Option<queue::Sender<Bytes>>>>,
     pub clients: RwLock<HashMap<Arc<str>, VirtualClient>>,
     pub acks: Acks,
     pub stopping: CancellationToken,
@@ -295,7 +296,7 @@ impl ServiceHub {
         )
     }
 
-    pub fn attach(&self, slot: usize, sender: mpsc::Sender<Bytes>) {
+    pub fn attach(&self, slot: usize, sender: queue::Sender<Bytes>) {
         if let Some(entry) = self.slots.write().unwrap_or_else(|e| e.into_inner()).get_mut(slot) {
             *entry = Some(sender);
         }
@@ -437,7 +438,7 @@ impl ServiceHub {
     }
 
     /// The queue of server connection `slot`, while it is up.
-    pub fn slot_writer(&self, slot: usize) -> Option<mpsc::Sender<Bytes>> {
+    pub fn slot_writer(&self, slot: usize) -> Option<queue::Sender<Bytes>> {
         self.slots
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -456,7 +457,7 @@ impl ServiceHub {
 
     /// The queue of a server connection: the one `origin` (a tunnelled client) came through
     /// when it is up, so its messages keep their order; else the next one up.
-    pub fn writer(&self, origin: Option<&str>) -> Option<mpsc::Sender<Bytes>> {
+    pub fn writer(&self, origin: Option<&str>) -> Option<queue::Sender<Bytes>> {
         let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
         if let Some(origin) = origin
             && let Some(client) = self.clients.read().unwrap_or_else(|e| e.into_inner()).get(origin)
@@ -517,7 +518,7 @@ mod tests {
             super::super::GracefulShutdownMode::WaitForClientsClose,
             Duration::from_secs(30),
         );
-        let (sender, _receiver) = mpsc::channel(1);
+        let (sender, _receiver) = crate::queue::channel(1);
         hub.attach(0, sender);
         let started = tokio::time::Instant::now();
         // The service never acknowledges: the hub stops at the timeout.

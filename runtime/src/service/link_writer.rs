@@ -9,15 +9,16 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::protocol::service::link::{self, ServiceLink};
+use crate::queue;
 
 /// What one end's writer works with besides its socket.
 pub struct LinkWriter {
-    /// The records to send, in order (the connection's bounded queue).
-    pub outgoing: mpsc::Receiver<Bytes>,
+    /// The records to send, in order (the connection's queue, bounded in count and bytes).
+    pub outgoing: queue::Receiver<Bytes>,
     /// The link core the reader feeds too.
     pub link: Arc<Mutex<ServiceLink>>,
     /// Woken by the reader when the core may have something to write (a ping answer, a

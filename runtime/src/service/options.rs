@@ -94,6 +94,7 @@ pub type TransportTypeDetector = Arc<dyn Fn(&RequestInfo) -> Vec<TransportType> 
 /// | `transport_type_detector` | none |
 /// | `allow_stateful_reconnects` | false |
 /// | `server_name` / `server_name_provider` | none: `{hostname}_{random}` |
+/// | `max_server_connection_queued_bytes` | 8 MiB per server connection |
 #[derive(Clone)]
 pub struct ServiceOptions {
     /// The service's connection string.
@@ -149,6 +150,10 @@ pub struct ServiceOptions {
     /// Chooses the endpoint each negotiating client goes to and the endpoints each message
     /// goes to (as the Azure SDK's `IEndpointRouter`). Default: [`DefaultEndpointRouter`](super::DefaultEndpointRouter).
     pub endpoint_router: Option<Arc<dyn super::EndpointRouter>>,
+    /// The bytes of records one server connection queues for the service before the hub's
+    /// sends wait for it (one larger record waits for the queue to empty, then goes alone).
+    /// Default: 8 MiB.
+    pub max_server_connection_queued_bytes: usize,
 }
 
 impl fmt::Debug for ServiceOptions {
@@ -174,6 +179,7 @@ impl fmt::Debug for ServiceOptions {
             .field("server_name", &self.server_name)
             .field("endpoints", &self.endpoints)
             .field("endpoint_router", &self.endpoint_router.as_ref().map(|_| "<custom>"))
+            .field("max_server_connection_queued_bytes", &self.max_server_connection_queued_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -198,6 +204,7 @@ impl Default for ServiceOptions {
             server_name_provider: None,
             service_event_handler: None,
             endpoints: Vec::new(),
+            max_server_connection_queued_bytes: crate::protocol::service::link::QUEUE_BYTES,
             endpoint_router: None,
         }
     }

@@ -12,10 +12,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_util::sync::CancellationToken;
@@ -25,6 +24,7 @@ use super::link_writer::LinkWriter;
 use super::options::GracefulShutdownMode;
 use super::virtual_connection;
 use crate::connection::dispatcher::Dispatcher;
+use crate::queue;
 use crate::protocol::service::link::{self, LinkConfig, LinkEvent, ServiceLink};
 use crate::protocol::service::{HandshakeRequest, Ping, PingKind, ServiceMessage, ShutdownMode};
 
@@ -178,7 +178,7 @@ async fn connect_once(
         LinkConfig::default(),
         Instant::now(),
     )));
-    let (sender, outgoing) = mpsc::channel::<Bytes>(link::QUEUE_CAPACITY);
+    let (sender, outgoing) = queue::bytes_channel(link::QUEUE_CAPACITY, hub.options.max_server_connection_queued_bytes);
     let wake = Arc::new(Notify::new());
     let ended = CancellationToken::new();
     let writer = LinkWriter {

@@ -75,6 +75,7 @@ pub(crate) fn open(hub: &Arc<ServiceHub>, dispatcher: &Arc<dyn Dispatcher>, slot
         transport: transport(&open),
         hand_over_request: false,
         queue_capacity: options.max_queued_messages,
+        queue_bytes: options.max_queued_bytes,
         stateful_buffer: None,
     });
     // A client moving here from another app server: the service replays its handshake
@@ -84,7 +85,7 @@ pub(crate) fn open(hub: &Arc<ServiceHub>, dispatcher: &Arc<dyn Dispatcher>, slot
     if let Some(moved) = migrated_in {
         conn.set_migration(moved);
     }
-    let (inbound, receiver) = queue::channel(64);
+    let (inbound, receiver) = queue::bytes_channel(64, options.max_queued_bytes);
     hub.clients.write().unwrap_or_else(|e| e.into_inner()).insert(
         conn.id().clone(),
         VirtualClient {

@@ -460,6 +460,7 @@ fn new_connection(
         transport,
         hand_over_request: matches!(endpoint.kind, EndpointKind::Raw(_)),
         queue_capacity: endpoint.options().max_queued_messages,
+        queue_bytes: endpoint.options().max_queued_bytes,
         stateful_buffer: stateful.then_some(endpoint.options().stateful_reconnect_buffer_size),
     })
 }

@@ -20,14 +20,14 @@ use std::time::Instant;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Query, Request, State};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use futures_util::StreamExt;
 use http::StatusCode;
 use switchboard::protocol::service::HandshakeRequest;
 use switchboard::protocol::service::link::{self, LinkConfig, LinkEvent, ServiceLink};
 use switchboard::service::link_writer::LinkWriter;
 use switchboard::transport::auth::bearer_header;
-use tokio::sync::{Notify, mpsc};
+use switchboard::queue;
+use tokio::sync::Notify;
 
 use crate::auth::audiences;
 use crate::state::Shared;
@@ -145,7 +145,7 @@ async fn run(shared: Arc<Shared>, socket: WebSocket, hub_key: String, cid: Optio
     )
     .max_record_size(config.max_server_message_size);
     let core = Arc::new(Mutex::new(ServiceLink::service(core, Instant::now())));
-    let (sender, outgoing) = mpsc::channel::<Bytes>(link::QUEUE_CAPACITY);
+    let (sender, outgoing) = queue::bytes_channel(link::QUEUE_CAPACITY, config.max_server_queued_bytes);
     let wake = Arc::new(Notify::new());
     let ended = tokio_util::sync::CancellationToken::new();
     let writer = LinkWriter {

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use bytes::Bytes;
 use switchboard::protocol::service::ServiceMessage;
 use switchboard::protocol::service::link::frame;
-use tokio::sync::mpsc;
+use switchboard::queue;
 use tokio_util::sync::CancellationToken;
 
 /// One app-server connection as the hubs see it: where its records go.
@@ -30,7 +30,7 @@ pub(crate) struct ServerLink {
     /// Whether its app server was asked for another connection because this one carries many
     /// clients.
     asked_for_more: AtomicBool,
-    sender: mpsc::Sender<Bytes>,
+    sender: queue::Sender<Bytes>,
     /// Cancelled once the connection ends.
     pub(crate) closed: CancellationToken,
 }
@@ -43,7 +43,7 @@ impl ServerLink {
         carries_clients: bool,
         stateful_reconnects: bool,
         migrates_clients: bool,
-        sender: mpsc::Sender<Bytes>,
+        sender: queue::Sender<Bytes>,
     ) -> Arc<Self> {
         let link = ServerLink {
             id,

@@ -41,6 +41,11 @@ pub const MAX_BATCH_RECORDS: usize = 256;
 pub const MAX_BATCH_BYTES: usize = 64 * 1024;
 /// Records a shell queues for one link before its senders wait.
 pub const QUEUE_CAPACITY: usize = 1024;
+/// Bytes of records a shell queues for one link before its senders wait (a larger record
+/// waits for the queue to empty, then goes alone): the default of the app server's
+/// `ServiceOptions::max_server_connection_queued_bytes` and the relay's
+/// `max_server_queued_bytes`.
+pub const QUEUE_BYTES: usize = 8 << 20;
 /// One write (a batch and its flush) taking longer than this ends the link (a shell's
 /// setting: the core has no I/O).
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
