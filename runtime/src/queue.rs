@@ -257,7 +257,10 @@ mod tests {
         let (sender, mut receiver) = bytes_channel(100, 10);
         sender.try_send(Bytes::from_static(b"123456")).unwrap();
         sender.try_send(Bytes::from_static(b"7890")).unwrap();
-        assert!(matches!(sender.try_send(Bytes::from_static(b"x")), Err(TrySendError::Full(_))), "11 bytes > 10");
+        assert!(
+            matches!(sender.try_send(Bytes::from_static(b"x")), Err(TrySendError::Full(_))),
+            "11 bytes > 10"
+        );
         assert_eq!(&receiver.recv().await.unwrap()[..], b"123456");
         sender.try_send(Bytes::from_static(b"abcdef")).unwrap();
         // A waiting sender gets in once the bytes have gone down.
@@ -273,7 +276,10 @@ mod tests {
         assert_eq!(&receiver.recv().await.unwrap()[..], b"zz");
         // Empty, it takes a value over the bound, alone.
         sender.try_send(Bytes::from(vec![0u8; 1000])).unwrap();
-        assert!(matches!(sender.try_send(Bytes::from_static(b"y")), Err(TrySendError::Full(_))));
+        assert!(matches!(
+            sender.try_send(Bytes::from_static(b"y")),
+            Err(TrySendError::Full(_))
+        ));
         assert_eq!(receiver.recv().await.unwrap().len(), 1000);
         sender.try_send(Bytes::from_static(b"y")).unwrap();
     }

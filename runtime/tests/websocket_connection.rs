@@ -53,6 +53,15 @@ impl Hub for Probe {
             }
             Ok::<_, HubError>(())
         });
+        m.method("Depth", |_, _, (value,): (serde_json::Value,)| async move {
+            let mut depth = 0;
+            let mut inner = &value;
+            while let Some(first) = inner.as_array().and_then(|items| items.first()) {
+                depth += 1;
+                inner = first;
+            }
+            Ok::<_, HubError>(depth)
+        });
         m.method("Whoami", |_, cx: Cx, ()| async move {
             Ok::<_, HubError>(
                 json!({ "id": cx.connection_id(), "user": cx.user_id(), "query": cx.request().query("q") }),
@@ -228,6 +237,72 @@ async fn websocket_messagepack_round_trip() {
         next_event(&mut ws).await,
         Event::Binary(vec![0x07, 0x95, 0x03, 0x80, 0xa1, b'1', 0x03, 42])
     );
+}
+
+/// A MessagePack record framed with its VarInt length.
+fn varint_framed(body: &[u8]) -> Vec<u8> {
+    let mut framed = Vec::new();
+    let mut len = body.len();
+    loop {
+        let byte = (len & 0x7f) as u8;
+        len >>= 7;
+        if len == 0 {
+            framed.push(byte);
+            break;
+        }
+        framed.push(byte | 0x80);
+    }
+    framed.extend_from_slice(body);
+    framed
+}
+
+#[tokio::test]
+async fn websocket_messagepack_nesting_past_the_limit_fails_the_binding_not_the_connection() {
+    let app = Switchboard::builder()
+        .hub_with("/probe", Probe::default(), |o| o.enable_detailed_errors = true)
+        .build()
+        .unwrap();
+    let addr = serve(&app).await;
+    let mut ws = open(&addr, "/probe").await;
+    send_text(&mut ws, "{\"protocol\":\"messagepack\",\"version\":1}\u{1e}").await;
+    assert_eq!(next_event(&mut ws).await, Event::Binary(b"{}\x1e".to_vec()));
+    // [1, {}, "1", "Depth", [[[…[nil]…]]]], then [1, {}, "2", "Add", [40, 2]] in the same frame.
+    let depth_call = |id: u8, depth: usize| {
+        let mut body = vec![0x95, 0x01, 0x80, 0xa1, id, 0xa5, b'D', b'e', b'p', b't', b'h', 0x91];
+        body.extend(std::iter::repeat_n(0x91, depth));
+        body.push(0xc0);
+        varint_framed(&body)
+    };
+    let add = varint_framed(&[0x95, 0x01, 0x80, 0xa1, b'2', 0xa3, b'A', b'd', b'd', 0x92, 40, 2]);
+    // 400 arrays deep binds (the reference reads up to 500).
+    send_binary(&mut ws, depth_call(b'1', 400)).await;
+    let Event::Binary(answer) = next_event(&mut ws).await else {
+        panic!("no answer")
+    };
+    // [3, {}, "1", 3, 400]
+    assert_eq!(answer, vec![0x09, 0x95, 0x03, 0x80, 0xa1, b'1', 0x03, 0xcd, 0x01, 0x90]);
+    // 15,000 deep: a binding error for that invocation; the next record in the frame runs.
+    let mut frame = depth_call(b'1', 15_000);
+    frame.extend_from_slice(&add);
+    send_binary(&mut ws, frame).await;
+    let Event::Binary(answer) = next_event(&mut ws).await else {
+        panic!("no answer")
+    };
+    let expected = "Failed to invoke 'Depth' due to an error on the server. InvalidDataException: Error binding arguments. Make sure that the types of the provided values match the types of the hub method being invoked.";
+    // [3, {}, "1", 1, expected]
+    let mut error = vec![0x95, 0x03, 0x80, 0xa1, b'1', 0x01, 0xd9, expected.len() as u8];
+    error.extend_from_slice(expected.as_bytes());
+    let mut records = varint_framed(&error);
+    if answer.len() == records.len() {
+        let Event::Binary(next) = next_event(&mut ws).await else {
+            panic!("no answer to Add")
+        };
+        assert_eq!(answer, records);
+        assert_eq!(next, vec![0x07, 0x95, 0x03, 0x80, 0xa1, b'2', 0x03, 42]);
+    } else {
+        records.extend_from_slice(&[0x07, 0x95, 0x03, 0x80, 0xa1, b'2', 0x03, 42]);
+        assert_eq!(answer, records);
+    }
 }
 
 #[tokio::test]
@@ -535,7 +610,10 @@ async fn websocket_a_client_that_does_not_read_is_closed_past_its_queued_bytes()
     let mut last = serde_json::Value::Null;
     let mut delivered = 0usize;
     loop {
-        match tokio::time::timeout(WAIT, next_event(&mut slow)).await.expect("the socket ends") {
+        match tokio::time::timeout(WAIT, next_event(&mut slow))
+            .await
+            .expect("the socket ends")
+        {
             Event::Text(text) => {
                 for record in text.split('\u{1e}').filter(|r| !r.is_empty()) {
                     last = serde_json::from_str(record).unwrap();
@@ -545,7 +623,10 @@ async fn websocket_a_client_that_does_not_read_is_closed_past_its_queued_bytes()
             _ => break,
         }
     }
-    assert!(delivered < 600, "only what was queued and buffered arrives ({delivered})");
+    assert!(
+        delivered < 600,
+        "only what was queued and buffered arrives ({delivered})"
+    );
     assert_eq!(last["type"], 7, "{last}");
     assert_eq!(
         last["error"],

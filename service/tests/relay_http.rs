@@ -518,12 +518,18 @@ async fn http_a_client_that_does_not_read_is_closed_past_its_queued_bytes() {
         .rsplit('\u{1e}')
         .find(|record| !record.is_empty())
         .unwrap_or_default();
-    assert!(delivered < 600, "only what was queued and buffered arrives ({delivered})");
+    assert!(
+        delivered < 600,
+        "only what was queued and buffered arrives ({delivered})"
+    );
     assert_eq!(
         close,
         "{\"type\":7,\"error\":\"Connection closed with an error. The client did not read its messages fast enough: its outbound queue is full.\",\"allowReconnect\":true}"
     );
-    assert!(started.elapsed() < Duration::from_secs(5), "closed at once, not at the send timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "closed at once, not at the send timeout"
+    );
 }
 
 #[tokio::test]

@@ -194,11 +194,31 @@ fn msgpack_rejects_malformed_records_without_panicking() {
             "{record:02x?}"
         );
     }
-    // Deep nesting is refused rather than recursed into.
-    let mut deep = vec![0x95, 0x01, 0x80, 0xc0, 0xa1, b'm', 0x91];
-    deep.extend(std::iter::repeat_n(0x91, 10_000));
-    deep.push(0x01);
-    assert!(Protocol::MessagePack.parse_record(Bytes::from(deep)).is_err());
+    // Deep nesting is never recursed into. In a stream item it fails the record; in an
+    // invocation's argument it stands as a value that binds to no type, the other arguments
+    // keep their places, and the stream ids after it are not read.
+    let deep = |head: &[u8], tail: &[u8]| {
+        let mut bytes = head.to_vec();
+        bytes.extend(std::iter::repeat_n(0x91, 10_000));
+        bytes.push(0x01);
+        bytes.extend_from_slice(tail);
+        Bytes::from(bytes)
+    };
+    let item = deep(&[0x94, 0x02, 0x80, 0xa1, b'1'], &[]);
+    assert!(Protocol::MessagePack.parse_record(item).is_err());
+    let call = deep(
+        &[0x96, 0x01, 0x80, 0xc0, 0xa1, b'm', 0x93, 0x07],
+        &[0x08, 0x91, 0xa1, b's'],
+    );
+    let Some(HubMessage::Invocation(invocation)) = Protocol::MessagePack.parse_record(call).unwrap() else {
+        panic!("an invocation")
+    };
+    assert_eq!(invocation.target, "m");
+    assert_eq!(invocation.arguments.len(), 3);
+    assert_eq!(invocation.arguments[0].decode::<i32>().unwrap(), 7);
+    assert!(invocation.arguments[1].decode::<serde_json::Value>().is_err());
+    assert!(invocation.arguments[2].decode::<Option<i32>>().is_err());
+    assert!(invocation.stream_ids.is_empty());
 }
 
 #[test]

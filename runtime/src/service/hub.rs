@@ -18,9 +18,9 @@ use super::options::ServiceOptions;
 use super::router::EndpointMetrics;
 use super::tokens;
 use crate::HubError;
-use crate::queue;
 use crate::connection::Connection;
 use crate::protocol::service::{AckStatus, ServiceStatus};
+use crate::queue;
 
 /// How long an acknowledged message waits for its Ack.
 pub(crate) const ACK_TIMEOUT: Duration = Duration::from_secs(10);

@@ -406,8 +406,8 @@ impl NegotiateRedirect for HubEndpoints {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::queue;
     use crate::service::EndpointType;
-    use tokio::sync::mpsc;
 
     fn endpoints(router: Option<Arc<dyn EndpointRouter>>) -> Arc<HubEndpoints> {
         let list: Vec<(ServiceEndpoint, ConnectionString)> = [
@@ -430,8 +430,8 @@ mod tests {
     }
 
     /// Marks an endpoint online (one server connection up); the receiver keeps it open.
-    fn online(hub: &ServiceHub) -> mpsc::Receiver<bytes::Bytes> {
-        let (sender, receiver) = mpsc::channel(4);
+    fn online(hub: &ServiceHub) -> queue::Receiver<bytes::Bytes> {
+        let (sender, receiver) = queue::channel(4);
         hub.attach(0, sender);
         receiver
     }
@@ -455,7 +455,7 @@ mod tests {
     }
 
     /// Waits for the next status ping; returns how long it took.
-    async fn next_ping(pings: &mut mpsc::Receiver<bytes::Bytes>) -> Duration {
+    async fn next_ping(pings: &mut queue::Receiver<bytes::Bytes>) -> Duration {
         let started = tokio::time::Instant::now();
         let frame = pings.recv().await.expect("a status ping");
         assert!(!frame.is_empty());
@@ -468,7 +468,7 @@ mod tests {
         let hub = endpoints.hubs()[0].clone();
         let slots = hub.slot_count();
         assert!(slots > 1);
-        let (sender, mut pings) = mpsc::channel(64);
+        let (sender, mut pings) = queue::channel(64);
         hub.attach(0, sender.clone());
         let task = tokio::spawn(status_pings(hub.clone()));
         assert_eq!(
@@ -499,7 +499,7 @@ mod tests {
     async fn a_server_connection_that_never_comes_up_stops_the_fast_status_pings_after_ten() {
         let endpoints = endpoints(None);
         let hub = endpoints.hubs()[0].clone();
-        let (sender, mut pings) = mpsc::channel(64);
+        let (sender, mut pings) = queue::channel(64);
         hub.attach(0, sender);
         let task = tokio::spawn(status_pings(hub.clone()));
         let mut intervals = Vec::new();

@@ -179,7 +179,10 @@ impl fmt::Debug for ServiceOptions {
             .field("server_name", &self.server_name)
             .field("endpoints", &self.endpoints)
             .field("endpoint_router", &self.endpoint_router.as_ref().map(|_| "<custom>"))
-            .field("max_server_connection_queued_bytes", &self.max_server_connection_queued_bytes)
+            .field(
+                "max_server_connection_queued_bytes",
+                &self.max_server_connection_queued_bytes,
+            )
             .finish_non_exhaustive()
     }
 }

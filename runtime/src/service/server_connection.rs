@@ -24,9 +24,9 @@ use super::link_writer::LinkWriter;
 use super::options::GracefulShutdownMode;
 use super::virtual_connection;
 use crate::connection::dispatcher::Dispatcher;
-use crate::queue;
 use crate::protocol::service::link::{self, LinkConfig, LinkEvent, ServiceLink};
 use crate::protocol::service::{HandshakeRequest, Ping, PingKind, ServiceMessage, ShutdownMode};
+use crate::queue;
 
 /// The delay before reconnect attempt `attempt` (0-based): 1, 2, 4 … 60 s, plus jitter.
 pub(crate) fn backoff(attempt: u32) -> Duration {

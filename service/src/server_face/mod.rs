@@ -24,9 +24,9 @@ use futures_util::StreamExt;
 use http::StatusCode;
 use switchboard::protocol::service::HandshakeRequest;
 use switchboard::protocol::service::link::{self, LinkConfig, LinkEvent, ServiceLink};
+use switchboard::queue;
 use switchboard::service::link_writer::LinkWriter;
 use switchboard::transport::auth::bearer_header;
-use switchboard::queue;
 use tokio::sync::Notify;
 
 use crate::auth::audiences;

@@ -110,11 +110,25 @@ pub(super) fn parse(record: Bytes) -> Result<Option<HubMessage>, ProtocolError> 
             let target = r.string("target")?;
             let count = r.array_len("arguments")?;
             let mut arguments = Vec::with_capacity(count.min(64));
+            let mut too_deep = false;
             for _ in 0..count {
-                arguments.push(value(r)?);
+                match r.raw_value_or_too_deep()? {
+                    Some(bytes) => arguments.push(RawValue::new(Protocol::MessagePack, bytes)),
+                    None => {
+                        too_deep = true;
+                        break;
+                    }
+                }
+            }
+            if too_deep {
+                // As the reference binds arguments while it reads them: an argument nested
+                // too deeply fails the invocation's binding ("Error binding arguments…"),
+                // not the connection. The record's end is known from its framing; the rest
+                // of it is not read. Empty values bind to no type.
+                arguments.resize(count, RawValue::new(Protocol::MessagePack, Bytes::new()));
             }
             let mut stream_ids = Vec::new();
-            if len > 5 {
+            if len > 5 && !too_deep {
                 let count = r.array_len("streamIds")?;
                 for _ in 0..count {
                     stream_ids.push(r.string("streamIds")?);

@@ -18,8 +18,13 @@ use rmp::Marker;
 
 use crate::protocol::ProtocolError;
 
-/// How deeply a value may nest before the record is rejected.
-const MAX_DEPTH: usize = 64;
+/// How deeply arrays and maps may nest in one value: MessagePack-CSharp's default
+/// `MaximumObjectGraphDepth`, which the reference servers read with. Past it, a hub
+/// invocation's argument fails to bind; any other value fails its record.
+pub(crate) const MAX_DEPTH: usize = 500;
+
+/// The error of a value nested past [`MAX_DEPTH`] where no binding error can stand for it.
+const TOO_DEEP: &str = "The MessagePack value is nested too deeply.";
 
 /// Why a read failed, for [`Texts`] to put into words.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -239,46 +244,79 @@ impl<T: Texts> Reader<T> {
 
     /// Steps over one value of any type and returns it, sliced out of the record.
     pub(crate) fn raw_value(&mut self) -> Result<Bytes, ProtocolError> {
+        self.raw_value_or_too_deep()?
+            .ok_or_else(|| ProtocolError::invalid(TOO_DEEP))
+    }
+
+    /// Like [`Reader::raw_value`], but a value nested past [`MAX_DEPTH`] is `None` rather than
+    /// an error (the cursor is then somewhere inside it: the caller stops reading the record).
+    pub(crate) fn raw_value_or_too_deep(&mut self) -> Result<Option<Bytes>, ProtocolError> {
         let start = self.pos;
-        self.skip()?;
-        Ok(self.record.slice(start..self.pos))
+        Ok(self.skip_within()?.then(|| self.record.slice(start..self.pos)))
     }
 
     /// Steps over one value of any type.
     pub(crate) fn skip(&mut self) -> Result<(), ProtocolError> {
-        self.skip_nested(0)
+        self.raw_value().map(drop)
     }
 
-    fn skip_nested(&mut self, depth: usize) -> Result<(), ProtocolError> {
-        if depth > MAX_DEPTH {
-            return Err(ProtocolError::invalid("The MessagePack value is nested too deeply."));
+    /// Steps over one value without recursion, keeping the items left in each open array or
+    /// map; `false` (and the cursor inside it) once it nests past [`MAX_DEPTH`].
+    fn skip_within(&mut self) -> Result<bool, ProtocolError> {
+        let mut open: Vec<usize> = Vec::new();
+        loop {
+            let items = self.skip_head()?;
+            if let Some(items) = items {
+                if open.len() >= MAX_DEPTH {
+                    return Ok(false);
+                }
+                if items > 0 {
+                    open.push(items);
+                    continue;
+                }
+            }
+            // One whole value: counted off the arrays and maps it completes.
+            loop {
+                let Some(left) = open.last_mut() else { return Ok(true) };
+                *left -= 1;
+                if *left > 0 {
+                    break;
+                }
+                open.pop();
+            }
         }
+    }
+
+    /// Steps over one value's marker and, for a scalar, its bytes; for an array or a map, the
+    /// number of values inside it (a map's keys and values both count), checked against the
+    /// bytes left.
+    fn skip_head(&mut self) -> Result<Option<usize>, ProtocolError> {
         let ended = |_| T::skipped_past_end();
         let (bytes, items) = match self.marker().map_err(ended)? {
-            Marker::FixPos(_) | Marker::FixNeg(_) | Marker::Null | Marker::True | Marker::False => (0, 0),
-            Marker::U8 | Marker::I8 => (1, 0),
-            Marker::U16 | Marker::I16 => (2, 0),
-            Marker::U32 | Marker::I32 | Marker::F32 => (4, 0),
-            Marker::U64 | Marker::I64 | Marker::F64 => (8, 0),
-            Marker::FixStr(n) => (usize::from(n), 0),
-            Marker::Str8 | Marker::Bin8 => (self.len(1).map_err(ended)?, 0),
-            Marker::Str16 | Marker::Bin16 => (self.len(2).map_err(ended)?, 0),
-            Marker::Str32 | Marker::Bin32 => (self.len(4).map_err(ended)?, 0),
-            Marker::FixExt1 => (2, 0),
-            Marker::FixExt2 => (3, 0),
-            Marker::FixExt4 => (5, 0),
-            Marker::FixExt8 => (9, 0),
-            Marker::FixExt16 => (17, 0),
+            Marker::FixPos(_) | Marker::FixNeg(_) | Marker::Null | Marker::True | Marker::False => (0, None),
+            Marker::U8 | Marker::I8 => (1, None),
+            Marker::U16 | Marker::I16 => (2, None),
+            Marker::U32 | Marker::I32 | Marker::F32 => (4, None),
+            Marker::U64 | Marker::I64 | Marker::F64 => (8, None),
+            Marker::FixStr(n) => (usize::from(n), None),
+            Marker::Str8 | Marker::Bin8 => (self.len(1).map_err(ended)?, None),
+            Marker::Str16 | Marker::Bin16 => (self.len(2).map_err(ended)?, None),
+            Marker::Str32 | Marker::Bin32 => (self.len(4).map_err(ended)?, None),
+            Marker::FixExt1 => (2, None),
+            Marker::FixExt2 => (3, None),
+            Marker::FixExt4 => (5, None),
+            Marker::FixExt8 => (9, None),
+            Marker::FixExt16 => (17, None),
             // The extension's type byte follows its length.
-            Marker::Ext8 => (self.len(1).map_err(ended)?.saturating_add(1), 0),
-            Marker::Ext16 => (self.len(2).map_err(ended)?.saturating_add(1), 0),
-            Marker::Ext32 => (self.len(4).map_err(ended)?.saturating_add(1), 0),
-            Marker::FixArray(n) => (0, usize::from(n)),
-            Marker::Array16 => (0, self.len(2).map_err(ended)?),
-            Marker::Array32 => (0, self.len(4).map_err(ended)?),
-            Marker::FixMap(n) => (0, usize::from(n) * 2),
-            Marker::Map16 => (0, self.len(2).map_err(ended)?.saturating_mul(2)),
-            Marker::Map32 => (0, self.len(4).map_err(ended)?.saturating_mul(2)),
+            Marker::Ext8 => (self.len(1).map_err(ended)?.saturating_add(1), None),
+            Marker::Ext16 => (self.len(2).map_err(ended)?.saturating_add(1), None),
+            Marker::Ext32 => (self.len(4).map_err(ended)?.saturating_add(1), None),
+            Marker::FixArray(n) => (0, Some(usize::from(n))),
+            Marker::Array16 => (0, Some(self.len(2).map_err(ended)?)),
+            Marker::Array32 => (0, Some(self.len(4).map_err(ended)?)),
+            Marker::FixMap(n) => (0, Some(usize::from(n) * 2)),
+            Marker::Map16 => (0, Some(self.len(2).map_err(ended)?.saturating_mul(2))),
+            Marker::Map32 => (0, Some(self.len(4).map_err(ended)?.saturating_mul(2))),
             Marker::Reserved => {
                 return Err(ProtocolError::invalid(
                     "Invalid MessagePack data (reserved marker 0xc1).",
@@ -286,11 +324,10 @@ impl<T: Texts> Reader<T> {
             }
         };
         self.take(bytes).map_err(ended)?;
-        self.fits(items, 1).map_err(ended)?;
-        for _ in 0..items {
-            self.skip_nested(depth + 1)?;
+        if let Some(items) = items {
+            self.fits(items, 1).map_err(ended)?;
         }
-        Ok(())
+        Ok(items)
     }
 }
 
@@ -379,12 +416,27 @@ mod tests {
         let mut r = reader(&[0x92, 0x81, 0xa1, b'k', 0x90, 0xc4, 1, 9, 0x07]);
         assert_eq!(&r.raw_value().unwrap()[..], &[0x92, 0x81, 0xa1, b'k', 0x90, 0xc4, 1, 9]);
         assert_eq!(r.i32("n").unwrap(), 7);
-        let mut deep = vec![0x91; 100];
-        deep.push(0xc0);
+        // MAX_DEPTH arrays in one another are one value; one more is too deep.
+        let nested = |depth: usize| {
+            let mut bytes = vec![0x91; depth];
+            bytes.push(0xc0);
+            bytes.push(0x07);
+            bytes
+        };
+        let mut r = reader(&nested(MAX_DEPTH));
+        assert_eq!(r.raw_value().unwrap().len(), MAX_DEPTH + 1);
+        assert_eq!(r.i32("n").unwrap(), 7);
         assert_eq!(
-            text(reader(&deep).skip().unwrap_err()),
+            text(reader(&nested(MAX_DEPTH + 1)).skip().unwrap_err()),
             "The MessagePack value is nested too deeply."
         );
+        assert_eq!(reader(&nested(MAX_DEPTH + 1)).raw_value_or_too_deep().unwrap(), None);
+        // Far deeper than any stack could recurse: no recursion, no panic.
+        assert_eq!(reader(&nested(1_000_000)).raw_value_or_too_deep().unwrap(), None);
         assert!(reader(&[0xc1]).skip().is_err());
+        // Empty arrays and maps, and maps, count as values of their own.
+        let mut r = reader(&[0x93, 0x90, 0x80, 0x82, 1, 0x90, 2, 0x91, 0x05, 0x07]);
+        assert_eq!(r.raw_value().unwrap().len(), 9);
+        assert_eq!(r.i32("n").unwrap(), 7);
     }
 }
