@@ -43,17 +43,14 @@ type ManagerFactory = Arc<dyn Fn(&str) -> Arc<dyn LifetimeManager> + Send + Sync
 /// A built app: every mapped hub, ready to serve.
 ///
 /// ```no_run
-/// # use axum::serve::ListenerExt;
 /// # use switchboard::{Hub, Methods, Switchboard};
 /// # struct Chat;
 /// # impl Hub for Chat { type Client = switchboard::Untyped; fn methods(_: &mut Methods<Self>) {} }
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let app = Switchboard::builder().hub("/chat", Chat).build()?;
-/// // Small messages go out at once rather than waiting for the previous one's ACK.
-/// let listener = tokio::net::TcpListener::bind("127.0.0.1:5000")
-///     .await?
-///     .tap_io(|tcp| drop(tcp.set_nodelay(true)));
-/// axum::serve(listener, app.router()).await?;
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:5000").await?;
+/// // axum::serve works too; this one also has Kestrel's request-header timeout.
+/// switchboard::serve(listener, app.router()).await?;
 /// # Ok(()) }
 /// ```
 pub struct Switchboard {
@@ -106,7 +103,7 @@ impl Switchboard {
     ///     .build()?;
     /// let running = app.start()?;
     /// let listener = tokio::net::TcpListener::bind("127.0.0.1:5000").await?;
-    /// axum::serve(listener, app.router())
+    /// switchboard::serve(listener, app.router())
     ///     .with_graceful_shutdown(async { drop(tokio::signal::ctrl_c().await) })
     ///     .await?;
     /// running.shutdown().await;

@@ -18,6 +18,7 @@ pub mod lifetime;
 mod options;
 pub mod protocol;
 pub mod queue;
+mod serve;
 pub mod service;
 pub mod transport;
 
@@ -42,5 +43,6 @@ pub use hub::{
 pub use lifetime::{OutboundMessage, Presence, Target};
 pub use options::{HubOptions, TransportType};
 pub use protocol::values;
+pub use serve::{REQUEST_HEADER_TIMEOUT, Serve, serve};
 pub use transport::HttpHandler;
 pub use transport::auth::{Authenticator, JwtBearer};

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::future::IntoFuture;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -388,4 +389,51 @@ async fn negotiate_offers_stateful_reconnect_only_when_allowed_and_asked() {
         .await
         .2;
     assert_eq!(offered(not_asked), None, "never offered to a client that did not ask");
+}
+
+#[tokio::test]
+async fn serve_closes_a_connection_whose_request_headers_take_too_long() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    assert_eq!(
+        switchboard::REQUEST_HEADER_TIMEOUT,
+        Duration::from_secs(30),
+        "Kestrel's"
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let serving = switchboard::serve(listener, app().router()).request_header_timeout(Duration::from_secs(1));
+    tokio::spawn(serving.into_future());
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let started = std::time::Instant::now();
+    slow.write_all(b"POST /echo/negotiate HTTP/1.1\r\nHo").await.unwrap();
+    // A header byte every 200 ms, never the end of the headers: the server must hang up.
+    let mut buf = [0u8; 64];
+    let closed = loop {
+        tokio::select! {
+            read = slow.read(&mut buf) => break read,
+            () = tokio::time::sleep(Duration::from_millis(200)) => {
+                if slow.write_all(b"s").await.is_err() {
+                    break Ok(0);
+                }
+                assert!(started.elapsed() < Duration::from_secs(8), "the connection was never closed");
+            }
+        }
+    };
+    assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+    // A whole request on a new connection is served.
+    let mut ok = tokio::net::TcpStream::connect(addr).await.unwrap();
+    ok.write_all(b"POST /echo/negotiate?negotiateVersion=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        .await
+        .unwrap();
+    let n = ok.read(&mut buf).await.unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
 }

@@ -516,7 +516,7 @@ async fn fake_negotiate(body: Value) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
+        let _ = switchboard::serve(listener, router).await;
     });
     addr
 }
@@ -679,7 +679,7 @@ async fn client_reconnect_gives_up_after_its_delays() {
     let handle = app.hub_handle::<TestHub>().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let serving = tokio::spawn(axum::serve(listener, app.router::<()>()).into_future());
+    let serving = tokio::spawn(switchboard::serve(listener, app.router::<()>()).into_future());
     let connection = HubConnection::connect(&format!("http://{addr}/hub"), fast_reconnect(Protocol::Json))
         .await
         .unwrap();

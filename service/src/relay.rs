@@ -127,7 +127,14 @@ impl Relay {
         let app = app(shared.clone())?;
         let stop = shared.shutdown.clone();
         let header_timeout = shared.config.request_header_timeout;
-        let task = tokio::spawn(serve_http(listener, app, header_timeout, stop));
+        let serving = switchboard::serve(listener, app)
+            .request_header_timeout(header_timeout)
+            .with_graceful_shutdown(stop.cancelled_owned());
+        let task = tokio::spawn(async move {
+            if let Err(error) = serving.await {
+                tracing::error!(%error, "the relay stopped serving");
+            }
+        });
         Ok(Relay {
             addr,
             shared,
@@ -241,49 +248,6 @@ impl Drop for Relay {
     fn drop(&mut self) {
         self.shared.stop();
     }
-}
-
-/// Serves `app` over HTTP/1.1 on `listener` until `stop`: WebSockets upgrade; a connection
-/// whose request headers take longer than `header_timeout` is closed, as Kestrel closes it.
-async fn serve_http(listener: TcpListener, app: Router, header_timeout: Duration, stop: CancellationToken) {
-    let mut connections = tokio::task::JoinSet::new();
-    loop {
-        let accepted = tokio::select! {
-            _ = stop.cancelled() => break,
-            accepted = listener.accept() => accepted,
-        };
-        let tcp = match accepted {
-            Ok((tcp, _)) => tcp,
-            Err(error) => {
-                // Out of descriptors, say: the listener stays, and tries again shortly.
-                tracing::warn!(%error, "cannot accept a connection");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        // Small messages go out at once rather than waiting for the previous one's ACK.
-        let _ = tcp.set_nodelay(true);
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        let stop = stop.clone();
-        connections.spawn(async move {
-            let mut http = hyper::server::conn::http1::Builder::new();
-            http.timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(header_timeout);
-            let connection = http
-                .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
-                .with_upgrades();
-            tokio::pin!(connection);
-            tokio::select! {
-                _ = connection.as_mut() => {}
-                _ = stop.cancelled() => {
-                    connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
-                }
-            }
-        });
-        while connections.try_join_next().is_some() {}
-    }
-    while connections.join_next().await.is_some() {}
 }
 
 /// The whole HTTP app.

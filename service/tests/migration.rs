@@ -83,7 +83,7 @@ async fn app_server(relay: &Relay, name: &str, configure: impl FnOnce(&mut Servi
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let router = app.router::<()>();
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    tokio::spawn(async move { switchboard::serve(listener, router).await });
     (url, running)
 }
 

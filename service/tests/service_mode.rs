@@ -784,7 +784,7 @@ async fn app_server_with(options: ServiceOptions, hub: Room) -> (String, switchb
     let url = format!("http://{}", listener.local_addr().unwrap());
     let router = app.router::<()>();
     tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
+        let _ = switchboard::serve(listener, router).await;
     });
     (url, running)
 }

@@ -12,7 +12,6 @@
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use switchboard::service::ServiceOptions;
 use switchboard::{HubContext, HubError, Switchboard};
 use switchboard_service::{Config, Relay};
@@ -173,11 +172,10 @@ async fn main() {
             let _ = tokio::signal::ctrl_c().await;
         }
     };
-    // Small messages go out at once rather than waiting for the previous one's ACK.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    if let Err(error) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
+    if let Err(error) = switchboard::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
         eprintln!("server error: {error}");
         std::process::exit(1);
     }

@@ -21,7 +21,7 @@ pub async fn serve(app: &Switchboard) -> String {
     let addr = listener.local_addr().expect("local addr");
     let router = app.router::<()>();
     tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
+        let _ = switchboard::serve(listener, router).await;
     });
     addr.to_string()
 }

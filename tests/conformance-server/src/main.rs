@@ -14,7 +14,6 @@
 //! put it in service mode without `--service` too. `--redis URL` shares the self-hosted hubs
 //! with every other server on that Redis (the backplane, as ASP.NET Core's). SIGINT and SIGTERM shut it down as `GracefulShutdown` says; it then exits 0.
 
-use axum::serve::ListenerExt;
 use conformance_server::{AppState, build_app};
 
 struct Args {
@@ -112,11 +111,7 @@ async fn main() {
             () = stdin_closed(), if stop_when_stdin_closes => {}
         }
     };
-    // Small messages go out at once rather than waiting for the previous one's ACK.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let serving = tokio::spawn(async move { axum::serve(listener, router).await });
+    let serving = tokio::spawn(async move { switchboard::serve(listener, router).await });
     tokio::select! {
         () = shutdown => {}
         served = serving => {

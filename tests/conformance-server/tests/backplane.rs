@@ -83,7 +83,7 @@ async fn app_server(redis: &Redis, name: &str) -> (String, Switchboard) {
     let url = format!("http://{}", listener.local_addr().unwrap());
     let router = app.router::<()>();
     tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
+        let _ = switchboard::serve(listener, router).await;
     });
     (url, app)
 }

@@ -108,7 +108,7 @@ impl Server {
             .await
             .expect("bind a free port");
         let port = listener.local_addr().expect("local address").port();
-        tokio::spawn(async move { axum::serve(listener, router).await });
+        tokio::spawn(async move { switchboard::serve(listener, router).await });
         Self { port }
     }
 
