@@ -20,6 +20,7 @@ pub mod protocol;
 pub mod queue;
 mod serve;
 pub mod service;
+pub mod tls;
 pub mod transport;
 
 #[doc(hidden)]

@@ -3,6 +3,7 @@
 use std::future::{Future, IntoFuture};
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -19,7 +20,8 @@ pub const REQUEST_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// its request headers one byte at a time is held forever. This closes a connection whose
 /// request headers have not all come within the request-header timeout (30 s, Kestrel's
 /// `RequestHeadersTimeout`), sends small messages at once (`TCP_NODELAY`), upgrades
-/// WebSockets, and on a graceful shutdown lets the requests under way finish.
+/// WebSockets, and on a graceful shutdown lets the requests under way finish. With
+/// [`Serve::tls`] it serves HTTPS.
 ///
 /// ```no_run
 /// # use switchboard::{Hub, Methods, Switchboard};
@@ -39,6 +41,7 @@ pub fn serve(listener: TcpListener, router: Router) -> Serve {
         router,
         header_timeout: REQUEST_HEADER_TIMEOUT,
         shutdown: None,
+        tls: None,
     }
 }
 
@@ -49,6 +52,7 @@ pub struct Serve {
     router: Router,
     header_timeout: Duration,
     shutdown: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl std::fmt::Debug for Serve {
@@ -56,6 +60,7 @@ impl std::fmt::Debug for Serve {
         f.debug_struct("Serve")
             .field("listener", &self.listener.local_addr().ok())
             .field("header_timeout", &self.header_timeout)
+            .field("tls", &self.tls.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -76,13 +81,22 @@ impl Serve {
         self
     }
 
+    /// Serves HTTPS with `config` (see [`tls::server_config`](crate::tls::server_config)):
+    /// the TLS handshake, too, must end within the request-header timeout.
+    pub fn tls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
     async fn run(self) -> io::Result<()> {
         let Serve {
             listener,
             router,
             header_timeout,
             shutdown,
+            tls,
         } = self;
+        let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
         let stop = CancellationToken::new();
         if let Some(signal) = shutdown {
             let stop = stop.clone();
@@ -113,19 +127,17 @@ impl Serve {
             let _ = tcp.set_nodelay(true);
             let service = hyper_util::service::TowerToHyperService::new(router.clone());
             let stop = stop.clone();
+            let acceptor = acceptor.clone();
             connections.spawn(async move {
-                let mut http = hyper::server::conn::http1::Builder::new();
-                http.timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(header_timeout);
-                let connection = http
-                    .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
-                    .with_upgrades();
-                tokio::pin!(connection);
-                tokio::select! {
-                    _ = connection.as_mut() => {}
-                    () = stop.cancelled() => {
-                        connection.as_mut().graceful_shutdown();
-                        let _ = connection.await;
+                match acceptor {
+                    None => serve_connection(tcp, service, header_timeout, stop).await,
+                    Some(acceptor) => {
+                        let handshake = tokio::time::timeout(header_timeout, acceptor.accept(tcp));
+                        match handshake.await {
+                            Ok(Ok(tls)) => serve_connection(tls, service, header_timeout, stop).await,
+                            Ok(Err(error)) => tracing::debug!(%error, "a TLS handshake failed"),
+                            Err(_) => tracing::debug!("a TLS handshake timed out"),
+                        }
                     }
                 }
             });
@@ -133,6 +145,31 @@ impl Serve {
         }
         while connections.join_next().await.is_some() {}
         Ok(())
+    }
+}
+
+/// Serves HTTP/1.1 on one connection until it ends, or until `stop` (then gracefully).
+async fn serve_connection<I>(
+    io: I,
+    service: hyper_util::service::TowerToHyperService<Router>,
+    header_timeout: Duration,
+    stop: CancellationToken,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let connection = http
+        .serve_connection(hyper_util::rt::TokioIo::new(io), service)
+        .with_upgrades();
+    tokio::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        () = stop.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
     }
 }
 

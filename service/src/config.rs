@@ -20,7 +20,7 @@ OPTIONS:
     --config FILE             Read settings from a TOML file (keys below).
     --listen ADDR             Address to listen on [default: 127.0.0.1:8080]. Port 0 picks a
                               free port. Once accepting, one line goes to standard output:
-                              `Now listening on: http://ADDR`.
+                              `Now listening on: http://ADDR` (https:// with TLS).
     --access-key KEY          An access key that app servers sign tokens with (HMAC over the
                               UTF-8 bytes of the key, HS256 or HS512). Repeat it to accept
                               several keys at once, for key rotation. Command-line arguments
@@ -34,6 +34,9 @@ OPTIONS:
                               64 at most) [default: random].
     --advertise URL           Where other nodes and clients reach this node
                               [default: http://LISTEN-ADDRESS].
+    --tls-cert FILE           Serve HTTPS: the PEM certificate chain (the relay's certificate
+                              first). Needs --tls-key.
+    --tls-key FILE            The PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
     --stop-when-stdin-closes  Exit when standard input reaches end of file.
     -h, --help                Print this help.
     -V, --version             Print the version.
@@ -44,6 +47,10 @@ ENVIRONMENT:
     SWITCHBOARD_REDIS         Like --redis.
     SWITCHBOARD_NODE_ID       Like --node-id.
     SWITCHBOARD_ADVERTISE     Like --advertise.
+    SWITCHBOARD_TLS_CERT      Like --tls-cert.
+    SWITCHBOARD_TLS_KEY       Like --tls-key.
+    SSL_CERT_FILE             Trusted roots for the relay's own TLS connections (to other
+                              nodes) instead of the system's.
     RUST_LOG                  Log filter for standard error [default: info].
 
 CONFIG FILE (TOML; every key optional):
@@ -81,6 +88,10 @@ CONFIG FILE (TOML; every key optional):
     node_id = \"relay-1\"             # like --node-id
     advertise = \"http://10.0.0.5:8080\"
                                     # like --advertise
+    tls_cert = \"/etc/switchboard/cert.pem\"
+                                    # like --tls-cert
+    tls_key = \"/etc/switchboard/key.pem\"
+                                    # like --tls-key
     node_timeout_secs = 10          # a cluster node silent on Redis this long is dead for the
                                     #   others, which tell app servers its clients are gone
                                     #   [default: 10]
@@ -142,8 +153,12 @@ pub struct Config {
     pub redis: Option<String>,
     /// This node's id in the cluster; random when `None`.
     pub node_id: Option<String>,
-    /// Where other nodes and clients reach this node; `http://{listen address}` when `None`.
+    /// Where other nodes and clients reach this node; `http(s)://{listen address}` when `None`.
     pub advertise: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain (and [`tls_key`](Self::tls_key)).
+    pub tls_cert: Option<String>,
+    /// The PEM private key of [`tls_cert`](Self::tls_cert).
+    pub tls_key: Option<String>,
     /// A cluster node whose heartbeat stops for this long is dead for the others.
     pub node_timeout: Duration,
     /// The start of the cluster's Redis keys and channels.
@@ -171,6 +186,8 @@ impl Default for Config {
             redis: None,
             node_id: None,
             advertise: None,
+            tls_cert: None,
+            tls_key: None,
             node_timeout: Duration::from_secs(10),
             cluster_prefix: "switchboard".to_owned(),
             redirect_clients: true,
@@ -199,6 +216,8 @@ impl std::fmt::Debug for Config {
             .field("redis", &self.redis.as_ref().map(|_| "[redacted]"))
             .field("node_id", &self.node_id)
             .field("advertise", &self.advertise)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
             .field("node_timeout", &self.node_timeout)
             .field("cluster_prefix", &self.cluster_prefix)
             .field("redirect_clients", &self.redirect_clients)
@@ -244,6 +263,8 @@ struct FileConfig {
     redis: Option<String>,
     node_id: Option<String>,
     advertise: Option<String>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
     node_timeout_secs: Option<u64>,
     cluster_prefix: Option<String>,
     redirect_clients: Option<bool>,
@@ -306,6 +327,8 @@ impl Config {
             (file.redis, &mut self.redis),
             (file.node_id, &mut self.node_id),
             (file.advertise, &mut self.advertise),
+            (file.tls_cert, &mut self.tls_cert),
+            (file.tls_key, &mut self.tls_key),
         ] {
             if value.is_some() {
                 *target = value;
@@ -339,6 +362,7 @@ impl Config {
         let mut listen = None;
         let mut keys = Vec::new();
         let (mut redis, mut node_id, mut advertise) = (None, None, None);
+        let (mut tls_cert, mut tls_key) = (None, None);
         let mut stop_when_stdin_closes = false;
         let mut args = args.into_iter().map(Into::into);
         while let Some(arg) = args.next() {
@@ -361,6 +385,8 @@ impl Config {
                 "--redis" => redis = Some(value("a Redis URL")?),
                 "--node-id" => node_id = Some(value("an id")?),
                 "--advertise" => advertise = Some(value("a URL")?),
+                "--tls-cert" => tls_cert = Some(value("a file")?),
+                "--tls-key" => tls_key = Some(value("a file")?),
                 "--stop-when-stdin-closes" if inline.is_none() => stop_when_stdin_closes = true,
                 _ => return Err(Error::config(format!("unknown argument '{name}' (see --help)"))),
             }
@@ -381,6 +407,8 @@ impl Config {
             ("SWITCHBOARD_REDIS", &mut config.redis),
             ("SWITCHBOARD_NODE_ID", &mut config.node_id),
             ("SWITCHBOARD_ADVERTISE", &mut config.advertise),
+            ("SWITCHBOARD_TLS_CERT", &mut config.tls_cert),
+            ("SWITCHBOARD_TLS_KEY", &mut config.tls_key),
         ] {
             if let Some(value) = env(name).filter(|v| !v.trim().is_empty()) {
                 *target = Some(value.trim().to_owned());
@@ -393,6 +421,8 @@ impl Config {
             (redis, &mut config.redis),
             (node_id, &mut config.node_id),
             (advertise, &mut config.advertise),
+            (tls_cert, &mut config.tls_cert),
+            (tls_key, &mut config.tls_key),
         ] {
             if value.is_some() {
                 *target = value;
@@ -417,6 +447,11 @@ impl Config {
         }
         if self.access_keys.iter().any(|k| k.is_empty()) {
             return Err(Error::config("an access key is empty"));
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(Error::config(
+                "TLS needs both a certificate (tls_cert) and its key (tls_key)",
+            ));
         }
         if self.listen.trim().is_empty() {
             return Err(Error::config("the listen address is empty"));
@@ -612,6 +647,12 @@ mod tests {
             "redis =",
             "node_id =",
             "advertise =",
+            "--tls-cert",
+            "--tls-key",
+            "SWITCHBOARD_TLS_CERT",
+            "SWITCHBOARD_TLS_KEY",
+            "tls_cert =",
+            "tls_key =",
             "node_timeout_secs",
             "cluster_prefix",
             "redirect_clients",

@@ -94,12 +94,20 @@ impl Relay {
         let addr = listener
             .local_addr()
             .map_err(|e| Error::io("cannot read the listen address", e))?;
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(
+                switchboard::tls::server_config(std::path::Path::new(cert), std::path::Path::new(key))
+                    .map_err(|e| Error::config(e.to_string()))?,
+            ),
+            _ => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let cluster = match &config.redis {
             Some(url) => {
                 let node_id = config.node_id.clone().unwrap_or_else(random_node_id);
                 let settings = ClusterSettings {
                     redis_url: url.clone(),
-                    advertise: config.advertise.clone().unwrap_or_else(|| format!("http://{addr}")),
+                    advertise: config.advertise.clone().unwrap_or_else(|| format!("{scheme}://{addr}")),
                     node_id,
                     node_timeout: config.node_timeout,
                     prefix: config.cluster_prefix.clone(),
@@ -127,9 +135,12 @@ impl Relay {
         let app = app(shared.clone())?;
         let stop = shared.shutdown.clone();
         let header_timeout = shared.config.request_header_timeout;
-        let serving = switchboard::serve(listener, app)
+        let mut serving = switchboard::serve(listener, app)
             .request_header_timeout(header_timeout)
             .with_graceful_shutdown(stop.cancelled_owned());
+        if let Some(tls) = tls {
+            serving = serving.tls(tls);
+        }
         let task = tokio::spawn(async move {
             if let Err(error) = serving.await {
                 tracing::error!(%error, "the relay stopped serving");
@@ -150,7 +161,12 @@ impl Relay {
 
     /// Its base URL, `http://ADDR`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.shared.config.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// A connection string for app servers, with the first access key:

@@ -3,9 +3,10 @@
 use super::ClientError;
 use crate::connection::request::encode_component;
 
-/// A hub URL, split into what the requests need. Plain `http`/`ws` only.
+/// A hub URL, split into what the requests need: `http`/`ws`, or `https`/`wss` over TLS.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Endpoint {
+    tls: bool,
     host: String,
     port: u16,
     authority: String,
@@ -14,30 +15,27 @@ pub(crate) struct Endpoint {
 }
 
 impl Endpoint {
-    /// Parses an absolute `http://` or `ws://` URL (`https`/`wss` are refused: no TLS).
+    /// Parses an absolute `http://`, `https://`, `ws://` or `wss://` URL.
     pub(crate) fn parse(url: &str) -> Result<Self, ClientError> {
         let uri: http::Uri = url
             .parse()
             .map_err(|_| ClientError::config(format!("'{url}' is not a valid URL.")))?;
-        match uri.scheme_str().map(str::to_ascii_lowercase).as_deref() {
-            Some("http" | "ws") => {}
-            Some("https" | "wss") => {
-                return Err(ClientError::config(format!(
-                    "'{url}' needs TLS, which this client does not support: use an http:// or ws:// URL."
-                )));
-            }
+        let tls = match uri.scheme_str().map(str::to_ascii_lowercase).as_deref() {
+            Some("http" | "ws") => false,
+            Some("https" | "wss") => true,
             _ => {
                 return Err(ClientError::config(format!(
-                    "'{url}' is not an absolute http:// or ws:// URL."
+                    "'{url}' is not an absolute http(s):// or ws(s):// URL."
                 )));
             }
-        }
+        };
         let authority = uri
             .authority()
             .ok_or_else(|| ClientError::config(format!("'{url}' has no host.")))?;
         Ok(Self {
+            tls,
             host: authority.host().to_owned(),
-            port: authority.port_u16().unwrap_or(80),
+            port: authority.port_u16().unwrap_or(if tls { 443 } else { 80 }),
             authority: authority.as_str().rsplit('@').next().unwrap_or_default().to_owned(),
             path: uri.path().to_owned(),
             query: uri.query().filter(|q| !q.is_empty()).map(str::to_owned),
@@ -45,8 +43,14 @@ impl Endpoint {
     }
 
     /// `host:port`, to open a TCP connection to.
-    pub(crate) fn socket_address(&self) -> String {
+    #[cfg(test)]
+    fn socket_address(&self) -> String {
         format!("{}:{}", self.host, self.port)
+    }
+
+    /// Opens a connection to the host, over TLS for `https`/`wss`.
+    pub(crate) async fn connect(&self) -> std::io::Result<crate::tls::Stream> {
+        crate::tls::connect(&self.host, self.port, self.tls).await
     }
 
     /// The value of the `Host` header.
@@ -78,9 +82,10 @@ impl Endpoint {
         target
     }
 
-    /// The WebSocket URL: `ws://{authority}{path}?{query}&id={id}&access_token={token}`.
+    /// The WebSocket URL: `ws[s]://{authority}{path}?{query}&id={id}&access_token={token}`.
     pub(crate) fn websocket_url(&self, id: Option<&str>, access_token: Option<&str>) -> String {
-        let mut url = format!("ws://{}{}", self.authority, self.path);
+        let scheme = if self.tls { "wss" } else { "ws" };
+        let mut url = format!("{scheme}://{}{}", self.authority, self.path);
         let mut separator = '?';
         let mut append = |url: &mut String, pair: &str| {
             url.push(separator);
@@ -123,8 +128,13 @@ mod tests {
     }
 
     #[test]
-    fn endpoint_refuses_tls_and_relative_urls() {
-        assert!(Endpoint::parse("https://example.com/hub").unwrap_err().is_config());
+    fn endpoint_takes_tls_urls_and_refuses_relative_ones() {
+        let e = Endpoint::parse("https://example.com/hub").unwrap();
+        assert_eq!(e.socket_address(), "example.com:443");
+        assert_eq!(e.websocket_url(None, None), "wss://example.com/hub");
+        let e = Endpoint::parse("wss://example.com:8443/hub").unwrap();
+        assert_eq!(e.socket_address(), "example.com:8443");
+        assert_eq!(e.websocket_url(None, None), "wss://example.com:8443/hub");
         assert!(Endpoint::parse("/hub").unwrap_err().is_config());
         assert!(Endpoint::parse("ftp://example.com/hub").unwrap_err().is_config());
     }

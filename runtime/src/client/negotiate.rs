@@ -10,7 +10,6 @@ use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, HOST, USER_AGENT};
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 
 use super::endpoint::Endpoint;
 use super::{ClientError, ClientOptions};
@@ -126,10 +125,7 @@ async fn post(
     headers: &[(String, String)],
 ) -> Result<(http::StatusCode, Bytes), ClientError> {
     let failed = |e: &dyn std::fmt::Display| ClientError::io(format!("{NEGOTIATE_FAILED}: {e}"));
-    let stream = TcpStream::connect(endpoint.socket_address())
-        .await
-        .map_err(|e| failed(&e))?;
-    let _ = stream.set_nodelay(true);
+    let stream = endpoint.connect().await.map_err(|e| failed(&e))?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| failed(&e))?;

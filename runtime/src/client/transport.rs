@@ -10,13 +10,12 @@ use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use http::HeaderValue;
 use http::header::USER_AGENT;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
 
 use super::endpoint::Endpoint;
@@ -26,7 +25,7 @@ use crate::protocol::client_core::{self, ClientClosing, ClientConfig, ClientCore
 use crate::protocol::{Close, HubMessage, Protocol};
 
 /// The WebSocket of a connection.
-pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Socket = WebSocketStream<crate::tls::Stream>;
 
 /// How long opening the WebSocket may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(100);
@@ -112,7 +111,7 @@ async fn connect(url: &str, options: &ClientOptions) -> Result<Socket, ClientErr
             .map_err(|e| ClientError::config(format!("Invalid value of header '{name}': {e}")))?;
         headers.insert(name, value);
     }
-    let connecting = tokio_tungstenite::connect_async(request);
+    let connecting = crate::tls::connect_websocket(request, None);
     match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
         Err(_) => Err(ClientError::timeout(failed_to_start("the upgrade timed out."))),
         Ok(Ok((socket, _))) => Ok(socket),

@@ -148,7 +148,7 @@ async fn connect_once(
     }
     let config =
         tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(link::READ_BUFFER_SIZE);
-    let connect = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
+    let connect = crate::tls::connect_websocket(request, Some(config));
     let (socket, _) = tokio::time::timeout(link::HANDSHAKE_TIMEOUT, connect)
         .await
         .map_err(|_| "connect timed out".to_owned())?

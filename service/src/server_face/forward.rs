@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 /// forwards it again.
 pub(crate) const FORWARDED_BY: &str = "x-switchboard-forwarded-by";
 
-type Upstream = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Upstream = tokio_tungstenite::WebSocketStream<switchboard::tls::Stream>;
 
 /// Opens the connection to the target node: `advertise` is its base URL, `path_and_query`
 /// the app server's request target, `headers` its request headers.
@@ -58,7 +58,7 @@ pub(crate) async fn connect(
     let config = WebSocketConfig::default()
         .max_message_size(Some(max_frame))
         .max_frame_size(Some(max_frame));
-    let connect = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
+    let connect = switchboard::tls::connect_websocket(request, Some(config));
     match tokio::time::timeout(std::time::Duration::from_secs(10), connect).await {
         Ok(Ok((upstream, _))) => Ok(upstream),
         Ok(Err(error)) => Err(error.to_string()),
