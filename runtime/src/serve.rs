@@ -9,6 +9,7 @@ use std::time::Duration;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
 
 /// Kestrel's `RequestHeadersTimeout`: a connection whose request headers take longer is closed.
 pub const REQUEST_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -125,7 +126,17 @@ impl Serve {
             };
             // Small messages go out at once rather than waiting for the previous one's ACK.
             let _ = tcp.set_nodelay(true);
-            let service = hyper_util::service::TowerToHyperService::new(router.clone());
+            // Handlers see the client's address (`RequestInfo::remote_address`, axum's
+            // `ConnectInfo`).
+            let peer = tcp.peer_addr().ok();
+            let service = hyper_util::service::TowerToHyperService::new(router.clone().map_request(
+                move |mut request: http::Request<hyper::body::Incoming>| {
+                    if let Some(peer) = peer {
+                        request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                    }
+                    request
+                },
+            ));
             let stop = stop.clone();
             let acceptor = acceptor.clone();
             connections.spawn(async move {
@@ -149,13 +160,21 @@ impl Serve {
 }
 
 /// Serves HTTP/1.1 on one connection until it ends, or until `stop` (then gracefully).
-async fn serve_connection<I>(
+async fn serve_connection<I, S>(
     io: I,
-    service: hyper_util::service::TowerToHyperService<Router>,
+    service: hyper_util::service::TowerToHyperService<S>,
     header_timeout: Duration,
     stop: CancellationToken,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: tower::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
 {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new())

@@ -62,6 +62,10 @@ struct Movable {
 
 /// Serves one client connection until it ends.
 pub(crate) async fn serve(shared: Arc<Shared>, mut raw: RawConnection) {
+    // Counted against the limits until the connection ends.
+    let _counted = shared
+        .admission
+        .connected(raw.request().remote_address().map(|address| address.ip()));
     // Boxed: what opening needs (claims, the handshake, the announcement) is gone by the time
     // the connection idles, and does not stay in this future's state.
     let Some(opened) = Box::pin(open(&shared, &mut raw)).await else {

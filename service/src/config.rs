@@ -84,6 +84,17 @@ CONFIG FILE (TOML; every key optional):
     request_header_timeout_secs = 30
                                     # close an HTTP connection whose request headers take longer
                                     #   (as Kestrel does) [default: 30]
+    max_connections = 18000         # client connections this node holds at most; more are
+                                    #   refused with 503 [default: no limit]
+    max_connections_per_address = 100
+                                    # client connections one address (the TCP peer) holds at
+                                    #   most; more are refused with 429 [default: no limit]
+    negotiates_per_address_per_second = 20
+                                    # negotiate requests per address and second; more get 429
+                                    #   with Retry-After: 1 [default: no limit]
+    connects_per_address_per_second = 20
+                                    # WebSockets and event streams opened per address and
+                                    #   second; more get 429 with Retry-After: 1 [default: no limit]
     redis = \"redis://127.0.0.1:6379/\" # like --redis
     node_id = \"relay-1\"             # like --node-id
     advertise = \"http://10.0.0.5:8080\"
@@ -149,6 +160,8 @@ pub struct Config {
     pub server_timeout: Duration,
     /// An HTTP connection whose request headers have not all come within this is closed.
     pub request_header_timeout: Duration,
+    /// The limits on clients (all off by default).
+    pub limits: crate::limits::Limits,
     /// The Redis of the relay cluster this node joins; `None` for a relay on its own.
     pub redis: Option<String>,
     /// This node's id in the cluster; random when `None`.
@@ -183,6 +196,7 @@ impl Default for Config {
             server_keep_alive_interval: switchboard::protocol::service::link::KEEP_ALIVE_INTERVAL,
             server_timeout: switchboard::protocol::service::link::RECEIVE_TIMEOUT,
             request_header_timeout: Duration::from_secs(30),
+            limits: crate::limits::Limits::default(),
             redis: None,
             node_id: None,
             advertise: None,
@@ -216,6 +230,7 @@ impl std::fmt::Debug for Config {
             .field("redis", &self.redis.as_ref().map(|_| "[redacted]"))
             .field("node_id", &self.node_id)
             .field("advertise", &self.advertise)
+            .field("limits", &self.limits)
             .field("tls_cert", &self.tls_cert)
             .field("tls_key", &self.tls_key)
             .field("node_timeout", &self.node_timeout)
@@ -265,6 +280,10 @@ struct FileConfig {
     advertise: Option<String>,
     tls_cert: Option<String>,
     tls_key: Option<String>,
+    max_connections: Option<usize>,
+    max_connections_per_address: Option<usize>,
+    negotiates_per_address_per_second: Option<u32>,
+    connects_per_address_per_second: Option<u32>,
     node_timeout_secs: Option<u64>,
     cluster_prefix: Option<String>,
     redirect_clients: Option<bool>,
@@ -315,6 +334,32 @@ impl Config {
             (file.max_server_queued_bytes, &mut self.max_server_queued_bytes),
         ] {
             if let Some(value) = value {
+                *target = value;
+            }
+        }
+        let limits = &mut self.limits;
+        for (value, target) in [
+            (file.max_connections, &mut limits.max_connections),
+            (
+                file.max_connections_per_address,
+                &mut limits.max_connections_per_address,
+            ),
+        ] {
+            if value.is_some() {
+                *target = value;
+            }
+        }
+        for (value, target) in [
+            (
+                file.negotiates_per_address_per_second,
+                &mut limits.negotiates_per_address_per_second,
+            ),
+            (
+                file.connects_per_address_per_second,
+                &mut limits.connects_per_address_per_second,
+            ),
+        ] {
+            if value.is_some() {
                 *target = value;
             }
         }
@@ -447,6 +492,21 @@ impl Config {
         }
         if self.access_keys.iter().any(|k| k.is_empty()) {
             return Err(Error::config("an access key is empty"));
+        }
+        let limits = [
+            ("max_connections", self.limits.max_connections),
+            ("max_connections_per_address", self.limits.max_connections_per_address),
+            (
+                "negotiates_per_address_per_second",
+                self.limits.negotiates_per_address_per_second.map(|n| n as usize),
+            ),
+            (
+                "connects_per_address_per_second",
+                self.limits.connects_per_address_per_second.map(|n| n as usize),
+            ),
+        ];
+        if let Some((name, _)) = limits.iter().find(|(_, limit)| *limit == Some(0)) {
+            return Err(Error::config(format!("{name} must be at least 1")));
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(Error::config(
@@ -653,6 +713,10 @@ mod tests {
             "SWITCHBOARD_TLS_KEY",
             "tls_cert =",
             "tls_key =",
+            "max_connections =",
+            "max_connections_per_address",
+            "negotiates_per_address_per_second",
+            "connects_per_address_per_second",
             "node_timeout_secs",
             "cluster_prefix",
             "redirect_clients",

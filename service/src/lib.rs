@@ -47,6 +47,7 @@ mod client_face;
 mod cluster;
 mod config;
 mod error;
+mod limits;
 mod metrics;
 mod record_boundary;
 mod relay;
@@ -55,4 +56,5 @@ mod state;
 
 pub use config::{Command, Config, HELP};
 pub use error::Error;
+pub use limits::Limits;
 pub use relay::{Relay, ShutdownHandle};

@@ -102,6 +102,7 @@ impl Relay {
             _ => None,
         };
         let scheme = if tls.is_some() { "https" } else { "http" };
+        let config_limits = config.limits;
         let cluster = match &config.redis {
             Some(url) => {
                 let node_id = config.node_id.clone().unwrap_or_else(random_node_id);
@@ -125,6 +126,7 @@ impl Relay {
                 .as_ref()
                 .map_or_else(|| format!("switchboard-{addr}"), |c| c.settings.node_id.clone()),
             cluster,
+            admission: Arc::new(crate::limits::Admission::new(config_limits)),
         });
         let node = shared.cluster.as_ref().map(|cluster| {
             let node: Arc<dyn Node> = cluster_node(&shared);
@@ -273,6 +275,7 @@ fn app(shared: Arc<Shared>) -> Result<Router, Error> {
     let (queued_bytes, queued_messages) = (config.max_client_queued_bytes, config.max_client_queued_messages);
     let for_clients = shared.clone();
     let for_negotiate = shared.clone();
+    let for_limits = shared.clone();
     let switchboard = Switchboard::builder()
         .hub_options(|options| {
             options.require_authorization = true;
@@ -312,7 +315,44 @@ fn app(shared: Arc<Shared>) -> Result<Router, Error> {
         .route("/metrics", get(metrics))
         .with_state(shared)
         .fallback_service(switchboard.http_handler())
+        .layer(axum::middleware::from_fn_with_state(for_limits, admit))
         .layer(axum::middleware::from_fn(cors)))
+}
+
+/// The limits on clients, before the runtime sees the request: negotiate, and the requests
+/// that open a client connection (a WebSocket upgrade, an event stream).
+async fn admit(
+    State(shared): State<Arc<Shared>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = request.uri().path();
+    let opening = if !path.starts_with("/client") {
+        None
+    } else if request.method() == http::Method::POST && path.trim_end_matches('/').ends_with("/negotiate") {
+        Some(crate::limits::Opening::Negotiate)
+    } else if request.method() == http::Method::GET
+        && (request.headers().contains_key(header::UPGRADE)
+            || request
+                .headers()
+                .get(header::ACCEPT)
+                .is_some_and(|accept| accept.as_bytes().starts_with(b"text/event-stream")))
+    {
+        Some(crate::limits::Opening::Connect)
+    } else {
+        None
+    };
+    if let Some(opening) = opening {
+        let address = request
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.ip());
+        if let Err(refusal) = shared.admission.admit(address, opening) {
+            tracing::debug!(?address, ?refusal, "a client request refused by a limit");
+            return refusal.into_response();
+        }
+    }
+    next.run(request).await
 }
 
 /// Browsers reach the relay from the app's pages, another origin: every origin may call it
@@ -373,6 +413,7 @@ async fn health(State(shared): State<Arc<Shared>>) -> Response {
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     let mut text = shared.metrics().render(&shared.hubs.snapshot());
+    shared.admission.render_metrics(&mut text);
     if let Some(cluster) = &shared.cluster {
         cluster.render_metrics(&mut text);
     }

@@ -568,3 +568,105 @@ async fn http_a_request_whose_headers_never_end_is_closed() {
     // Requests that finish their headers are served as before.
     assert_eq!(http(&relay, "GET", "/api/health", &[], b"").await.status, 200);
 }
+
+#[tokio::test]
+async fn http_limits_refuse_with_the_reason_and_count_it() {
+    let relay = relay_with(|c| {
+        c.limits.max_connections = Some(5);
+        c.limits.max_connections_per_address = Some(1);
+        c.limits.negotiates_per_address_per_second = Some(2);
+    })
+    .await;
+    let _server = AppServer::connect(&relay, "chat", "app1").await;
+    let token = client_token("chat", json!({}));
+    let auth = format!("Bearer {token}");
+    let negotiate = "/client/negotiate?hub=chat&negotiateVersion=1";
+    // Two negotiates a second from this address; the third is refused, and says when to retry.
+    for _ in 0..2 {
+        assert_eq!(
+            http(&relay, "POST", negotiate, &[("Authorization", &auth)], b"")
+                .await
+                .status,
+            200
+        );
+    }
+    let refused = http(&relay, "POST", negotiate, &[("Authorization", &auth)], b"").await;
+    assert_eq!(refused.status, 429);
+    assert_eq!(
+        refused.text(),
+        "Too many negotiate requests from this address. Try again in a second."
+    );
+    assert!(
+        refused
+            .headers
+            .iter()
+            .any(|(name, value)| name.eq_ignore_ascii_case("retry-after") && value == "1")
+    );
+    // One connection per address: the second WebSocket from 127.0.0.1 is refused.
+    let first = ws_with_bearer(&relay, "/client/?hub=chat", &token)
+        .await
+        .expect("the first connects");
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut second = ws_with_bearer(&relay, "/client/?hub=chat", &token).await;
+    while second.is_ok() && std::time::Instant::now() < deadline {
+        // The first may not be counted yet: it is once its connection runs.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        second = ws_with_bearer(&relay, "/client/?hub=chat", &token).await;
+    }
+    assert_eq!(second.err(), Some(429));
+    drop(first);
+    let metrics = http(&relay, "GET", "/metrics", &[], b"").await.text();
+    assert!(
+        metrics.contains("switchboard_client_refusals_total{limit=\"negotiate_rate\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("switchboard_client_refusals_total{limit=\"address_connections\"} "),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("switchboard_client_refusals_total{limit=\"connections\"} 0\n"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn http_a_full_node_answers_503() {
+    let relay = relay_with(|c| c.limits.max_connections = Some(1)).await;
+    let _server = AppServer::connect(&relay, "chat", "app1").await;
+    let token = client_token("chat", json!({}));
+    let _first = ws_with_bearer(&relay, "/client/?hub=chat", &token)
+        .await
+        .expect("the first connects");
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let refused = http(
+            &relay,
+            "POST",
+            "/client/negotiate?hub=chat&negotiateVersion=1",
+            &[("Authorization", &format!("Bearer {token}"))],
+            b"",
+        )
+        .await;
+        if refused.status == 503 {
+            assert_eq!(
+                refused.text(),
+                "The relay holds as many client connections as it may. Try again later."
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never refused: {}",
+            refused.status
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        ws_with_bearer(&relay, "/client/?hub=chat", &token).await.err(),
+        Some(503)
+    );
+    // Other requests go on: health, metrics, app servers.
+    assert_eq!(http(&relay, "GET", "/api/health", &[], b"").await.status, 200);
+    let _another_server = AppServer::connect(&relay, "chat", "app2").await;
+}

@@ -6,6 +6,9 @@ use http::request::Parts;
 /// The headers, query and cookies of the request that opened a connection's transport.
 #[derive(Debug, Clone, Default)]
 pub struct RequestInfo {
+    /// The client's address: the TCP peer the request came from, when the server that
+    /// accepted it recorded one (`switchboard::serve`, or axum's `ConnectInfo`).
+    remote: Option<std::net::SocketAddr>,
     path: String,
     headers: HeaderMap,
     raw_query: Option<String>,
@@ -32,6 +35,10 @@ impl RequestInfo {
         let query = parts.uri.query().map(parse_query).unwrap_or_default();
         let cookies = parse_cookies(&parts.headers);
         Self {
+            remote: parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|info| info.0),
             path: parts.uri.path().to_owned(),
             headers: owned_headers(&parts.headers),
             raw_query: parts.uri.query().map(str::to_owned),
@@ -62,6 +69,7 @@ impl RequestInfo {
             .unwrap_or_default();
         let raw = query_text(query_string);
         let mut info = Self {
+            remote: None,
             path,
             headers: map,
             query,
@@ -70,6 +78,12 @@ impl RequestInfo {
         };
         info.cookies = parse_cookies(&info.headers);
         info
+    }
+
+    /// The address of the client that sent the request, when the server recorded it (as
+    /// [`serve`](crate::serve) does); `None` through a service.
+    pub fn remote_address(&self) -> Option<std::net::SocketAddr> {
+        self.remote
     }
 
     /// The request path.

@@ -33,6 +33,8 @@ pub(crate) struct Shared {
     pub(crate) instance_id: String,
     /// The cluster this relay is a node of (`--redis`).
     pub(crate) cluster: Option<Arc<Cluster>>,
+    /// The limits on clients, and their counts.
+    pub(crate) admission: Arc<crate::limits::Admission>,
 }
 
 impl Shared {
