@@ -6,7 +6,8 @@
 # Steps: system packages (Node.js, Python, Chromium, redis-server) when missing; formatting and lints;
 # the runtime without its optional features; the docs with warnings as errors; the declared
 # minimum Rust version (installed with rustup when missing); the Rust build and tests; the Node conformance suite with the official SignalR client;
-# the Python suite with third-party SignalR clients; the browser test in headless Chromium.
+# the Python suite with third-party SignalR clients; the browser test in headless Chromium;
+# then no secret in the debug logs the suites' servers wrote.
 # A missing tool is installed or reported as a failure: no test is skipped.
 set -euo pipefail
 
@@ -78,11 +79,17 @@ cargo "+$msrv" check -p switchboard -p switchboard-macros -p switchboard-service
 step "Rust tests"
 cargo test --workspace --all-features --quiet
 
+# From here on every server the suites start also writes its debug log to this directory;
+# the last step looks for secrets in them.
+debug_logs="$(mktemp -d "${TMPDIR:-/tmp}/switchboard-debug-logs.XXXXXX")"
+export SWITCHBOARD_DEBUG_LOG_DIR="$debug_logs"
+
 step "Node conformance suite (@microsoft/signalr)"
 (cd tests/conformance && npm ci --no-audit --no-fund --loglevel=error && npm test)
 
 step "Node conformance suite through the relay (service mode)"
 relay_key="$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+echo "$relay_key" >>"$debug_logs/secrets.txt"
 # The relay stops when this script ends: it watches its stdin, a pipe held open here.
 coproc RELAY { exec target/debug/switchboard-service --listen 127.0.0.1:0 --access-key "$relay_key" --stop-when-stdin-closes 2>"${TMPDIR:-/tmp}/switchboard-relay.log"; }
 relay_port=""
@@ -108,5 +115,10 @@ venv="tests/python/.venv"
 
 step "browser test (headless Chromium)"
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error && CHROMIUM="$chromium_bin" npm test)
+
+step "no access key, token or signature in the servers' debug logs"
+python3 scripts/check-logs-for-secrets.py --self-test
+python3 scripts/check-logs-for-secrets.py "$debug_logs"
+rm -rf "$debug_logs"
 
 step "all test suites passed"

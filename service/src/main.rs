@@ -29,13 +29,28 @@ fn main() -> ExitCode {
             stop_when_stdin_closes,
         } => (config, stop_when_stdin_closes),
     };
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_filter(filter);
+    // A diagnostic (the test suites' secrets check reads it): everything from debug up, also
+    // appended to a file of this process's own in that directory.
+    let debug_file = std::env::var_os("SWITCHBOARD_DEBUG_LOG_DIR").and_then(|dir| {
+        let path = std::path::Path::new(&dir).join(format!("switchboard-service-{}.log", std::process::id()));
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(path).ok()?;
+        Some(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::sync::Mutex::new(file))
+                .with_ansi(false)
+                .with_filter(tracing_subscriber::filter::LevelFilter::DEBUG),
+        )
+    });
+    tracing_subscriber::registry().with(stderr).with(debug_file).init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {

@@ -62,10 +62,24 @@ fn parse_args() -> Args {
 
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(
+        tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+    );
+    // For the suites' secrets check: debug and up, also in a file of this process's own.
+    let debug_file = std::env::var_os("SWITCHBOARD_DEBUG_LOG_DIR").and_then(|dir| {
+        let name = format!("conformance-server-{}.log", std::process::id());
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(std::path::Path::new(&dir).join(name))
+            .ok()?;
+        let layer = tracing_subscriber::fmt::layer().with_writer(std::sync::Mutex::new(file));
+        Some(layer.with_ansi(false).with_filter(tracing_subscriber::filter::LevelFilter::DEBUG))
+    });
+    tracing_subscriber::registry().with(stderr).with(debug_file).init();
     let args = parse_args();
     let state = match &args.server_name {
         Some(name) => AppState::with_server_name(name),

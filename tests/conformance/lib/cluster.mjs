@@ -8,7 +8,7 @@
 
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -124,6 +124,10 @@ async function start(name, bin, args, env = {}) {
  */
 export async function startRelay(options = {}) {
     const key = options.key ?? randomBytes(24).toString("hex");
+    if (process.env.SWITCHBOARD_DEBUG_LOG_DIR) {
+        // The suites' secrets check looks for every key in the servers' debug logs.
+        appendFileSync(path.join(process.env.SWITCHBOARD_DEBUG_LOG_DIR, "secrets.txt"), `${key}\n`);
+    }
     const args = ["--listen", `127.0.0.1:${options.port ?? 0}`, "--access-key", key];
     const toml = [];
     if (options.maxClientsPerHub !== undefined) {
