@@ -65,9 +65,9 @@ async fn main() {
     use tracing_subscriber::Layer as _;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
-    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(
-        tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-    );
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_filter(tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| "warn".into()));
     // For the suites' secrets check: debug and up, also in a file of this process's own.
     let debug_file = std::env::var_os("SWITCHBOARD_DEBUG_LOG_DIR").and_then(|dir| {
         let name = format!("conformance-server-{}.log", std::process::id());
@@ -77,7 +77,11 @@ async fn main() {
             .open(std::path::Path::new(&dir).join(name))
             .ok()?;
         let layer = tracing_subscriber::fmt::layer().with_writer(std::sync::Mutex::new(file));
-        Some(layer.with_ansi(false).with_filter(tracing_subscriber::filter::LevelFilter::DEBUG))
+        Some(
+            layer
+                .with_ansi(false)
+                .with_filter(tracing_subscriber::filter::LevelFilter::DEBUG),
+        )
     });
     tracing_subscriber::registry().with(stderr).with(debug_file).init();
     let args = parse_args();
