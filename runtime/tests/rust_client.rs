@@ -482,7 +482,7 @@ async fn client_negotiate_versions_errors_and_handshake_errors() {
         "Server returned handshake error: The protocol 'messagepack' is not supported."
     );
 
-    let error = HubConnection::connect("https://example.invalid/hub", ClientOptions::default())
+    let error = HubConnection::connect("ftp://example.invalid/hub", ClientOptions::default())
         .await
         .unwrap_err();
     assert!(error.is_config());

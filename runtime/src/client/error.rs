@@ -137,8 +137,8 @@ impl ClientError {
         self.kind == Kind::Io
     }
 
-    /// Whether the URL or the options are not usable (for example an `https` URL: this
-    /// client speaks plain `http`/`ws` only).
+    /// Whether the URL or the options are not usable (for example an `ftp://` URL, or a
+    /// header that is not valid HTTP).
     pub fn is_config(&self) -> bool {
         self.kind == Kind::Config
     }

@@ -21,8 +21,8 @@
 //!
 //! # What it speaks
 //!
-//! - **Plain `http`/`ws` only**: there is no TLS. Put a TLS-terminating proxy in front of a
-//!   remote server, or use the client on a trusted network (tests, sidecars, loopback).
+//! - **`http`/`ws`, and `https`/`wss` over TLS** (rustls; servers are trusted by the system's
+//!   roots and those added with [`tls::add_trusted_roots`](crate::tls::add_trusted_roots)).
 //! - **WebSockets only** (no Server-Sent Events or long polling): negotiate must offer
 //!   WebSockets with the transfer format of the protocol (`Text` for JSON, `Binary` for
 //!   MessagePack).

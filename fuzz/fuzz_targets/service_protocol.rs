@@ -1,0 +1,22 @@
+//! The service protocol (app server ⇄ service records): what parses writes back to a record
+//! that parses to the same message.
+#![no_main]
+
+use bytes::{Bytes, BytesMut};
+use libfuzzer_sys::fuzz_target;
+use switchboard::protocol::framing;
+use switchboard::protocol::service;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(Some(message)) = service::parse(Bytes::copy_from_slice(data)) else {
+        return;
+    };
+    let mut out = Vec::new();
+    service::write(&message, &mut out);
+    let mut buf = BytesMut::from(&out[..]);
+    let record = framing::split_binary_record(&mut buf, None)
+        .expect("what was written frames")
+        .expect("a whole record");
+    let again = service::parse(record).expect("what was written parses").expect("known");
+    assert_eq!(again, message);
+});
