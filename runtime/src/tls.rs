@@ -30,43 +30,43 @@ impl std::fmt::Display for TlsError {
 
 impl std::error::Error for TlsError {}
 
-/// A connection to a server: plain TCP, or TLS over TCP.
+/// A network stream to a server: plain TCP, or TLS over TCP.
 #[derive(Debug)]
-pub enum Stream {
+pub enum NetStream {
     /// `http`/`ws`.
     Plain(TcpStream),
     /// `https`/`wss`.
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
 
-impl AsyncRead for Stream {
+impl AsyncRead for NetStream {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Stream::Plain(tcp) => Pin::new(tcp).poll_read(cx, buf),
-            Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_read(cx, buf),
+            NetStream::Plain(tcp) => Pin::new(tcp).poll_read(cx, buf),
+            NetStream::Tls(tls) => Pin::new(tls.as_mut()).poll_read(cx, buf),
         }
     }
 }
 
-impl AsyncWrite for Stream {
+impl AsyncWrite for NetStream {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            Stream::Plain(tcp) => Pin::new(tcp).poll_write(cx, buf),
-            Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_write(cx, buf),
+            NetStream::Plain(tcp) => Pin::new(tcp).poll_write(cx, buf),
+            NetStream::Tls(tls) => Pin::new(tls.as_mut()).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Stream::Plain(tcp) => Pin::new(tcp).poll_flush(cx),
-            Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_flush(cx),
+            NetStream::Plain(tcp) => Pin::new(tcp).poll_flush(cx),
+            NetStream::Tls(tls) => Pin::new(tls.as_mut()).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Stream::Plain(tcp) => Pin::new(tcp).poll_shutdown(cx),
-            Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_shutdown(cx),
+            NetStream::Plain(tcp) => Pin::new(tcp).poll_shutdown(cx),
+            NetStream::Tls(tls) => Pin::new(tls.as_mut()).poll_shutdown(cx),
         }
     }
 }
@@ -143,13 +143,13 @@ fn unreachable_config() -> rustls::ClientConfig {
 
 /// Opens a TCP connection to `host:port` (small writes go out at once), with TLS over it when
 /// `tls`, the server's certificate checked for `host`.
-pub async fn connect(host: &str, port: u16, tls: bool) -> io::Result<Stream> {
+pub async fn connect(host: &str, port: u16, tls: bool) -> io::Result<NetStream> {
     // A bracketed IPv6 literal, as URLs write it.
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let tcp = TcpStream::connect((bare, port)).await?;
     let _ = tcp.set_nodelay(true);
     if !tls {
-        return Ok(Stream::Plain(tcp));
+        return Ok(NetStream::Plain(tcp));
     }
     let name = ServerName::try_from(bare.to_owned()).map_err(|_| {
         io::Error::new(
@@ -159,7 +159,7 @@ pub async fn connect(host: &str, port: u16, tls: bool) -> io::Result<Stream> {
     })?;
     let connector = tokio_rustls::TlsConnector::from(client_config());
     let stream = connector.connect(name, tcp).await?;
-    Ok(Stream::Tls(Box::new(stream)))
+    Ok(NetStream::Tls(Box::new(stream)))
 }
 
 /// Opens the WebSocket of `request` (a `ws://` or `wss://` URL with its headers), over TLS for
@@ -169,7 +169,7 @@ pub async fn connect_websocket(
     config: Option<tokio_tungstenite::tungstenite::protocol::WebSocketConfig>,
 ) -> Result<
     (
-        tokio_tungstenite::WebSocketStream<Stream>,
+        tokio_tungstenite::WebSocketStream<NetStream>,
         tokio_tungstenite::tungstenite::handshake::client::Response,
     ),
     tokio_tungstenite::tungstenite::Error,

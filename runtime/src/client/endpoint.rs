@@ -49,7 +49,7 @@ impl Endpoint {
     }
 
     /// Opens a connection to the host, over TLS for `https`/`wss`.
-    pub(crate) async fn connect(&self) -> std::io::Result<crate::tls::Stream> {
+    pub(crate) async fn connect(&self) -> std::io::Result<crate::tls::NetStream> {
         crate::tls::connect(&self.host, self.port, self.tls).await
     }
 

@@ -25,7 +25,7 @@ use crate::protocol::client_core::{self, ClientClosing, ClientConfig, ClientCore
 use crate::protocol::{Close, HubMessage, Protocol};
 
 /// The WebSocket of a connection.
-pub(crate) type Socket = WebSocketStream<crate::tls::Stream>;
+pub(crate) type Socket = WebSocketStream<crate::tls::NetStream>;
 
 /// How long opening the WebSocket may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(100);

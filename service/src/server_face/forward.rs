@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 /// forwards it again.
 pub(crate) const FORWARDED_BY: &str = "x-switchboard-forwarded-by";
 
-type Upstream = tokio_tungstenite::WebSocketStream<switchboard::tls::Stream>;
+type Upstream = tokio_tungstenite::WebSocketStream<switchboard::tls::NetStream>;
 
 /// Opens the connection to the target node: `advertise` is its base URL, `path_and_query`
 /// the app server's request target, `headers` its request headers.
