@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::load::{LoadResult, LoadSpec, Scenario};
-use crate::plan::{ATTEMPTS, Deployment, INTERFERENCE_PCT, OPEN_LOOP_BOUND_US, Plan, Record, Target};
+use crate::plan::{ATTEMPTS, Deployment, INTERFERENCE_PCT, OPEN_LOOP_BOUND_US, Plan, Record, SoakSample, Target};
 use crate::proto::Mode;
 use crate::{node, procstat, report};
 
@@ -356,6 +356,15 @@ impl Harness {
                     for &t in &order {
                         if t.supports("idle") {
                             self.idle(t, conns, rep)?;
+                        }
+                    }
+                }
+            }
+            if self.wants("soak") {
+                for &conns in &plan.soak_conns {
+                    for &t in &order {
+                        if t.supports("soak") {
+                            self.soak(t, conns, rep)?;
                         }
                     }
                 }
@@ -1062,6 +1071,87 @@ impl Harness {
                 record.error = Some(e);
             }
         }
+        let alive = r.alive();
+        r.stop();
+        if !alive {
+            record.ok = false;
+            record.error = Some("a server process exited".into());
+        }
+        self.finish(record);
+        Ok(())
+    }
+
+    /// The soak: `conns` connections held for `soak_duration_ms` while others churn (connect,
+    /// echo, leave); each server process's RSS, descriptors and threads read every
+    /// `soak_sample_ms`. Ok when every held connection stayed and every churned echo came back.
+    fn soak(&mut self, t: Target, conns: usize, rep: usize) -> Result<(), String> {
+        let plan = self.opts.plan.clone();
+        let mut r = self.start(t.deployment)?;
+        let spec = LoadSpec {
+            scenario: Scenario::Soak,
+            payload: 64,
+            rate: plan.soak_churn_rate,
+            ..idle_spec(t.mode, &r.url, conns)
+        };
+        let mut record = self.base_record(t, &spec, rep);
+        let pids = r.pids();
+        let mut samples = Vec::new();
+        let (duration, every) = (
+            Duration::from_millis(plan.soak_duration_ms),
+            Duration::from_millis(plan.soak_sample_ms.max(1)),
+        );
+        let result = self.generator(&spec, &pids, |stdin| {
+            let started = Instant::now();
+            loop {
+                let secs = started.elapsed().as_secs_f64();
+                for (name, pid) in &pids {
+                    samples.push(SoakSample {
+                        secs,
+                        process: (*name).to_owned(),
+                        rss_kb: procstat::rss_kb(pid),
+                        fds: procstat::open_fds(pid),
+                        threads: procstat::threads(pid),
+                    });
+                }
+                if started.elapsed() >= duration {
+                    break;
+                }
+                std::thread::sleep(every.min(duration.saturating_sub(started.elapsed())));
+            }
+            let _ = stdin.write_all(b"stop\n");
+            let _ = stdin.flush();
+        });
+        match result {
+            Ok((res, _)) => {
+                fill_load(&mut record, &res);
+                let mut problems = Vec::new();
+                if res.connected != conns {
+                    problems.push(format!("{} of {conns} connected", res.connected));
+                }
+                if res.errors > 0 || res.closed > 0 || res.lost > 0 {
+                    problems.push(format!(
+                        "{} errors, {} held connections closed, {} echoes lost (first: {})",
+                        res.errors,
+                        res.closed,
+                        res.lost,
+                        res.first_error.clone().unwrap_or_default()
+                    ));
+                }
+                if res.sent == 0 {
+                    problems.push("no connection churned".into());
+                }
+                if samples.iter().all(|s| s.rss_kb.is_none()) {
+                    problems.push("no memory reading".into());
+                }
+                record.ok = problems.is_empty();
+                record.error = (!problems.is_empty()).then(|| problems.join("; "));
+            }
+            Err(e) => {
+                record.ok = false;
+                record.error = Some(e);
+            }
+        }
+        record.soak_samples = samples;
         let alive = r.alive();
         r.stop();
         if !alive {

@@ -49,7 +49,13 @@ pub enum Scenario {
     /// Open loop: every connection sends `Echo(ticks, payload)` `rate` times per second on a
     /// fixed schedule, without waiting for answers; latency from the scheduled send time.
     OpenLoop,
+    /// Connections are held (with pings) while others churn: `rate` new connections a second
+    /// each connect, echo [`SOAK_ECHOES`] times and disconnect, until told to stop.
+    Soak,
 }
+
+/// The echoes each churning connection of the soak makes before it leaves.
+pub const SOAK_ECHOES: u64 = 3;
 
 impl Scenario {
     /// Short name used in reports.
@@ -61,6 +67,7 @@ impl Scenario {
             Scenario::Group => "group",
             Scenario::Idle => "idle",
             Scenario::OpenLoop => "open-loop",
+            Scenario::Soak => "soak",
         }
     }
 }
@@ -273,6 +280,7 @@ async fn run_local(spec: LoadSpec) -> Result<LoadResult, String> {
         Scenario::Broadcast | Scenario::Group => broadcast(&spec, &shared, conns, &mut result).await?,
         Scenario::Idle => idle(&shared, conns, &mut result).await,
         Scenario::OpenLoop => open_loop(&spec, &shared, conns, &mut result).await,
+        Scenario::Soak => soak(&spec, &shared, conns, &mut result).await,
     }
     let hist = shared.hist.borrow();
     if !hist.is_empty() {
@@ -771,6 +779,87 @@ async fn idle(shared: &Rc<Shared>, conns: Vec<(Ws, Vec<Incoming>)>, _result: &mu
     let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
     let _ = tokio::io::AsyncBufReadExt::read_line(&mut stdin, &mut line).await;
     shared.stop.set(true);
+}
+
+async fn soak(spec: &LoadSpec, shared: &Rc<Shared>, conns: Vec<(Ws, Vec<Incoming>)>, result: &mut LoadResult) {
+    for (ws, _) in conns {
+        let shared = shared.clone();
+        tokio::task::spawn_local(async move { hold(ws, &shared).await });
+    }
+    say("ready");
+    // The churn: `rate` connections a second, each on a source address of its own turn (the
+    // held ones keep theirs), until a line on standard input (or its end).
+    let churn = {
+        let shared = shared.clone();
+        let url = spec.url.clone();
+        let mode = spec.mode;
+        let every = Duration::from_secs_f64(1.0 / spec.rate.max(0.1));
+        let first = spec.conns;
+        tokio::task::spawn_local(async move {
+            let mut tick = tokio::time::interval(every);
+            let mut visits = Vec::new();
+            for index in first.. {
+                tick.tick().await;
+                if shared.stop.get() {
+                    break;
+                }
+                let shared = shared.clone();
+                let url = url.clone();
+                visits.push(tokio::task::spawn_local(async move {
+                    if let Err(e) = visit(&url, mode, index, &shared).await {
+                        shared.error(format!("churn: {e}"));
+                    }
+                }));
+                visits.retain(|visit| !visit.is_finished());
+            }
+            for visit in visits {
+                let _ = visit.await;
+            }
+        })
+    };
+    let mut line = String::new();
+    let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
+    let _ = tokio::io::AsyncBufReadExt::read_line(&mut stdin, &mut line).await;
+    shared.stop.set(true);
+    let _ = churn.await;
+    result.lost = shared.sent.get().saturating_sub(shared.total.get());
+}
+
+/// One churning client of the soak: connects, echoes [`SOAK_ECHOES`] times, closes.
+async fn visit(url: &str, mode: Mode, index: usize, shared: &Shared) -> Result<(), String> {
+    let (mut ws, _) = tokio::time::timeout(Duration::from_secs(20), conn::connect(url, mode, index))
+        .await
+        .map_err(|_| "connect timed out after 20 s".to_owned())??;
+    let mut incoming = Vec::new();
+    for id in 1..=SOAK_ECHOES {
+        let ticks = shared.now();
+        shared.sent.set(shared.sent.get() + 1);
+        ws.send(conn::message(shared.encoder.echo(id, ticks)))
+            .await
+            .map_err(|e| format!("send: {e}"))?;
+        'wait: loop {
+            let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+                .await
+                .map_err(|_| "no answer within 10 s".to_owned())?
+                .ok_or("connection closed")?
+                .map_err(|e| format!("read: {e}"))?;
+            incoming.clear();
+            conn::decode(mode, &msg, &mut incoming)?;
+            for m in incoming.drain(..) {
+                match m {
+                    Incoming::Completion { ticks: t, .. } if t == ticks => {
+                        shared.total.set(shared.total.get() + 1);
+                        break 'wait;
+                    }
+                    Incoming::CompletionError(e) => return Err(format!("error completion: {e}")),
+                    Incoming::Close(e) => return Err(format!("closed by the server: {e:?}")),
+                    _ => {}
+                }
+            }
+        }
+    }
+    let _ = ws.close(None).await;
+    Ok(())
 }
 
 async fn hold(mut ws: Ws, shared: &Shared) {

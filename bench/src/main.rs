@@ -4,7 +4,7 @@
 //! ```text
 //! switchboard-bench run [--smoke] [--out DIR] [--bin-dir DIR] [--node-dir DIR] [--node PATH]
 //!                       [--reps N] [--warmup-ms MS] [--duration-ms MS]
-//!                       [--scenarios echo,echo-measure,broadcast,group,open-loop,idle,migrate,cluster-idle]
+//!                       [--scenarios echo,echo-measure,broadcast,group,open-loop,idle,migrate,cluster-idle,soak]
 //!                       [--targets floor,direct-json,direct-msgpack,relay-json,relay-msgpack,node-ws,socketio,socketioxide,cluster-json]
 //!                       [--echo-conns 1,10,…] [--echo-payloads 64,2048] [--echo-measure-conns …]
 //!                       [--echo-measure-payloads …] [--broadcast-receivers 1000,…] [--broadcast-payloads 64,…]
@@ -12,6 +12,7 @@
 //!                       [--open-loop-conns 1000,2000,…] [--open-loop-payload B] [--open-loop-rate R]
 //!                       [--open-loop-warmup-ms MS] [--open-loop-duration-ms MS] [--cluster-nodes N]
 //!                       [--cluster-idle-conns 100000,…] [--cluster-idle-nodes N] [--generator-conns N] [--no-pin]
+//!                       [--soak-conns 18000,…] [--soak-duration-ms MS] [--soak-churn-rate R] [--soak-sample-ms MS]
 //! switchboard-bench report DIR
 //! switchboard-bench load '<LoadSpec JSON>'
 //! ```
@@ -26,13 +27,14 @@ use switchboard_bench::plan::{self, Plan};
 
 const USAGE: &str =
     "usage: switchboard-bench run [--smoke] [--out DIR] [--bin-dir DIR] [--node-dir DIR] [--node PATH] \
-[--reps N] [--warmup-ms MS] [--duration-ms MS] [--scenarios echo,echo-measure,broadcast,group,open-loop,idle,migrate,cluster-idle] \
+[--reps N] [--warmup-ms MS] [--duration-ms MS] [--scenarios echo,echo-measure,broadcast,group,open-loop,idle,migrate,cluster-idle,soak] \
 [--targets floor,direct-json,direct-msgpack,relay-json,relay-msgpack,node-ws,socketio,socketioxide,cluster-json] \
 [--echo-conns LIST] [--echo-payloads LIST] [--echo-measure-conns LIST] [--echo-measure-payloads LIST] \
 [--broadcast-receivers LIST] [--broadcast-payloads LIST] [--group-receivers LIST] [--group-payloads LIST] \
 [--window N] [--idle-conns LIST] [--migrate-conns LIST] [--open-loop-conns LIST] [--open-loop-payload B] [--open-loop-rate R] \
 [--open-loop-warmup-ms MS] [--open-loop-duration-ms MS] [--cluster-nodes N] [--cluster-idle-conns LIST] \
-[--cluster-idle-nodes N] [--generator-conns N] [--no-pin]
+[--cluster-idle-nodes N] [--generator-conns N] [--no-pin] \
+[--soak-conns LIST] [--soak-duration-ms MS] [--soak-churn-rate R] [--soak-sample-ms MS]
        switchboard-bench report DIR      (rewrite DIR/summary.md and DIR/chart.svg from DIR/results.jsonl)
        switchboard-bench load '<spec JSON>'
 
@@ -152,6 +154,10 @@ fn parse_run(args: &[String]) -> Result<Options, String> {
             "--cluster-idle-conns" => plan.cluster_idle_conns = list(arg, it.next())?,
             "--cluster-idle-nodes" => plan.cluster_idle_nodes = one(arg, it.next())?,
             "--generator-conns" => plan.generator_conns = one(arg, it.next())?,
+            "--soak-conns" => plan.soak_conns = list(arg, it.next())?,
+            "--soak-duration-ms" => plan.soak_duration_ms = one(arg, it.next())?,
+            "--soak-churn-rate" => plan.soak_churn_rate = one(arg, it.next())?,
+            "--soak-sample-ms" => plan.soak_sample_ms = one(arg, it.next())?,
             other => return Err(format!("unknown argument {other}")),
         }
     }

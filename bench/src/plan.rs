@@ -161,13 +161,15 @@ impl Target {
             "idle" => self.mode != Mode::MsgPack,
             // Client migration: the relay between app servers, one protocol.
             "migrate" => self.deployment == Deployment::Relay && self.mode == Mode::Json,
+            // The soak: Switchboard self-hosted and through the relay, one protocol.
+            "soak" => self.deployment.is_switchboard() && self.mode == Mode::Json,
             _ => false,
         }
     }
 }
 
 /// Scenario names `run` knows, in run order.
-pub const SCENARIOS: [&str; 8] = [
+pub const SCENARIOS: [&str; 9] = [
     "echo",
     "echo-measure",
     "broadcast",
@@ -176,6 +178,7 @@ pub const SCENARIOS: [&str; 8] = [
     "idle",
     "migrate",
     "cluster-idle",
+    "soak",
 ];
 
 /// What to run: the scenario points, repetitions and timings.
@@ -233,6 +236,15 @@ pub struct Plan {
     pub cluster_idle_nodes: usize,
     /// The most connections one generator process opens (a process may hold 20,000 files).
     pub generator_conns: usize,
+    /// The soak: connections held while others churn.
+    pub soak_conns: Vec<usize>,
+    /// The soak's length, in milliseconds.
+    pub soak_duration_ms: u64,
+    /// The soak: churning connections opened per second (each echoes and leaves).
+    pub soak_churn_rate: f64,
+    /// The soak: how often the servers' memory, descriptors and threads are read, in
+    /// milliseconds.
+    pub soak_sample_ms: u64,
     /// Scenarios to run (names as in [`SCENARIOS`]).
     pub scenarios: Vec<String>,
     /// Targets to run (names as [`Target::name`]).
@@ -273,6 +285,10 @@ impl Plan {
             cluster_idle_conns: vec![100_000],
             cluster_idle_nodes: 6,
             generator_conns: 16_000,
+            soak_conns: vec![18_000],
+            soak_duration_ms: 600_000,
+            soak_churn_rate: 20.0,
+            soak_sample_ms: 30_000,
             scenarios: SCENARIOS.iter().map(|s| s.to_string()).collect(),
             targets: Target::ALL.iter().map(|t| t.name()).collect(),
         }
@@ -303,6 +319,10 @@ impl Plan {
             cluster_idle_conns: vec![60],
             cluster_idle_nodes: 2,
             generator_conns: 25,
+            soak_conns: vec![30],
+            soak_duration_ms: 1500,
+            soak_churn_rate: 10.0,
+            soak_sample_ms: 300,
             ..Self::full()
         }
     }
@@ -319,6 +339,7 @@ impl Plan {
             .chain(&self.idle_conns)
             .chain(&self.migrate_conns)
             .chain(&self.open_loop_conns)
+            .chain(&self.soak_conns)
             .copied()
             .max()
             .unwrap_or(0)
@@ -432,4 +453,22 @@ pub struct Record {
     pub superseded: bool,
     /// Seconds spent waiting for other processes to calm down before the run.
     pub waited_secs: f64,
+    /// Soak: each server process's readings, every `soak_sample_ms`.
+    pub soak_samples: Vec<SoakSample>,
+}
+
+/// One reading of one server process during the soak.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SoakSample {
+    /// Seconds since the held connections were all open.
+    pub secs: f64,
+    /// The process (`conformance-server`, `switchboard-service`).
+    pub process: String,
+    /// Resident set size, KiB.
+    pub rss_kb: Option<u64>,
+    /// Open file descriptors.
+    pub fds: Option<u64>,
+    /// Threads.
+    pub threads: Option<u64>,
 }

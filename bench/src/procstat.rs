@@ -175,3 +175,13 @@ mod tests {
         }
     }
 }
+
+/// Open file descriptors of a process.
+pub fn open_fds(pid: &str) -> Option<u64> {
+    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64)
+}
+
+/// Threads of a process.
+pub fn threads(pid: &str) -> Option<u64> {
+    status_kb(pid, "Threads")
+}

@@ -156,6 +156,28 @@ pub fn progress_line(r: &Record) -> String {
                 .map_or(String::new(), |k| format!(" (relay {k:.2} KB/conn)")),
             r.connect_rate.map_or("?".into(), num)
         ),
+        "soak" => {
+            let rss = |process: &str| {
+                let readings: Vec<u64> = r
+                    .soak_samples
+                    .iter()
+                    .filter(|s| s.process == process)
+                    .filter_map(|s| s.rss_kb)
+                    .collect();
+                match (readings.first(), readings.last()) {
+                    (Some(a), Some(b)) => format!(" {process} RSS {} → {} MiB", a / 1024, b / 1024),
+                    _ => String::new(),
+                }
+            };
+            format!(
+                "{} echoes of churning clients, {} lost, {} errors;{}{}",
+                r.sent,
+                r.lost,
+                r.errors,
+                rss("conformance-server"),
+                rss("switchboard-service")
+            )
+        }
         "migrate" => format!(
             "moved in {} ms; latency meanwhile p50 {} µs p99 {} µs max {} µs, {} lost, {} errors",
             r.migrate_ms.map_or("?".into(), num),
@@ -585,6 +607,7 @@ pub fn markdown(plan: &Plan, env: &Environment, records: &[Record], wall_secs: f
     open_loop_details(&mut s, &targets, records);
     migration_table(&mut s, records);
     cluster_tables(&mut s, &g, records);
+    soak_table(&mut s, records);
     let failures: Vec<&Record> = records.iter().filter(|r| !r.ok).collect();
     if !failures.is_empty() {
         let _ = writeln!(s, "\n## Failed runs\n");
@@ -1276,5 +1299,62 @@ mod tests {
         assert!(md.contains("| relay-json | < 1000 |"), "{md}");
         let svg = svg(&records);
         assert!(svg.contains("Open loop") && svg.contains("socketio"), "{svg}");
+    }
+}
+
+/// The soak: per run and server process, memory, descriptors and threads at the start, after
+/// the warm-up (the first fifth of the run) and at the end.
+fn soak_table(s: &mut String, records: &[Record]) {
+    let runs: Vec<&Record> = records.iter().filter(|r| r.scenario == "soak" && !r.superseded).collect();
+    if runs.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "\n## Soak: connections held while others connect, echo and leave\n\n\
+| target | held | churned echoes | lost | errors | process | RSS start → after warm-up → end (max), MiB | growth after warm-up | descriptors start → end | threads start → end | ok |\n\
+|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for r in runs {
+        let mut processes: Vec<&str> = r.soak_samples.iter().map(|x| x.process.as_str()).collect();
+        processes.dedup();
+        processes.sort_unstable();
+        processes.dedup();
+        for process in processes {
+            let samples: Vec<&crate::plan::SoakSample> = r.soak_samples.iter().filter(|x| x.process == process).collect();
+            let end_secs = samples.last().map_or(0.0, |x| x.secs);
+            let warm = samples
+                .iter()
+                .find(|x| x.secs >= end_secs / 5.0)
+                .or(samples.last());
+            let mib = |kb: Option<u64>| kb.map_or("?".to_owned(), |kb| format!("{:.0}", kb as f64 / 1024.0));
+            let first = samples.first();
+            let last = samples.last();
+            let max = samples.iter().filter_map(|x| x.rss_kb).max();
+            let growth = match (warm.and_then(|x| x.rss_kb), last.and_then(|x| x.rss_kb)) {
+                (Some(a), Some(b)) if a > 0 => format!("{:+.1}%", (b as f64 - a as f64) / a as f64 * 100.0),
+                _ => "?".to_owned(),
+            };
+            let pair = |f: fn(&crate::plan::SoakSample) -> Option<u64>| {
+                let show = |x: Option<&&crate::plan::SoakSample>| x.and_then(|x| f(x)).map_or("?".to_owned(), |v| v.to_string());
+                format!("{} → {}", show(first), show(last))
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {process} | {} → {} → {} ({}) | {growth} | {} | {} | {} |",
+                r.target,
+                r.conns,
+                r.sent,
+                r.lost,
+                r.errors,
+                mib(first.and_then(|x| x.rss_kb)),
+                mib(warm.and_then(|x| x.rss_kb)),
+                mib(last.and_then(|x| x.rss_kb)),
+                mib(max),
+                pair(|x| x.fds),
+                pair(|x| x.threads),
+                if r.ok { "yes" } else { "no" }
+            );
+        }
     }
 }

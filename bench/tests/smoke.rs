@@ -97,7 +97,7 @@ fn smoke_run_covers_every_scenario_and_target() {
     }
     for r in records
         .iter()
-        .filter(|r| r["scenario"] != "idle" && r["scenario"] != "cluster-idle")
+        .filter(|r| !["idle", "cluster-idle", "soak"].contains(&r["scenario"].as_str().unwrap()))
     {
         assert!(r["rate"].as_f64().unwrap() > 0.0, "{r}");
         assert!(r["p99_us"].as_f64().unwrap() >= r["p50_us"].as_f64().unwrap(), "{r}");
@@ -116,7 +116,19 @@ fn smoke_run_covers_every_scenario_and_target() {
         assert!(r["kb_per_conn"].as_f64().is_some(), "{r}");
         assert!(r["connect_rate"].as_f64().unwrap() > 0.0, "{r}");
     }
+    // the soak: connections held while others churn, the servers read meanwhile
+    for target in ["direct-json", "relay-json"] {
+        assert!(ran("soak", target), "no successful soak run on {target}");
+    }
+    for r in records.iter().filter(|r| r["scenario"] == "soak") {
+        assert!(r["sent"].as_u64().unwrap() > 0, "{r}");
+        assert_eq!(r["lost"], 0, "{r}");
+        let samples = r["soak_samples"].as_array().unwrap();
+        assert!(samples.len() >= 2, "{r}");
+        assert!(samples.iter().all(|x| x["rss_kb"].as_u64().is_some() && x["fds"].as_u64().is_some()), "{r}");
+    }
     let summary_md = std::fs::read_to_string(out.join("summary.md")).expect("summary.md");
+    assert!(summary_md.contains("## Soak"), "{summary_md}");
     assert!(summary_md.contains("## Against the targets"));
     assert!(summary_md.contains("## Client migration"), "{summary_md}");
     assert!(
