@@ -5,7 +5,8 @@
 #
 # Steps: system packages (Node.js, Python, Chromium, redis-server) when missing; formatting and lints;
 # the runtime without its optional features; the docs with warnings as errors; the declared
-# minimum Rust version (installed with rustup when missing); the Rust build and tests; the Node conformance suite with the official SignalR client;
+# minimum Rust version (installed with rustup when missing); the Rust build and tests; a short
+# pass of every fuzz target (cargo-fuzz installed when missing); the Node conformance suite with the official SignalR client;
 # the Python suite with third-party SignalR clients; the browser test in headless Chromium;
 # then no secret in the debug logs the suites' servers wrote.
 # A missing tool is installed or reported as a failure: no test is skipped.
@@ -78,6 +79,22 @@ cargo "+$msrv" check -p switchboard -p switchboard-macros -p switchboard-service
 
 step "Rust tests"
 cargo test --workspace --all-features --quiet
+
+step "fuzz targets (cargo-fuzz): each over its committed corpus, then 20,000 more inputs"
+command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked --quiet \
+  || fail "could not install cargo-fuzz"
+fuzz_scratch="$(mktemp -d "${TMPDIR:-/tmp}/switchboard-fuzz.XXXXXX")"
+fuzz_targets="$(cd fuzz && cargo fuzz list)"
+[ -n "$fuzz_targets" ] || fail "fuzz/ lists no fuzz target"
+for target in $fuzz_targets; do
+  # New inputs go to the scratch directory; the committed corpus is only read.
+  mkdir -p "$fuzz_scratch/$target"
+  (cd fuzz && cargo fuzz run --sanitizer none --debug-assertions "$target" \
+      "$fuzz_scratch/$target" "corpus/$target" -- -runs=20000 -print_final_stats=1 2>&1 \
+      | grep -E "^(Done|stat::number_of_executed_units|thread|.*panicked)" ) \
+    || fail "fuzz target $target found a failure (see above; its input is in fuzz/artifacts/$target)"
+done
+rm -rf "$fuzz_scratch"
 
 # From here on every server the suites start also writes its debug log to this directory;
 # the last step looks for secrets in them.

@@ -1305,7 +1305,10 @@ mod tests {
 /// The soak: per run and server process, memory, descriptors and threads at the start, after
 /// the warm-up (the first fifth of the run) and at the end.
 fn soak_table(s: &mut String, records: &[Record]) {
-    let runs: Vec<&Record> = records.iter().filter(|r| r.scenario == "soak" && !r.superseded).collect();
+    let runs: Vec<&Record> = records
+        .iter()
+        .filter(|r| r.scenario == "soak" && !r.superseded)
+        .collect();
     if runs.is_empty() {
         return;
     }
@@ -1321,12 +1324,10 @@ fn soak_table(s: &mut String, records: &[Record]) {
         processes.sort_unstable();
         processes.dedup();
         for process in processes {
-            let samples: Vec<&crate::plan::SoakSample> = r.soak_samples.iter().filter(|x| x.process == process).collect();
+            let samples: Vec<&crate::plan::SoakSample> =
+                r.soak_samples.iter().filter(|x| x.process == process).collect();
             let end_secs = samples.last().map_or(0.0, |x| x.secs);
-            let warm = samples
-                .iter()
-                .find(|x| x.secs >= end_secs / 5.0)
-                .or(samples.last());
+            let warm = samples.iter().find(|x| x.secs >= end_secs / 5.0).or(samples.last());
             let mib = |kb: Option<u64>| kb.map_or("?".to_owned(), |kb| format!("{:.0}", kb as f64 / 1024.0));
             let first = samples.first();
             let last = samples.last();
@@ -1336,7 +1337,9 @@ fn soak_table(s: &mut String, records: &[Record]) {
                 _ => "?".to_owned(),
             };
             let pair = |f: fn(&crate::plan::SoakSample) -> Option<u64>| {
-                let show = |x: Option<&&crate::plan::SoakSample>| x.and_then(|x| f(x)).map_or("?".to_owned(), |v| v.to_string());
+                let show = |x: Option<&&crate::plan::SoakSample>| {
+                    x.and_then(|x| f(x)).map_or("?".to_owned(), |v| v.to_string())
+                };
                 format!("{} → {}", show(first), show(last))
             };
             let _ = writeln!(

@@ -125,7 +125,12 @@ fn smoke_run_covers_every_scenario_and_target() {
         assert_eq!(r["lost"], 0, "{r}");
         let samples = r["soak_samples"].as_array().unwrap();
         assert!(samples.len() >= 2, "{r}");
-        assert!(samples.iter().all(|x| x["rss_kb"].as_u64().is_some() && x["fds"].as_u64().is_some()), "{r}");
+        assert!(
+            samples
+                .iter()
+                .all(|x| x["rss_kb"].as_u64().is_some() && x["fds"].as_u64().is_some()),
+            "{r}"
+        );
     }
     let summary_md = std::fs::read_to_string(out.join("summary.md")).expect("summary.md");
     assert!(summary_md.contains("## Soak"), "{summary_md}");

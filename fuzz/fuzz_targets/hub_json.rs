@@ -1,4 +1,5 @@
-//! JSON hub records: whatever parses writes back to a record that parses to the same message.
+//! JSON hub records: whatever parses writes back to a record that parses to the same
+//! message.
 #![no_main]
 
 use bytes::Bytes;
@@ -19,8 +20,6 @@ fuzz_target!(|data: &[u8]| {
         .parse_record(Bytes::copy_from_slice(body))
         .expect("what was written parses")
         .expect("as a known message");
-    assert_eq!(again.type_id(), message.type_id());
-    let mut twice = Vec::new();
-    Protocol::Json.write_message(&mut twice, &again).expect("writes again");
-    assert_eq!(out, twice, "writing is stable");
+    // Headers are a map: the written order may differ, the message may not.
+    assert_eq!(again, message);
 });

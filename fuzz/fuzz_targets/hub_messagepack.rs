@@ -4,12 +4,19 @@
 
 use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
-use switchboard::protocol::Protocol;
+use switchboard::protocol::{HubMessage, Protocol};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(Some(message)) = Protocol::MessagePack.parse_record(Bytes::copy_from_slice(data)) else {
         return;
     };
+    // An argument nested too deeply to read stands as an empty value that binds to no type
+    // (the invocation then fails its binding); such an invocation is not written back.
+    if let HubMessage::Invocation(invocation) | HubMessage::StreamInvocation(invocation) = &message {
+        if invocation.arguments.iter().any(|argument| argument.bytes().is_empty()) {
+            return;
+        }
+    }
     let mut out = Vec::new();
     if Protocol::MessagePack.write_message(&mut out, &message).is_err() {
         return;
@@ -25,8 +32,5 @@ fuzz_target!(|data: &[u8]| {
         .parse_record(record)
         .expect("what was written parses")
         .expect("as a known message");
-    assert_eq!(again.type_id(), message.type_id());
-    let mut twice = Vec::new();
-    Protocol::MessagePack.write_message(&mut twice, &again).expect("writes again");
-    assert_eq!(out, twice, "writing is stable");
+    assert_eq!(again, message);
 });

@@ -1,5 +1,5 @@
 //! The service protocol (app server ⇄ service records): what parses writes back to a record
-//! that parses to the same message.
+//! that parses, and writes the same bytes again.
 #![no_main]
 
 use bytes::{Bytes, BytesMut};
@@ -18,5 +18,9 @@ fuzz_target!(|data: &[u8]| {
         .expect("what was written frames")
         .expect("a whole record");
     let again = service::parse(record).expect("what was written parses").expect("known");
-    assert_eq!(again, message);
+    // The writer normalizes (a Default connection's handshake carries no target, as the
+    // reference writes it): what it wrote reads back to a message it writes the same way.
+    let mut twice = Vec::new();
+    service::write(&again, &mut twice);
+    assert_eq!(out, twice);
 });

@@ -242,16 +242,7 @@ async fn websocket_messagepack_round_trip() {
 /// A MessagePack record framed with its VarInt length.
 fn varint_framed(body: &[u8]) -> Vec<u8> {
     let mut framed = Vec::new();
-    let mut len = body.len();
-    loop {
-        let byte = (len & 0x7f) as u8;
-        len >>= 7;
-        if len == 0 {
-            framed.push(byte);
-            break;
-        }
-        framed.push(byte | 0x80);
-    }
+    switchboard::protocol::framing::write_varint(&mut framed, body.len());
     framed.extend_from_slice(body);
     framed
 }

@@ -452,17 +452,14 @@ async fn http_an_expired_token_ends_an_event_stream() {
     }
 }
 
-#[tokio::test]
-async fn http_a_client_that_does_not_read_is_told_why_it_is_closed() {
-    let relay = relay().await;
-    let mut server = AppServer::connect(&relay, "chat", "app1").await;
-    let (mut client, _) = connect_through(&relay, &mut server, "chat", "json", json!({})).await;
-    // Far more than the client's queue and the sockets' buffers hold, while it reads nothing.
+/// `count` broadcasts from the app server of a JSON invocation of `m` with a string of `size`
+/// bytes.
+async fn broadcast_invocations(server: &mut AppServer, count: usize, size: usize) {
     let payload = format!(
         "{{\"type\":1,\"target\":\"m\",\"arguments\":[\"{}\"]}}\u{1e}",
-        "x".repeat(2000)
+        "x".repeat(size)
     );
-    for _ in 0..8000 {
+    for _ in 0..count {
         server
             .send(&ServiceMessage::BroadcastData(
                 switchboard::protocol::service::BroadcastData {
@@ -472,6 +469,15 @@ async fn http_a_client_that_does_not_read_is_told_why_it_is_closed() {
             ))
             .await;
     }
+}
+
+#[tokio::test]
+async fn http_a_client_that_does_not_read_is_told_why_it_is_closed() {
+    let relay = relay().await;
+    let mut server = AppServer::connect(&relay, "chat", "app1").await;
+    let (mut client, _) = connect_through(&relay, &mut server, "chat", "json", json!({})).await;
+    // Far more than the client's queue and the sockets' buffers hold, while it reads nothing.
+    broadcast_invocations(&mut server, 8000, 2000).await;
     let mut last = String::new();
     while let Ok((_, bytes)) = client.next().await {
         last = String::from_utf8_lossy(&bytes).into_owned();
@@ -493,20 +499,7 @@ async fn http_a_client_that_does_not_read_is_closed_past_its_queued_bytes() {
     let (mut client, _) = connect_through(&relay, &mut server, "chat", "json", json!({})).await;
     // Far fewer messages than the client's queue may count (4,096), far more bytes than its
     // 4 MiB and the sockets' buffers hold, while it reads nothing.
-    let payload = format!(
-        "{{\"type\":1,\"target\":\"m\",\"arguments\":[\"{}\"]}}\u{1e}",
-        "x".repeat(64 * 1024)
-    );
-    for _ in 0..600 {
-        server
-            .send(&ServiceMessage::BroadcastData(
-                switchboard::protocol::service::BroadcastData {
-                    payloads: vec![("json".to_owned(), payload.clone().into())],
-                    ..Default::default()
-                },
-            ))
-            .await;
-    }
+    broadcast_invocations(&mut server, 600, 64 * 1024).await;
     let started = std::time::Instant::now();
     let mut last = String::new();
     let mut delivered = 0;

@@ -63,8 +63,13 @@ pub struct Url {
 }
 
 impl Url {
-    /// Parses an absolute `http://` or `https://` URL.
+    /// Parses an absolute `http://` or `https://` URL. Whitespace and control characters are
+    /// refused anywhere, and a host is a name (letters, digits, `-`, `.`, `_`, `~`, `%`) or a
+    /// bracketed IPv6 address.
     pub fn parse(text: &str) -> Option<Url> {
+        if text.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return None;
+        }
         let (scheme, rest) = text.split_once("://")?;
         let scheme = scheme.to_ascii_lowercase();
         let default_port = match scheme.as_str() {
@@ -91,7 +96,13 @@ impl Url {
                 None => (authority.to_owned(), default_port),
             }
         };
-        if host.is_empty() || host.contains(char::is_whitespace) {
+        let name = |c: char| c.is_ascii_alphanumeric() || "-._~%".contains(c);
+        let ipv6 = |c: char| c.is_ascii_hexdigit() || c == ':' || c == '.';
+        let valid = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+            Some(address) => !address.is_empty() && address.chars().all(ipv6),
+            None => !host.is_empty() && host.chars().all(name),
+        };
+        if !valid {
             return None;
         }
         let path = path
@@ -313,6 +324,22 @@ mod tests {
         assert_eq!(
             error("Endpoint=http://a;endpoint=http://b"),
             "Duplicate properties found in connection string: endpoint."
+        );
+        // Whitespace, control characters and hosts that are not names are not URIs (fuzzing
+        // found these taken as hosts).
+        for bad in [
+            "http://\0/x",
+            "http://a b",
+            "https\t://a",
+            "http://a/\tx",
+            "http://a!b",
+            "http://[]",
+        ] {
+            assert!(Url::parse(bad).is_none(), "{bad:?}");
+        }
+        assert_eq!(
+            Url::parse("http://[::1]:81/p").unwrap().to_string(),
+            "http://[::1]:81/p"
         );
         assert_eq!(
             error("Endpoint=ftp://a;AccessKey=k"),

@@ -305,11 +305,16 @@ impl ServiceHub {
 
     /// Resolves once a server connection is up.
     pub async fn until_connected(&self) {
+        self.until_attached(Self::is_connected).await;
+    }
+
+    /// Resolves once `done` holds, checked each time a server connection comes up.
+    async fn until_attached(&self, done: fn(&Self) -> bool) {
         loop {
             let attached = self.attached.notified();
             tokio::pin!(attached);
             attached.as_mut().enable();
-            if self.is_connected() {
+            if done(self) {
                 return;
             }
             attached.await;
@@ -324,15 +329,7 @@ impl ServiceHub {
 
     /// Resolves once every initial (fixed) server connection is up.
     pub async fn until_fully_connected(&self) {
-        loop {
-            let attached = self.attached.notified();
-            tokio::pin!(attached);
-            attached.as_mut().enable();
-            if self.is_fully_connected() {
-                return;
-            }
-            attached.await;
-        }
+        self.until_attached(Self::is_fully_connected).await;
     }
 
     pub fn detach(&self, slot: usize) {
