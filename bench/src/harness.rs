@@ -1091,6 +1091,8 @@ impl Harness {
             scenario: Scenario::Soak,
             payload: 64,
             rate: plan.soak_churn_rate,
+            // The generator's time limit counts the soak itself.
+            duration_ms: plan.soak_duration_ms,
             ..idle_spec(t.mode, &r.url, conns)
         };
         let mut record = self.base_record(t, &spec, rep);

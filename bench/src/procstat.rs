@@ -156,6 +156,16 @@ pub fn ensure_open_files(needed: u64) -> Result<(), String> {
     ))
 }
 
+/// Open file descriptors of a process.
+pub fn open_fds(pid: &str) -> Option<u64> {
+    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64)
+}
+
+/// Threads of a process.
+pub fn threads(pid: &str) -> Option<u64> {
+    status_kb(pid, "Threads")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,14 +184,4 @@ mod tests {
             assert!(ensure_open_files(hard + 1).is_err());
         }
     }
-}
-
-/// Open file descriptors of a process.
-pub fn open_fds(pid: &str) -> Option<u64> {
-    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64)
-}
-
-/// Threads of a process.
-pub fn threads(pid: &str) -> Option<u64> {
-    status_kb(pid, "Threads")
 }

@@ -1225,6 +1225,66 @@ fn panel(s: &mut String, p: &Panel, top: f64, w: f64, h: f64) {
     );
 }
 
+/// The soak: per run and server process, memory, descriptors and threads at the start, after
+/// the warm-up (the first fifth of the run) and at the end.
+fn soak_table(s: &mut String, records: &[Record]) {
+    let runs: Vec<&Record> = records
+        .iter()
+        .filter(|r| r.scenario == "soak" && !r.superseded)
+        .collect();
+    if runs.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "\n## Soak: connections held while others connect, echo and leave\n\n\
+| target | held | churned echoes | lost | errors | process | RSS start → after warm-up → end (max), MiB | growth after warm-up | descriptors start → end | threads start → end | ok |\n\
+|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for r in runs {
+        let mut processes: Vec<&str> = r.soak_samples.iter().map(|x| x.process.as_str()).collect();
+        processes.dedup();
+        processes.sort_unstable();
+        processes.dedup();
+        for process in processes {
+            let samples: Vec<&crate::plan::SoakSample> =
+                r.soak_samples.iter().filter(|x| x.process == process).collect();
+            let end_secs = samples.last().map_or(0.0, |x| x.secs);
+            let warm = samples.iter().find(|x| x.secs >= end_secs / 5.0).or(samples.last());
+            let mib = |kb: Option<u64>| kb.map_or("?".to_owned(), |kb| format!("{:.0}", kb as f64 / 1024.0));
+            let first = samples.first();
+            let last = samples.last();
+            let max = samples.iter().filter_map(|x| x.rss_kb).max();
+            let growth = match (warm.and_then(|x| x.rss_kb), last.and_then(|x| x.rss_kb)) {
+                (Some(a), Some(b)) if a > 0 => format!("{:+.1}%", (b as f64 - a as f64) / a as f64 * 100.0),
+                _ => "?".to_owned(),
+            };
+            let pair = |f: fn(&crate::plan::SoakSample) -> Option<u64>| {
+                let show = |x: Option<&&crate::plan::SoakSample>| {
+                    x.and_then(|x| f(x)).map_or("?".to_owned(), |v| v.to_string())
+                };
+                format!("{} → {}", show(first), show(last))
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {process} | {} → {} → {} ({}) | {growth} | {} | {} | {} |",
+                r.target,
+                r.conns,
+                r.sent,
+                r.lost,
+                r.errors,
+                mib(first.and_then(|x| x.rss_kb)),
+                mib(warm.and_then(|x| x.rss_kb)),
+                mib(last.and_then(|x| x.rss_kb)),
+                mib(max),
+                pair(|x| x.fds),
+                pair(|x| x.threads),
+                if r.ok { "yes" } else { "no" }
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1299,65 +1359,5 @@ mod tests {
         assert!(md.contains("| relay-json | < 1000 |"), "{md}");
         let svg = svg(&records);
         assert!(svg.contains("Open loop") && svg.contains("socketio"), "{svg}");
-    }
-}
-
-/// The soak: per run and server process, memory, descriptors and threads at the start, after
-/// the warm-up (the first fifth of the run) and at the end.
-fn soak_table(s: &mut String, records: &[Record]) {
-    let runs: Vec<&Record> = records
-        .iter()
-        .filter(|r| r.scenario == "soak" && !r.superseded)
-        .collect();
-    if runs.is_empty() {
-        return;
-    }
-    let _ = writeln!(
-        s,
-        "\n## Soak: connections held while others connect, echo and leave\n\n\
-| target | held | churned echoes | lost | errors | process | RSS start → after warm-up → end (max), MiB | growth after warm-up | descriptors start → end | threads start → end | ok |\n\
-|---|---|---|---|---|---|---|---|---|---|---|"
-    );
-    for r in runs {
-        let mut processes: Vec<&str> = r.soak_samples.iter().map(|x| x.process.as_str()).collect();
-        processes.dedup();
-        processes.sort_unstable();
-        processes.dedup();
-        for process in processes {
-            let samples: Vec<&crate::plan::SoakSample> =
-                r.soak_samples.iter().filter(|x| x.process == process).collect();
-            let end_secs = samples.last().map_or(0.0, |x| x.secs);
-            let warm = samples.iter().find(|x| x.secs >= end_secs / 5.0).or(samples.last());
-            let mib = |kb: Option<u64>| kb.map_or("?".to_owned(), |kb| format!("{:.0}", kb as f64 / 1024.0));
-            let first = samples.first();
-            let last = samples.last();
-            let max = samples.iter().filter_map(|x| x.rss_kb).max();
-            let growth = match (warm.and_then(|x| x.rss_kb), last.and_then(|x| x.rss_kb)) {
-                (Some(a), Some(b)) if a > 0 => format!("{:+.1}%", (b as f64 - a as f64) / a as f64 * 100.0),
-                _ => "?".to_owned(),
-            };
-            let pair = |f: fn(&crate::plan::SoakSample) -> Option<u64>| {
-                let show = |x: Option<&&crate::plan::SoakSample>| {
-                    x.and_then(|x| f(x)).map_or("?".to_owned(), |v| v.to_string())
-                };
-                format!("{} → {}", show(first), show(last))
-            };
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {} | {process} | {} → {} → {} ({}) | {growth} | {} | {} | {} |",
-                r.target,
-                r.conns,
-                r.sent,
-                r.lost,
-                r.errors,
-                mib(first.and_then(|x| x.rss_kb)),
-                mib(warm.and_then(|x| x.rss_kb)),
-                mib(last.and_then(|x| x.rss_kb)),
-                mib(max),
-                pair(|x| x.fds),
-                pair(|x| x.threads),
-                if r.ok { "yes" } else { "no" }
-            );
-        }
     }
 }
